@@ -1,0 +1,112 @@
+-- Bundled queue engine: internal helpers (name validation, table names, locks, pg_partman).
+-- Re-applied whenever this file changes: CREATE OR REPLACE only, no BEGIN/COMMIT.
+-- All functions are SECURITY INVOKER, like pgmq's own.
+
+-- Validates a queue name: not empty, none of $ ; -- ', at most 47 characters.
+CREATE OR REPLACE FUNCTION pgmq.validate_queue_name(queue_name text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE SECURITY INVOKER
+AS $fn$
+BEGIN
+  IF queue_name IS NULL OR queue_name = '' THEN
+    RAISE EXCEPTION 'queue name must not be empty'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF queue_name ~ '[$;'']|--' THEN
+    RAISE EXCEPTION 'queue name contains invalid characters'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'A queue name may not contain $, ;, -- or a single quote.';
+  END IF;
+  -- 'archived_at_idx_' (16) + name must fit in an identifier (63 bytes), hence 47.
+  -- Counted in bytes too, so that a multibyte name can never be silently truncated.
+  IF length(queue_name) > 47 OR octet_length(queue_name) > 47 THEN
+    RAISE EXCEPTION 'queue name is too long, maximum length is 47 characters'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+END;
+$fn$;
+
+COMMENT ON FUNCTION pgmq.validate_queue_name(text) IS
+  'Raises when a queue name is empty, contains $ ; -- or '', or is longer than 47 characters';
+
+-- Table name of a queue ('q') or its archive ('a'): lower(prefix || '_' || name), name validated.
+CREATE OR REPLACE FUNCTION pgmq.format_table_name(queue_name text, prefix text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE SECURITY INVOKER
+AS $fn$
+BEGIN
+  PERFORM pgmq.validate_queue_name(queue_name);
+  RETURN lower(prefix || '_' || queue_name);
+END;
+$fn$;
+
+COMMENT ON FUNCTION pgmq.format_table_name(text, text) IS
+  'Validated table name of a queue: lower(prefix || ''_'' || queue_name); prefix q (messages) or a (archive)';
+
+-- Serialises create/drop of one queue until the end of the transaction.
+CREATE OR REPLACE FUNCTION pgmq.acquire_queue_lock(queue_name text)
+RETURNS void
+LANGUAGE sql VOLATILE SECURITY INVOKER
+AS $fn$
+  SELECT pg_advisory_xact_lock(hashtext('pgmq.queue_' || lower(queue_name)));
+$fn$;
+
+COMMENT ON FUNCTION pgmq.acquire_queue_lock(text) IS
+  'Transaction advisory lock that serialises create/drop of one queue (key: hashtext of the lower-cased name)';
+
+-- Schema of the pg_partman extension in this database, NULL when it is not installed.
+CREATE OR REPLACE FUNCTION pgmq._pg_partman_schema()
+RETURNS text
+LANGUAGE sql STABLE SECURITY INVOKER
+AS $fn$
+  SELECT n.nspname::text
+  FROM pg_catalog.pg_extension e
+  JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+  WHERE e.extname = 'pg_partman';
+$fn$;
+
+COMMENT ON FUNCTION pgmq._pg_partman_schema() IS
+  'Schema of the pg_partman extension in this database, or NULL when it is not installed';
+
+-- Raises the documented error when pg_partman is not installed in this database.
+CREATE OR REPLACE FUNCTION pgmq._ensure_pg_partman_installed()
+RETURNS text
+LANGUAGE plpgsql STABLE SECURITY INVOKER
+AS $fn$
+DECLARE
+  partman_schema text := pgmq._pg_partman_schema();
+BEGIN
+  IF partman_schema IS NULL THEN
+    RAISE EXCEPTION 'pg_partman is required for partitioned queues'
+      USING ERRCODE = 'feature_not_supported',
+            HINT = 'Install the pg_partman extension in this database, or use pgmq.create / pgmq.create_unlogged.';
+  END IF;
+  RETURN partman_schema;
+END;
+$fn$;
+
+COMMENT ON FUNCTION pgmq._ensure_pg_partman_installed() IS
+  'Returns the pg_partman schema; raises "pg_partman is required for partitioned queues" when absent';
+
+-- Partition column for a partition interval: msg_id for a number, enqueued_at for a time interval.
+CREATE OR REPLACE FUNCTION pgmq._get_partition_col(partition_interval text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE SECURITY INVOKER
+AS $fn$
+BEGIN
+  IF partition_interval ~ '^\s*[0-9]+\s*$' THEN
+    RETURN 'msg_id';
+  END IF;
+  BEGIN
+    PERFORM partition_interval::interval;
+  EXCEPTION WHEN others THEN
+    RAISE EXCEPTION 'unknown partition_interval: %', partition_interval
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Use a number of messages (''10000'') or a time interval (''1 day'').';
+  END;
+  RETURN 'enqueued_at';
+END;
+$fn$;
+
+COMMENT ON FUNCTION pgmq._get_partition_col(text) IS
+  'Partition column for a pg_partman interval: msg_id when numeric, enqueued_at when a time interval';

@@ -1,0 +1,141 @@
+import {Command, Flags, Interfaces} from '@oclif/core'
+
+import {CliError, ExitCode, type ExitCodeValue, UsageError} from './lib/cli/errors.js'
+import {redact, redactValue} from './lib/cli/redact.js'
+import {isInteractive} from './lib/cli/terminal.js'
+import {toCliError} from './lib/db/pg-errors.js'
+
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
+export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
+
+/**
+ * Every command extends this. It owns --json (one JSON document on stdout, errors included),
+ * the exit-code map, one-line errors with a hint, colour/TTY decisions and redaction.
+ * Subclasses implement execute() returning plain data, and human() to render it for people.
+ */
+export abstract class BaseCommand<T extends typeof Command = typeof Command> extends Command {
+  static override baseFlags = {
+    json: Flags.boolean({description: 'Print one JSON document on stdout (errors too).', helpGroup: 'GLOBAL'}),
+    color: Flags.boolean({
+      allowNo: true,
+      default: true,
+      description: 'Colour and spinners on a terminal (--no-color, NO_COLOR or TERM=dumb turn them off).',
+      helpGroup: 'GLOBAL',
+    }),
+  }
+
+  protected flags!: BaseFlags<T>
+  protected args!: BaseArgs<T>
+  private exitCodeAfterOutput: ExitCodeValue = ExitCode.ok
+
+  /** Does the command's work and returns plain data (printed as JSON with --json). */
+  protected abstract execute(): Promise<unknown>
+
+  /** Renders the result for a person. Default: a JSON dump. */
+  protected human(result: unknown): void {
+    if (result !== undefined) this.out(JSON.stringify(result, null, 2))
+  }
+
+  protected get jsonMode(): boolean {
+    const passThrough = this.argv.indexOf('--')
+    const json = this.argv.indexOf('--json')
+    return json !== -1 && (passThrough === -1 || json < passThrough)
+  }
+
+  /** Colour and spinners allowed on stdout? */
+  protected get colorful(): boolean {
+    return !this.jsonMode && isInteractive(process.stdout, !this.argv.includes('--no-color'))
+  }
+
+  /** Colour and spinners allowed on stderr (progress)? */
+  protected get colorfulErr(): boolean {
+    return isInteractive(process.stderr, !this.argv.includes('--no-color'))
+  }
+
+  /** Sets the exit code used once output is printed (e.g. 3 for unhealthy). */
+  protected exitAfterOutput(code: ExitCodeValue): void {
+    if (code > this.exitCodeAfterOutput) this.exitCodeAfterOutput = code
+  }
+
+  /** A line on stdout, redacted. */
+  protected out(line = ''): void {
+    process.stdout.write(redact(line) + '\n')
+  }
+
+  /** A progress/notice line on stderr, redacted; silent under --json unless forced. */
+  protected note(line: string): void {
+    process.stderr.write(redact(line) + '\n')
+  }
+
+  override async init(): Promise<void> {
+    await super.init()
+    if (!this.colorful) {
+      process.env.FORCE_COLOR = '0'
+    }
+    let parsed
+    try {
+      parsed = await this.parse({
+        flags: this.ctor.flags,
+        baseFlags: (super.ctor as typeof BaseCommand).baseFlags,
+        enableJsonFlag: false,
+        args: this.ctor.args,
+        strict: this.ctor.strict,
+      })
+    } catch (error) {
+      throw asUsageError(error, this.id)
+    }
+    this.flags = parsed.flags as BaseFlags<T>
+    this.args = parsed.args as BaseArgs<T>
+  }
+
+  async run(): Promise<unknown> {
+    const result = await this.execute()
+    if (this.jsonMode) {
+      if (result !== undefined) process.stdout.write(JSON.stringify(redactValue(result), null, 2) + '\n')
+    } else {
+      this.human(result)
+    }
+    process.exitCode = this.exitCodeAfterOutput
+    return undefined
+  }
+
+  override async catch(error: Error & {exitCode?: number}): Promise<void> {
+    const cliError = classify(error, this.id)
+    if (this.jsonMode) {
+      const body = {error: {code: cliError.code, message: cliError.message, hint: cliError.hint ?? null, exitCode: cliError.exitCode}}
+      process.stdout.write(JSON.stringify(redactValue(body), null, 2) + '\n')
+    } else {
+      const colour = this.colorfulErr
+      const red = (s: string) => (colour ? `\u001B[31m${s}\u001B[39m` : s)
+      const dim = (s: string) => (colour ? `\u001B[2m${s}\u001B[22m` : s)
+      process.stderr.write(redact(`${red('error:')} ${cliError.message}`) + '\n')
+      if (cliError.hint) process.stderr.write(redact(dim(`hint: ${cliError.hint}`)) + '\n')
+    }
+    if (process.env.DEBUG && error.stack) process.stderr.write(redact(error.stack) + '\n')
+    process.exitCode = cliError.exitCode
+  }
+}
+
+const PARSE_ERROR_NAMES = /Parse|Args|Flags?|Validation|InvalidOption|Constraint/
+
+function asUsageError(error: unknown, id: string | undefined): unknown {
+  if (error instanceof CliError) return error
+  if (error instanceof Error) {
+    const message = error.message.split('\n')[0]
+    return new UsageError(message, {hint: `see \`singularity ${(id ?? '').replaceAll(':', ' ')} --help\``, cause: error})
+  }
+  return error
+}
+
+function classify(error: unknown, id: string | undefined): CliError {
+  if (error instanceof CliError) return error
+  const e = error as Error & {parse?: unknown; code?: string; oclif?: {exit?: number}; signal?: string}
+  if (e && (e.parse !== undefined || PARSE_ERROR_NAMES.test(e.constructor?.name ?? ''))) {
+    return asUsageError(e, id) as CliError
+  }
+  if (e?.code === 'SIGINT' || e?.signal === 'SIGINT') return new CliError('interrupted', {exitCode: ExitCode.interrupted, code: 'INTERRUPTED'})
+  const fromPg = toCliError(error)
+  if (fromPg) return fromPg
+  const message = (e?.message ?? String(error)).split('\n')[0]
+  return new CliError(message, {hint: 'run with DEBUG=1 for the stack trace', code: 'FAILURE'})
+}

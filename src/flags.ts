@@ -1,0 +1,16 @@
+import {Flags} from '@oclif/core'
+
+/** Connection flags shared by every command that talks to the server. */
+export const connectionFlags = {
+  'admin-url': Flags.string({
+    description: 'Admin (superuser) connection URL; default SINGULARITY_ADMIN_URL, the config file, PG* variables, then the local cluster.',
+    helpGroup: 'CONNECTION',
+  }),
+  config: Flags.string({description: 'Config file (JSON); default SINGULARITY_CONFIG or ~/.config/singularity/config.json.', helpGroup: 'CONNECTION'}),
+  prefix: Flags.string({description: 'Name prefix of the estate (databases, roles, jobs, slots); default SINGULARITY_PREFIX or none.', helpGroup: 'CONNECTION'}),
+}
+
+/** Flags of the embedded local cluster. */
+export const localFlags = {
+  'data-dir': Flags.string({description: 'Directory of the local cluster; default SINGULARITY_LOCAL_DIR or /var/lib/singularity/local (root) / ~/.local/share/singularity/local.'}),
+}

@@ -1,0 +1,147 @@
+import {existsSync, readFileSync} from 'node:fs'
+import {homedir} from 'node:os'
+import {join} from 'node:path'
+
+import {UsageError} from '../cli/errors.js'
+import {registerSecret} from '../cli/redact.js'
+import {readLocalState, defaultLocalDir} from '../local-cluster/paths.js'
+import {configFileSchema, instances, namePrefix, port, postgresUrl, type ConfigFile} from './schema.js'
+
+export type DatabaseKind = 'singularity' | 'genesis' | 'centralcloud' | 'nexus' | 'shared_queue'
+
+/** Where a connection setting came from, for `doctor`/`db status` and error messages. */
+export type Source = 'flag' | 'env' | 'config' | 'libpq' | 'local'
+
+export interface Target {
+  /** undefined = let libpq's PG* variables / .pgpass decide, as psql does */
+  url?: string
+  /** database to connect to (overrides the URL's) */
+  database?: string
+  source: Source
+  /** where exactly, e.g. "SINGULARITY_ADMIN_URL" or "--admin-url" */
+  origin: string
+}
+
+export interface ResolvedConfig {
+  admin?: Target
+  /** per-kind service URLs set explicitly by env/config */
+  databases: Partial<Record<DatabaseKind, Target>>
+  localDir: string
+  localPort?: number
+  instances?: number
+  prefix: string
+  backupDir: string
+  configFile?: string
+}
+
+export interface ConfigFlags {
+  'admin-url'?: string
+  config?: string
+  'data-dir'?: string
+  port?: number
+  instances?: number
+  prefix?: string
+}
+
+const DATABASE_ENV: Record<DatabaseKind, string> = {
+  singularity: 'DATABASE_URL',
+  genesis: 'GENESIS_DATABASE_URL',
+  centralcloud: 'CENTRALCLOUD_DATABASE_URL',
+  nexus: 'NEXUS_DATABASE_URL',
+  shared_queue: 'SHARED_QUEUE_DB_URL',
+}
+
+const LIBPQ_TARGET_VARS = ['PGHOST', 'PGHOSTADDR', 'PGPORT', 'PGUSER', 'PGDATABASE', 'PGSERVICE']
+
+/** Validates one value with a zod schema; on failure exits 2 naming the setting, never the value. */
+function check<T>(schema: {safeParse(v: unknown): {success: true; data: T} | {success: false; error: {issues: {message: string}[]}}}, value: unknown, name: string): T {
+  const result = schema.safeParse(value)
+  if (!result.success) {
+    throw new UsageError(`invalid ${name}: ${result.error.issues[0]?.message ?? 'bad value'}`, {
+      hint: `fix ${name} (its value is not shown, it may hold a password)`,
+      code: 'BAD_CONFIG',
+    })
+  }
+  return result.data
+}
+
+function rememberPassword(url: string | undefined): void {
+  if (!url) return
+  try {
+    registerSecret(decodeURIComponent(new URL(url).password))
+  } catch {
+    // not a URL: nothing to remember
+  }
+}
+
+function loadConfigFile(path: string | undefined, explicit: boolean): {file: ConfigFile; path?: string} {
+  if (!path || !existsSync(path)) {
+    if (explicit) throw new UsageError(`config file not found: ${path}`, {hint: 'check --config / SINGULARITY_CONFIG'})
+    return {file: {}}
+  }
+  let raw: unknown
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'))
+  } catch (error) {
+    throw new UsageError(`config file ${path} is not valid JSON: ${(error as Error).message.split('\n')[0]}`)
+  }
+  const result = configFileSchema.safeParse(raw)
+  if (!result.success) {
+    const issue = result.error.issues[0]
+    throw new UsageError(`invalid config file ${path}: ${issue.path.join('.') || '(root)'}: ${issue.message}`, {code: 'BAD_CONFIG'})
+  }
+  return {file: result.data, path}
+}
+
+/**
+ * Resolves connection settings: flags override env, env overrides the config file, then libpq's
+ * own PG* variables, then the embedded local cluster (when it has been created).
+ */
+export function resolveConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
+  const explicitConfig = flags.config ?? env.SINGULARITY_CONFIG
+  const configPath = explicitConfig ?? join(env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'singularity', 'config.json')
+  const {file, path: configFile} = loadConfigFile(configPath, explicitConfig !== undefined)
+
+  const localDir = flags['data-dir'] ?? env.SINGULARITY_LOCAL_DIR ?? file.local?.dataDir ?? defaultLocalDir(env)
+  const localPort = flags.port ?? (env.SINGULARITY_LOCAL_PORT ? check(port, env.SINGULARITY_LOCAL_PORT, 'SINGULARITY_LOCAL_PORT') : file.local?.port)
+  const inst = flags.instances ?? (env.SINGULARITY_INSTANCES ? check(instances, env.SINGULARITY_INSTANCES, 'SINGULARITY_INSTANCES') : file.instances)
+  const prefix = flags.prefix ?? (env.SINGULARITY_PREFIX !== undefined ? check(namePrefix, env.SINGULARITY_PREFIX, 'SINGULARITY_PREFIX') : file.prefix ?? '')
+  const backupDir = env.SINGULARITY_BACKUP_DIR ?? file.backupDir ?? join(localDir, '..', 'backups')
+
+  const databases: Partial<Record<DatabaseKind, Target>> = {}
+  for (const [kind, variable] of Object.entries(DATABASE_ENV) as [DatabaseKind, string][]) {
+    const fromEnv = env[variable]
+    if (fromEnv) {
+      databases[kind] = {url: check(postgresUrl, fromEnv, variable), source: 'env', origin: variable}
+    } else if (file.databases?.[kind]) {
+      databases[kind] = {url: file.databases[kind], source: 'config', origin: `config databases.${kind}`}
+    }
+    rememberPassword(databases[kind]?.url)
+  }
+  if (!databases.shared_queue && env.SHARED_QUEUE_HOST) {
+    const sqPort = env.SHARED_QUEUE_PORT ? check(port, env.SHARED_QUEUE_PORT, 'SHARED_QUEUE_PORT') : 5432
+    const url = new URL('postgres://localhost/shared_queue')
+    url.hostname = env.SHARED_QUEUE_HOST
+    url.port = String(sqPort)
+    if (env.SHARED_QUEUE_USER) url.username = encodeURIComponent(env.SHARED_QUEUE_USER)
+    if (env.SHARED_QUEUE_PASSWORD) {
+      url.password = encodeURIComponent(env.SHARED_QUEUE_PASSWORD)
+      registerSecret(env.SHARED_QUEUE_PASSWORD)
+    }
+    databases.shared_queue = {url: url.toString(), source: 'env', origin: 'SHARED_QUEUE_HOST/PORT/USER/PASSWORD'}
+  }
+
+  let admin: Target | undefined
+  if (flags['admin-url']) admin = {url: check(postgresUrl, flags['admin-url'], '--admin-url'), source: 'flag', origin: '--admin-url'}
+  else if (env.SINGULARITY_ADMIN_URL) admin = {url: check(postgresUrl, env.SINGULARITY_ADMIN_URL, 'SINGULARITY_ADMIN_URL'), source: 'env', origin: 'SINGULARITY_ADMIN_URL'}
+  else if (file.adminUrl) admin = {url: file.adminUrl, source: 'config', origin: `config ${configFile} adminUrl`}
+  else if (LIBPQ_TARGET_VARS.some((v) => env[v])) admin = {source: 'libpq', origin: 'PG* environment'}
+  else {
+    const local = readLocalState(localDir)
+    if (local) admin = {url: local.adminUrl, source: 'local', origin: `local cluster ${localDir}`}
+  }
+  rememberPassword(admin?.url)
+  if (env.PGPASSWORD) registerSecret(env.PGPASSWORD)
+
+  return {admin, databases, localDir, localPort, instances: inst, prefix, backupDir, configFile}
+}

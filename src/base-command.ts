@@ -82,6 +82,8 @@ export abstract class BaseCommand<T extends typeof Command = typeof Command> ext
         strict: this.ctor.strict,
       })
     } catch (error) {
+      // The arguments were read; only their values were wrong (keeps oclif from warning).
+      this.parsed = true
       throw asUsageError(error, this.id)
     }
     this.flags = parsed.flags as BaseFlags<T>
@@ -121,7 +123,13 @@ const PARSE_ERROR_NAMES = /Parse|Args|Flags?|Validation|InvalidOption|Constraint
 function asUsageError(error: unknown, id: string | undefined): unknown {
   if (error instanceof CliError) return error
   if (error instanceof Error) {
-    const message = error.message.split('\n')[0]
+    // oclif's parse errors span lines ("Parsing --port\n\tExpected an integer…\nSee more help…"): make one.
+    const message = error.message
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line && !line.startsWith('See more help'))
+      .join(': ')
+      .replace(/:\s*:/g, ':')
     return new UsageError(message, {hint: `see \`singularity ${(id ?? '').replaceAll(':', ' ')} --help\``, cause: error})
   }
   return error

@@ -187,28 +187,35 @@ DECLARE
   qtable text := pgmq.format_table_name(queue_name, 'q');
   atable text := pgmq.format_table_name(queue_name, 'a');
   existed boolean;
+  partitioned boolean;
   partman text := pgmq._pg_partman_schema();
-  template text;
+  tmpl text;
 BEGIN
   PERFORM pgmq.acquire_queue_lock(queue_name);
   existed := to_regclass(format('pgmq.%I', qtable)) IS NOT NULL;
+  SELECT coalesce(bool_or(m.is_partitioned), false) INTO partitioned
+  FROM pgmq.meta m WHERE lower(m.queue_name) = lower(drop_queue.queue_name);
 
-  IF partman IS NOT NULL THEN
+  IF partitioned AND partman IS NOT NULL THEN
     -- Forget pg_partman's configuration (and template tables) of a partitioned queue.
-    FOR template IN EXECUTE format(
+    FOR tmpl IN EXECUTE format(
         'DELETE FROM %I.part_config WHERE parent_table IN ($1, $2) RETURNING template_table', partman)
       USING 'pgmq.' || qtable, 'pgmq.' || atable
     LOOP
-      IF template IS NOT NULL THEN
+      IF tmpl IS NOT NULL THEN
         -- stored unquoted as schema.table; the table part may contain a hyphen or a dot
         EXECUTE format('DROP TABLE IF EXISTS %I.%I',
-                       split_part(template, '.', 1), substr(template, position('.' in template) + 1));
+                       split_part(tmpl, '.', 1), substr(tmpl, position('.' in tmpl) + 1));
       END IF;
     END LOOP;
   END IF;
 
-  EXECUTE format('DROP TABLE IF EXISTS pgmq.%I', qtable);
-  EXECUTE format('DROP TABLE IF EXISTS pgmq.%I', atable);
+  IF existed THEN
+    EXECUTE format('DROP TABLE pgmq.%I', qtable);
+  END IF;
+  IF to_regclass(format('pgmq.%I', atable)) IS NOT NULL THEN
+    EXECUTE format('DROP TABLE pgmq.%I', atable);
+  END IF;
   DELETE FROM pgmq.meta m WHERE lower(m.queue_name) = lower(drop_queue.queue_name);
 
   IF NOT existed THEN

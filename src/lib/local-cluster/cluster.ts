@@ -1,5 +1,5 @@
 import {randomBytes} from 'node:crypto'
-import {chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {createServer} from 'node:net'
 import {join} from 'node:path'
 
@@ -166,6 +166,8 @@ export async function startCluster(options: StartOptions): Promise<StartResult> 
       })
     }
     mkdirSync(paths.dir, {recursive: true, mode: 0o755})
+    // The server user must be able to enter the directory (mkdtemp makes it 0700).
+    if (isRoot()) chmodSync(paths.dir, 0o755)
     for (const dir of [paths.run, paths.data]) {
       mkdirSync(dir, {recursive: true, mode: 0o700})
       ownedByServerUser(dir)

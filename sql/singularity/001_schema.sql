@@ -1,0 +1,411 @@
+-- Singularity database, part 1: the tables the autonomous procedures work on (seed 000/001/002).
+--
+-- Applied once by `singularity db init`, inside the transaction the migration runner opens (no
+-- BEGIN/COMMIT here). Functions, triggers and plain views live in sql/singularity/procedures/ and
+-- are re-applied when they change. Grants to service roles are made by db init from the topology.
+--
+-- Conventions: ids the application chooses are text (agents 'agent-123', sessions ULIDs), ids the
+-- database chooses are bigint identities; every timestamp is timestamptz; every status column has
+-- a CHECK listing its values; embeddings are real[] (pgvector is optional in this estate).
+
+-- ---------------------------------------------------------------------------------------------
+-- Agents and their sessions
+-- ---------------------------------------------------------------------------------------------
+
+CREATE TABLE agents (
+  id                   text        PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 200),
+  name                 text,
+  status               text        NOT NULL DEFAULT 'idle'
+                                   CHECK (status IN ('active', 'idle', 'paused', 'offline')),
+  -- how many assigned or running tasks the agent may hold at once
+  capacity             integer     NOT NULL DEFAULT 10 CHECK (capacity BETWEEN 0 AND 100000),
+  -- patterns learned in the last 24 h, written by update_agent_knowledge()
+  known_patterns       jsonb       NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(known_patterns) = 'array'),
+  pattern_confidence   double precision CHECK (pattern_confidence BETWEEN 0 AND 1),
+  knowledge_updated_at timestamptz,
+  -- optional location (seed 002, h3): plain coordinates; h3_cell only where the h3 extension fills it
+  latitude             double precision CHECK (latitude BETWEEN -90 AND 90),
+  longitude            double precision CHECK (longitude BETWEEN -180 AND 180),
+  h3_cell              text,
+  metadata             jsonb       NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
+  last_assigned_at     timestamptz,
+  last_seen_at         timestamptz,
+  created_at           timestamptz NOT NULL DEFAULT now(),
+  updated_at           timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT agents_location_pair CHECK ((latitude IS NULL) = (longitude IS NULL))
+);
+
+COMMENT ON TABLE agents IS 'Agents of this Singularity instance; assign_pending_tasks() fills them up to capacity';
+COMMENT ON COLUMN agents.known_patterns IS 'Last-24h learned patterns, JSON array, written by update_agent_knowledge()';
+COMMENT ON COLUMN agents.pattern_confidence IS 'Average confidence of known_patterns, written by update_agent_knowledge()';
+
+-- the agents assign_pending_tasks() considers
+CREATE INDEX agents_assignable_idx ON agents (id) WHERE status IN ('active', 'idle') AND capacity > 0;
+
+CREATE TABLE agent_sessions (
+  id               text        PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 200),
+  agent_id         text        NOT NULL REFERENCES agents (id) ON DELETE CASCADE,
+  status           text        NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'ended')),
+  -- write-only: the application writes the plaintext state here; the persist_agent_session()
+  -- trigger encrypts it into state_encrypted and clears it before the row is stored
+  state            jsonb,
+  -- 4-byte big-endian key id || OpenPGP symmetric message (pgcrypto, AES-256)
+  state_encrypted  bytea,
+  confidence       double precision CHECK (confidence BETWEEN 0 AND 1),
+  started_at       timestamptz NOT NULL DEFAULT now(),
+  ended_at         timestamptz,
+  last_synced_at   timestamptz,
+  created_at       timestamptz NOT NULL DEFAULT now(),
+  updated_at       timestamptz NOT NULL DEFAULT now(),
+  -- checked after BEFORE triggers: plaintext state can never be stored, even with the trigger off
+  CONSTRAINT agent_sessions_state_never_stored CHECK (state IS NULL),
+  CONSTRAINT agent_sessions_ended_at CHECK ((status = 'ended') = (ended_at IS NOT NULL))
+);
+
+COMMENT ON TABLE agent_sessions IS 'Agent session state, encrypted at rest by the persist_agent_session() trigger and queued to agent-sessions';
+COMMENT ON COLUMN agent_sessions.state IS 'Write-only plaintext input; the trigger encrypts it into state_encrypted and stores NULL';
+COMMENT ON COLUMN agent_sessions.state_encrypted IS 'Key id (4 bytes) || pgp_sym_encrypt(state); decrypt with singularity_private.decrypt_session_state(id)';
+
+CREATE INDEX agent_sessions_agent_idx ON agent_sessions (agent_id, started_at DESC);
+CREATE INDEX agent_sessions_active_idx ON agent_sessions (agent_id) WHERE status = 'active';
+
+-- ---------------------------------------------------------------------------------------------
+-- Learning: analysis results -> learned patterns
+-- ---------------------------------------------------------------------------------------------
+
+CREATE TABLE analysis_results (
+  id             bigint      GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+  agent_id       text        REFERENCES agents (id) ON DELETE SET NULL,
+  analysis_type  text        NOT NULL DEFAULT 'code',
+  pattern_type   text,
+  -- the pattern the analysis found; becomes learned_patterns.pattern
+  pattern        jsonb       NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(pattern) = 'object'),
+  code_snippet   text,
+  result         jsonb       NOT NULL DEFAULT '{}',
+  confidence     double precision CHECK (confidence BETWEEN 0 AND 1),
+  embedding      real[]      CHECK (array_ndims(embedding) = 1),
+  learned        boolean     NOT NULL DEFAULT false,
+  learned_at     timestamptz,
+  created_at     timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT analysis_results_learned_at CHECK (learned = (learned_at IS NOT NULL))
+);
+
+COMMENT ON TABLE analysis_results IS 'Analysis output inserted by agents; learn_patterns_from_analysis() learns the unlearned ones';
+
+-- the queue learn_patterns_from_analysis() drains, oldest first
+CREATE INDEX analysis_results_unlearned_idx ON analysis_results (created_at, id) WHERE NOT learned;
+CREATE INDEX analysis_results_agent_idx ON analysis_results (agent_id);
+
+CREATE TABLE learned_patterns (
+  id                 bigint      GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+  -- unique: an analysis result is learned at most once, whatever happens to the locks
+  analysis_result_id bigint      UNIQUE REFERENCES analysis_results (id) ON DELETE SET NULL,
+  agent_id           text        REFERENCES agents (id) ON DELETE SET NULL,
+  pattern_type       text,
+  pattern            jsonb       NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(pattern) = 'object'),
+  code_snippet       text,
+  embedding          real[]      CHECK (array_ndims(embedding) = 1),
+  confidence         double precision CHECK (confidence BETWEEN 0 AND 1),
+  source             text        NOT NULL DEFAULT 'singularity-learning',
+  learned_at         timestamptz NOT NULL DEFAULT now()
+);
+
+COMMENT ON TABLE learned_patterns IS 'Patterns learned from analysis results; each is queued to centralcloud-new-patterns (and read by CDC)';
+
+CREATE INDEX learned_patterns_learned_at_idx ON learned_patterns (learned_at);
+CREATE INDEX learned_patterns_agent_idx ON learned_patterns (agent_id, learned_at);
+
+-- ---------------------------------------------------------------------------------------------
+-- Tasks
+-- ---------------------------------------------------------------------------------------------
+
+CREATE TABLE tasks (
+  id                bigint      GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+  title             text        NOT NULL DEFAULT '',
+  task_type         text        NOT NULL DEFAULT 'generic',
+  payload           jsonb       NOT NULL DEFAULT '{}',
+  status            text        NOT NULL DEFAULT 'pending'
+                                CHECK (status IN ('pending', 'assigned', 'running', 'completed', 'failed')),
+  -- higher first
+  priority          integer     NOT NULL DEFAULT 0,
+  assigned_agent_id text        REFERENCES agents (id) ON DELETE SET NULL,
+  assigned_at       timestamptz,
+  started_at        timestamptz,
+  completed_at      timestamptz,
+  error             text,
+  created_at        timestamptz NOT NULL DEFAULT now(),
+  updated_at        timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT tasks_pending_unassigned CHECK (status <> 'pending' OR assigned_agent_id IS NULL),
+  -- an agent that still holds assigned or running tasks cannot be deleted (requeue them first)
+  CONSTRAINT tasks_active_have_agent
+    CHECK (status NOT IN ('assigned', 'running') OR (assigned_agent_id IS NOT NULL AND assigned_at IS NOT NULL)),
+  CONSTRAINT tasks_finished_have_time CHECK (status NOT IN ('completed', 'failed') OR completed_at IS NOT NULL)
+);
+
+COMMENT ON TABLE tasks IS 'Work for agents: pending -> assigned (assign_pending_tasks) -> running -> completed | failed -> tasks_archive';
+
+-- the queue assign_pending_tasks() takes from, in this order
+CREATE INDEX tasks_pending_idx ON tasks (priority DESC, created_at, id) WHERE status = 'pending';
+-- an agent's current load
+CREATE INDEX tasks_agent_load_idx ON tasks (assigned_agent_id) WHERE status IN ('assigned', 'running');
+-- what archive_completed_tasks() moves
+CREATE INDEX tasks_finished_idx ON tasks (completed_at) WHERE status IN ('completed', 'failed');
+
+CREATE TABLE tasks_archive (
+  id                bigint      PRIMARY KEY,
+  title             text        NOT NULL,
+  task_type         text        NOT NULL,
+  payload           jsonb       NOT NULL,
+  status            text        NOT NULL CHECK (status IN ('completed', 'failed')),
+  priority          integer     NOT NULL,
+  assigned_agent_id text,
+  assigned_at       timestamptz,
+  started_at        timestamptz,
+  completed_at      timestamptz NOT NULL,
+  error             text,
+  created_at        timestamptz NOT NULL,
+  updated_at        timestamptz NOT NULL,
+  archived_at       timestamptz NOT NULL DEFAULT now()
+);
+
+COMMENT ON TABLE tasks_archive IS 'Finished tasks moved out of tasks by archive_completed_tasks(); agent ids kept as plain text';
+
+CREATE INDEX tasks_archive_completed_idx ON tasks_archive (completed_at);
+CREATE INDEX tasks_archive_agent_idx ON tasks_archive (assigned_agent_id, completed_at);
+
+CREATE TABLE artifacts (
+  id          bigint      GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+  agent_id    text        REFERENCES agents (id) ON DELETE SET NULL,
+  -- no foreign key: tasks move to tasks_archive
+  task_id     bigint,
+  kind        text        NOT NULL,
+  name        text        NOT NULL,
+  content     jsonb,
+  size_bytes  bigint      CHECK (size_bytes >= 0),
+  -- pinned artifacts are never removed by cleanup_old_artifacts()
+  pinned      boolean     NOT NULL DEFAULT false,
+  created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+COMMENT ON TABLE artifacts IS 'Generated artifacts of agents and tasks; unpinned ones expire (cleanup_old_artifacts)';
+
+CREATE INDEX artifacts_expirable_idx ON artifacts (created_at) WHERE NOT pinned;
+
+-- ---------------------------------------------------------------------------------------------
+-- CentralCloud sync log
+-- ---------------------------------------------------------------------------------------------
+
+CREATE TABLE sync_log (
+  id            bigint      GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+  batch_id      text        NOT NULL UNIQUE CHECK (batch_id ~ '^[0-7][0-9A-HJKMNP-TV-Z]{25}$'),
+  target        text        NOT NULL DEFAULT 'centralcloud',
+  queue_name    text        NOT NULL,
+  pattern_count integer     NOT NULL CHECK (pattern_count >= 0),
+  status        text        NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'sent', 'acknowledged', 'failed')),
+  details       jsonb       NOT NULL DEFAULT '{}',
+  created_at    timestamptz NOT NULL DEFAULT now(),
+  completed_at  timestamptz
+);
+
+COMMENT ON TABLE sync_log IS 'One row per sync_learning_to_centralcloud() batch (ULID batch id); pruned by cleanup_sync_log()';
+
+CREATE INDEX sync_log_created_idx ON sync_log (created_at);
+
+-- ---------------------------------------------------------------------------------------------
+-- Metrics (seed 002, timescaledb_toolkit's role done in plain PostgreSQL)
+-- ---------------------------------------------------------------------------------------------
+
+CREATE TABLE metrics_events (
+  id          bigint      GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+  metric      text        NOT NULL CHECK (length(metric) BETWEEN 1 AND 200),
+  value       double precision NOT NULL,
+  -- no foreign key: append-only, high volume, may outlive the agent
+  agent_id    text,
+  tags        jsonb       NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(tags) = 'object'),
+  recorded_at timestamptz NOT NULL DEFAULT now()
+);
+
+COMMENT ON TABLE metrics_events IS 'Raw metric samples (agent_cpu, task_duration_ms, ...); rolled up by refresh_metrics_rollups()';
+
+CREATE INDEX metrics_events_metric_time_idx ON metrics_events (metric, recorded_at);
+CREATE INDEX metrics_events_time_brin ON metrics_events USING brin (recorded_at);
+
+CREATE TABLE metrics_rollups (
+  resolution   text        NOT NULL CHECK (resolution IN ('5min', '1h', '1day')),
+  bucket_start timestamptz NOT NULL,
+  metric       text        NOT NULL,
+  -- an agent id, or '*' for all samples of the metric in the bucket
+  agent_key    text        NOT NULL,
+  sample_count bigint      NOT NULL CHECK (sample_count > 0),
+  sum_value    double precision NOT NULL,
+  avg_value    double precision NOT NULL,
+  min_value    double precision NOT NULL,
+  max_value    double precision NOT NULL,
+  p50          double precision NOT NULL,
+  p95          double precision NOT NULL,
+  p99          double precision NOT NULL,
+  computed_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (resolution, metric, agent_key, bucket_start)
+);
+
+COMMENT ON TABLE metrics_rollups IS '5 min / 1 h / 1 day buckets of metrics_events with percentile_cont p50/p95/p99 (views metrics_5min, metrics_1h, metrics_1d)';
+
+CREATE INDEX metrics_rollups_bucket_idx ON metrics_rollups (resolution, bucket_start);
+
+CREATE TABLE table_statistics (
+  captured_at      timestamptz NOT NULL,
+  table_name       text        NOT NULL,
+  live_rows        bigint      NOT NULL,
+  dead_rows        bigint      NOT NULL,
+  total_bytes      bigint      NOT NULL,
+  index_bytes      bigint      NOT NULL,
+  seq_scans        bigint      NOT NULL,
+  index_scans      bigint      NOT NULL,
+  last_autovacuum  timestamptz,
+  last_autoanalyze timestamptz,
+  PRIMARY KEY (captured_at, table_name)
+);
+
+COMMENT ON TABLE table_statistics IS 'Snapshots of pg_stat_user_tables for schema public, taken by collect_table_statistics()';
+
+CREATE TABLE vector_statistics (
+  computed_at  timestamptz NOT NULL,
+  table_name   text        NOT NULL,
+  column_name  text        NOT NULL,
+  row_count    bigint      NOT NULL,
+  vectors      bigint      NOT NULL,
+  min_dims     integer,
+  max_dims     integer,
+  avg_norm     double precision,
+  PRIMARY KEY (computed_at, table_name, column_name)
+);
+
+COMMENT ON TABLE vector_statistics IS 'Embedding column statistics (count, dimensions, mean L2 norm), written by refresh_vector_stats()';
+
+-- ---------------------------------------------------------------------------------------------
+-- Package registry cache (seed 002, pg_net's role; rows written by the registry sync)
+-- ---------------------------------------------------------------------------------------------
+
+CREATE TABLE package_registry (
+  ecosystem           text        NOT NULL CHECK (ecosystem IN ('npm', 'cargo', 'hex', 'pypi')),
+  name                text        NOT NULL CHECK (length(name) BETWEEN 1 AND 214),
+  version             text,
+  description         text,
+  homepage            text,
+  repository          text,
+  downloads           bigint      CHECK (downloads >= 0),
+  metadata            jsonb       NOT NULL DEFAULT '{}',
+  registry_updated_at timestamptz,
+  fetched_at          timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (ecosystem, name)
+);
+
+COMMENT ON TABLE package_registry IS 'Cached package metadata (npm, cargo, hex, pypi); fresh while fetched_at is under 24 h old';
+
+CREATE INDEX package_registry_fetched_idx ON package_registry (fetched_at);
+
+-- ---------------------------------------------------------------------------------------------
+-- Code chunks, embeddings and the dependency graph
+-- ---------------------------------------------------------------------------------------------
+
+CREATE TABLE code_chunks (
+  id            bigint      GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+  repository    text        NOT NULL DEFAULT 'singularity',
+  file_path     text        NOT NULL,
+  chunk_index   integer     NOT NULL DEFAULT 0 CHECK (chunk_index >= 0),
+  -- graph node of this chunk (populate_graph_dependencies); file_path when NULL
+  module_name   text,
+  language      text,
+  content       text        NOT NULL,
+  content_hash  text        GENERATED ALWAYS AS (md5(content)) STORED,
+  -- module names this chunk declares it depends on (imports, aliases, uses)
+  dependencies  text[]      NOT NULL DEFAULT '{}',
+  start_line    integer     CHECK (start_line >= 1),
+  end_line      integer,
+  -- refreshed by every ingest that still sees the chunk; stale chunks are removed
+  ingested_at   timestamptz NOT NULL DEFAULT now(),
+  created_at    timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (repository, file_path, chunk_index),
+  CONSTRAINT code_chunks_lines CHECK (end_line IS NULL OR start_line IS NULL OR end_line >= start_line)
+);
+
+COMMENT ON TABLE code_chunks IS 'Parsed code (code ingest); declared dependencies feed the dependency graph';
+
+CREATE INDEX code_chunks_ingested_idx ON code_chunks (ingested_at);
+CREATE INDEX code_chunks_module_idx ON code_chunks (module_name);
+
+CREATE TABLE code_embeddings (
+  chunk_id    bigint      PRIMARY KEY REFERENCES code_chunks (id) ON DELETE CASCADE,
+  model       text        NOT NULL,
+  embedding   real[]      NOT NULL CHECK (array_ndims(embedding) = 1 AND cardinality(embedding) BETWEEN 1 AND 16000),
+  created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+COMMENT ON TABLE code_embeddings IS 'One embedding per code chunk (real[]; lantern/pgvector not required)';
+
+CREATE TABLE graph_nodes (
+  id                   bigint      GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+  node_key             text        NOT NULL UNIQUE,
+  kind                 text        NOT NULL DEFAULT 'module' CHECK (kind IN ('module', 'external', 'file', 'function')),
+  pagerank             double precision CHECK (pagerank >= 0),
+  pagerank_computed_at timestamptz,
+  created_at           timestamptz NOT NULL DEFAULT now()
+);
+
+COMMENT ON TABLE graph_nodes IS 'Dependency graph nodes (modules); pagerank written by compute_pagerank()';
+
+CREATE INDEX graph_nodes_pagerank_idx ON graph_nodes (pagerank DESC NULLS LAST);
+
+CREATE TABLE graph_edges (
+  source_id  bigint      NOT NULL REFERENCES graph_nodes (id) ON DELETE CASCADE,
+  target_id  bigint      NOT NULL REFERENCES graph_nodes (id) ON DELETE CASCADE,
+  kind       text        NOT NULL DEFAULT 'depends_on',
+  weight     double precision NOT NULL DEFAULT 1 CHECK (weight > 0),
+  -- 'code_chunks' edges are owned by populate_graph_dependencies(); 'manual' ones are left alone
+  origin     text        NOT NULL DEFAULT 'manual' CHECK (origin IN ('code_chunks', 'manual')),
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (source_id, target_id, kind),
+  CONSTRAINT graph_edges_no_self_loop CHECK (source_id <> target_id)
+);
+
+COMMENT ON TABLE graph_edges IS 'Directed dependency edges source -> target (source depends on target)';
+
+CREATE INDEX graph_edges_target_idx ON graph_edges (target_id);
+
+-- ---------------------------------------------------------------------------------------------
+-- Cache and work plan
+-- ---------------------------------------------------------------------------------------------
+
+CREATE TABLE cache_entries (
+  key         text        PRIMARY KEY CHECK (length(key) BETWEEN 1 AND 1000),
+  namespace   text        NOT NULL DEFAULT 'default',
+  value       jsonb       NOT NULL,
+  ttl         interval    NOT NULL DEFAULT '1 hour' CHECK (ttl > interval '0'),
+  expires_at  timestamptz NOT NULL,
+  -- hits since the last refresh_cache() run
+  hit_count   bigint      NOT NULL DEFAULT 0 CHECK (hit_count >= 0),
+  last_hit_at timestamptz,
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  updated_at  timestamptz NOT NULL DEFAULT now()
+);
+
+COMMENT ON TABLE cache_entries IS 'Key/value cache with expiry (cache_get/cache_put); cleaned, refreshed and prewarmed by pg_cron';
+
+CREATE INDEX cache_entries_expires_idx ON cache_entries (expires_at);
+CREATE INDEX cache_entries_namespace_idx ON cache_entries (namespace);
+
+CREATE TABLE work_plan (
+  id          bigint      GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+  key         text        NOT NULL UNIQUE CHECK (key ~ '^[a-z0-9][a-z0-9-]*$'),
+  title       text        NOT NULL,
+  description text,
+  phase       text        NOT NULL,
+  position    integer     NOT NULL,
+  status      text        NOT NULL DEFAULT 'planned'
+                          CHECK (status IN ('planned', 'in_progress', 'done', 'blocked', 'cancelled')),
+  depends_on  text[]      NOT NULL DEFAULT '{}',
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  updated_at  timestamptz NOT NULL DEFAULT now()
+);
+
+COMMENT ON TABLE work_plan IS 'The roadmap; seeded once by seed_work_plan() (idempotent), then edited by people';

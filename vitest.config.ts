@@ -1,0 +1,14 @@
+import {defineConfig} from 'vitest/config'
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    globalSetup: ['test/global-setup.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 180_000,
+    pool: 'forks',
+    // Two cores: two test files at a time share the one throwaway cluster.
+    poolOptions: {forks: {maxForks: 2, minForks: 1}},
+    reporters: ['default'],
+  },
+})

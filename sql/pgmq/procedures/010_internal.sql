@@ -2,9 +2,10 @@
 -- Re-applied whenever this file changes: CREATE OR REPLACE only, no BEGIN/COMMIT.
 -- All functions are SECURITY INVOKER, like pgmq's own.
 
--- Validates a queue name: not empty, none of $ ; -- ', at most 47 characters.
-CREATE OR REPLACE FUNCTION pgmq.validate_queue_name(queue_name text)
-RETURNS void
+-- Table name of a queue ('q') or its archive ('a'): lower(prefix || '_' || name), after validating the name:
+-- not empty, none of $ ; -- ', at most 47 characters. Every function goes through here.
+CREATE OR REPLACE FUNCTION pgmq.format_table_name(queue_name text, prefix text)
+RETURNS text
 LANGUAGE plpgsql IMMUTABLE SECURITY INVOKER
 AS $fn$
 BEGIN
@@ -19,29 +20,29 @@ BEGIN
   END IF;
   -- 'archived_at_idx_' (16) + name must fit in an identifier (63 bytes), hence 47.
   -- Counted in bytes too, so that a multibyte name can never be silently truncated.
-  IF length(queue_name) > 47 OR octet_length(queue_name) > 47 THEN
+  IF octet_length(queue_name) > 47 THEN
     RAISE EXCEPTION 'queue name is too long, maximum length is 47 characters'
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-END;
-$fn$;
-
-COMMENT ON FUNCTION pgmq.validate_queue_name(text) IS
-  'Raises when a queue name is empty, contains $ ; -- or '', or is longer than 47 characters';
-
--- Table name of a queue ('q') or its archive ('a'): lower(prefix || '_' || name), name validated.
-CREATE OR REPLACE FUNCTION pgmq.format_table_name(queue_name text, prefix text)
-RETURNS text
-LANGUAGE plpgsql IMMUTABLE SECURITY INVOKER
-AS $fn$
-BEGIN
-  PERFORM pgmq.validate_queue_name(queue_name);
   RETURN lower(prefix || '_' || queue_name);
 END;
 $fn$;
 
 COMMENT ON FUNCTION pgmq.format_table_name(text, text) IS
-  'Validated table name of a queue: lower(prefix || ''_'' || queue_name); prefix q (messages) or a (archive)';
+  'Validated table name of a queue: lower(prefix || ''_'' || queue_name), prefix q (messages) or a (archive); raises on an empty name, $ ; -- or '', or more than 47 characters';
+
+-- Validates a queue name (same rules as format_table_name).
+CREATE OR REPLACE FUNCTION pgmq.validate_queue_name(queue_name text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE SECURITY INVOKER
+AS $fn$
+BEGIN
+  PERFORM pgmq.format_table_name(queue_name, 'q');
+END;
+$fn$;
+
+COMMENT ON FUNCTION pgmq.validate_queue_name(text) IS
+  'Raises when a queue name is empty, contains $ ; -- or '', or is longer than 47 characters';
 
 -- Serialises create/drop of one queue until the end of the transaction.
 CREATE OR REPLACE FUNCTION pgmq.acquire_queue_lock(queue_name text)

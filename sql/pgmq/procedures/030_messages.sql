@@ -26,9 +26,11 @@ COMMENT ON FUNCTION pgmq.send(text, jsonb, jsonb, timestamptz) IS
 -- Sends one message, visible at once; returns its msg_id.
 CREATE OR REPLACE FUNCTION pgmq.send(queue_name text, msg jsonb)
 RETURNS SETOF bigint
-LANGUAGE sql VOLATILE SECURITY INVOKER
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 AS $fn$
-  SELECT * FROM pgmq.send(queue_name, msg, NULL::jsonb, now());
+BEGIN
+  RETURN QUERY SELECT * FROM pgmq.send(queue_name, msg, NULL::jsonb, now());
+END;
 $fn$;
 
 COMMENT ON FUNCTION pgmq.send(text, jsonb) IS
@@ -37,9 +39,11 @@ COMMENT ON FUNCTION pgmq.send(text, jsonb) IS
 -- Sends one message with headers, visible at once; returns its msg_id.
 CREATE OR REPLACE FUNCTION pgmq.send(queue_name text, msg jsonb, headers jsonb)
 RETURNS SETOF bigint
-LANGUAGE sql VOLATILE SECURITY INVOKER
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 AS $fn$
-  SELECT * FROM pgmq.send(queue_name, msg, headers, now());
+BEGIN
+  RETURN QUERY SELECT * FROM pgmq.send(queue_name, msg, headers, now());
+END;
 $fn$;
 
 COMMENT ON FUNCTION pgmq.send(text, jsonb, jsonb) IS
@@ -48,9 +52,11 @@ COMMENT ON FUNCTION pgmq.send(text, jsonb, jsonb) IS
 -- Sends one message, invisible for delay seconds; returns its msg_id.
 CREATE OR REPLACE FUNCTION pgmq.send(queue_name text, msg jsonb, delay integer)
 RETURNS SETOF bigint
-LANGUAGE sql VOLATILE SECURITY INVOKER
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 AS $fn$
-  SELECT * FROM pgmq.send(queue_name, msg, NULL::jsonb, now() + make_interval(secs => coalesce(delay, 0)));
+BEGIN
+  RETURN QUERY SELECT * FROM pgmq.send(queue_name, msg, NULL::jsonb, now() + make_interval(secs => coalesce(delay, 0)));
+END;
 $fn$;
 
 COMMENT ON FUNCTION pgmq.send(text, jsonb, integer) IS
@@ -59,9 +65,11 @@ COMMENT ON FUNCTION pgmq.send(text, jsonb, integer) IS
 -- Sends one message, invisible until the given time; returns its msg_id.
 CREATE OR REPLACE FUNCTION pgmq.send(queue_name text, msg jsonb, delay timestamptz)
 RETURNS SETOF bigint
-LANGUAGE sql VOLATILE SECURITY INVOKER
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 AS $fn$
-  SELECT * FROM pgmq.send(queue_name, msg, NULL::jsonb, delay);
+BEGIN
+  RETURN QUERY SELECT * FROM pgmq.send(queue_name, msg, NULL::jsonb, delay);
+END;
 $fn$;
 
 COMMENT ON FUNCTION pgmq.send(text, jsonb, timestamptz) IS
@@ -70,9 +78,11 @@ COMMENT ON FUNCTION pgmq.send(text, jsonb, timestamptz) IS
 -- Sends one message with headers, invisible for delay seconds; returns its msg_id.
 CREATE OR REPLACE FUNCTION pgmq.send(queue_name text, msg jsonb, headers jsonb, delay integer)
 RETURNS SETOF bigint
-LANGUAGE sql VOLATILE SECURITY INVOKER
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 AS $fn$
-  SELECT * FROM pgmq.send(queue_name, msg, headers, now() + make_interval(secs => coalesce(delay, 0)));
+BEGIN
+  RETURN QUERY SELECT * FROM pgmq.send(queue_name, msg, headers, now() + make_interval(secs => coalesce(delay, 0)));
+END;
 $fn$;
 
 COMMENT ON FUNCTION pgmq.send(text, jsonb, jsonb, integer) IS
@@ -114,9 +124,11 @@ COMMENT ON FUNCTION pgmq.send_batch(text, jsonb[], jsonb[], timestamptz) IS
 -- Sends several messages, visible at once; ids in input order.
 CREATE OR REPLACE FUNCTION pgmq.send_batch(queue_name text, msgs jsonb[])
 RETURNS SETOF bigint
-LANGUAGE sql VOLATILE SECURITY INVOKER
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 AS $fn$
-  SELECT * FROM pgmq.send_batch(queue_name, msgs, NULL::jsonb[], now());
+BEGIN
+  RETURN QUERY SELECT * FROM pgmq.send_batch(queue_name, msgs, NULL::jsonb[], now());
+END;
 $fn$;
 
 COMMENT ON FUNCTION pgmq.send_batch(text, jsonb[]) IS
@@ -125,9 +137,11 @@ COMMENT ON FUNCTION pgmq.send_batch(text, jsonb[]) IS
 -- Sends several messages with headers, visible at once; ids in input order.
 CREATE OR REPLACE FUNCTION pgmq.send_batch(queue_name text, msgs jsonb[], headers jsonb[])
 RETURNS SETOF bigint
-LANGUAGE sql VOLATILE SECURITY INVOKER
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 AS $fn$
-  SELECT * FROM pgmq.send_batch(queue_name, msgs, headers, now());
+BEGIN
+  RETURN QUERY SELECT * FROM pgmq.send_batch(queue_name, msgs, headers, now());
+END;
 $fn$;
 
 COMMENT ON FUNCTION pgmq.send_batch(text, jsonb[], jsonb[]) IS
@@ -136,9 +150,11 @@ COMMENT ON FUNCTION pgmq.send_batch(text, jsonb[], jsonb[]) IS
 -- Sends several messages, invisible for delay seconds; ids in input order.
 CREATE OR REPLACE FUNCTION pgmq.send_batch(queue_name text, msgs jsonb[], delay integer)
 RETURNS SETOF bigint
-LANGUAGE sql VOLATILE SECURITY INVOKER
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 AS $fn$
-  SELECT * FROM pgmq.send_batch(queue_name, msgs, NULL::jsonb[], now() + make_interval(secs => coalesce(delay, 0)));
+BEGIN
+  RETURN QUERY SELECT * FROM pgmq.send_batch(queue_name, msgs, NULL::jsonb[], now() + make_interval(secs => coalesce(delay, 0)));
+END;
 $fn$;
 
 COMMENT ON FUNCTION pgmq.send_batch(text, jsonb[], integer) IS
@@ -147,9 +163,11 @@ COMMENT ON FUNCTION pgmq.send_batch(text, jsonb[], integer) IS
 -- Sends several messages, invisible until the given time; ids in input order.
 CREATE OR REPLACE FUNCTION pgmq.send_batch(queue_name text, msgs jsonb[], delay timestamptz)
 RETURNS SETOF bigint
-LANGUAGE sql VOLATILE SECURITY INVOKER
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 AS $fn$
-  SELECT * FROM pgmq.send_batch(queue_name, msgs, NULL::jsonb[], delay);
+BEGIN
+  RETURN QUERY SELECT * FROM pgmq.send_batch(queue_name, msgs, NULL::jsonb[], delay);
+END;
 $fn$;
 
 COMMENT ON FUNCTION pgmq.send_batch(text, jsonb[], timestamptz) IS
@@ -158,9 +176,11 @@ COMMENT ON FUNCTION pgmq.send_batch(text, jsonb[], timestamptz) IS
 -- Sends several messages with headers, invisible for delay seconds; ids in input order.
 CREATE OR REPLACE FUNCTION pgmq.send_batch(queue_name text, msgs jsonb[], headers jsonb[], delay integer)
 RETURNS SETOF bigint
-LANGUAGE sql VOLATILE SECURITY INVOKER
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 AS $fn$
-  SELECT * FROM pgmq.send_batch(queue_name, msgs, headers, now() + make_interval(secs => coalesce(delay, 0)));
+BEGIN
+  RETURN QUERY SELECT * FROM pgmq.send_batch(queue_name, msgs, headers, now() + make_interval(secs => coalesce(delay, 0)));
+END;
 $fn$;
 
 COMMENT ON FUNCTION pgmq.send_batch(text, jsonb[], jsonb[], integer) IS

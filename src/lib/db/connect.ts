@@ -1,5 +1,6 @@
 import type pg from 'pg'
 
+import type {Target} from '../config/resolve.js'
 import {toCliError} from './pg-errors.js'
 
 export interface ConnectOptions {
@@ -13,10 +14,12 @@ export interface ConnectOptions {
 }
 
 /** Opens one pg client; connection errors become CliErrors with a hint. The caller ends it. */
-export async function connect(url: string | undefined, options: ConnectOptions = {}): Promise<pg.Client> {
+export async function connect(target: Target | string | undefined, options: ConnectOptions = {}): Promise<pg.Client> {
   const {default: pgModule} = await import('pg')
+  const url = typeof target === 'string' ? target : target?.url
   const settings: pg.ClientConfig & {replication?: string} = {
     connectionString: url,
+    database: typeof target === 'object' ? target.database : undefined,
     application_name: options.applicationName ?? 'singularity',
     connectionTimeoutMillis: Number(process.env.PGCONNECT_TIMEOUT ?? 10) * 1000,
   }
@@ -29,13 +32,13 @@ export async function connect(url: string | undefined, options: ConnectOptions =
   try {
     await client.connect()
   } catch (error) {
-    throw toCliError(error, url) ?? error
+    throw toCliError(error, url ?? (typeof target === 'object' ? `${target.origin} database ${target.database ?? ''}` : undefined)) ?? error
   }
   return client
 }
 
 /** Runs fn with a fresh client and always ends it. */
-export async function withClient<T>(url: string | undefined, fn: (client: pg.Client) => Promise<T>, options: ConnectOptions = {}): Promise<T> {
+export async function withClient<T>(url: Target | string | undefined, fn: (client: pg.Client) => Promise<T>, options: ConnectOptions = {}): Promise<T> {
   const client = await connect(url, options)
   try {
     return await fn(client)

@@ -1,0 +1,227 @@
+/**
+ * The estate as data: databases, roles, grants, queues, extensions and their fallbacks, change
+ * capture and schedules. `db init` reconciles a server to it; `db status`, `jobs list` and `doctor`
+ * diff the server against it. Nothing else in the code repeats these facts.
+ */
+
+export type DatabaseKind = 'singularity' | 'genesis' | 'centralcloud' | 'nexus' | 'shared_queue'
+export const DATABASE_KINDS: readonly DatabaseKind[] = ['singularity', 'genesis', 'centralcloud', 'nexus', 'shared_queue']
+
+/** Login roles, one per service, plus CentralCloud's read-only analytics role (seed 003). */
+export type RoleKey = 'singularity' | 'genesis' | 'centralcloud' | 'nexus' | 'centralcloud_analytics'
+
+export interface RoleSpec {
+  key: RoleKey
+  description: string
+}
+
+export const ROLES: readonly RoleSpec[] = [
+  {key: 'singularity', description: 'Singularity instances (Elixir): own database(s); read/write on shared_queue'},
+  {key: 'genesis', description: 'Genesis code execution (Elixir): own database; read/write on shared_queue'},
+  {key: 'centralcloud', description: 'CentralCloud (Elixir): own database; owns shared_queue; reads its queues only'},
+  {key: 'nexus', description: 'Nexus LLM router + HITL (Bun): own database; read/write on shared_queue'},
+  {key: 'centralcloud_analytics', description: "CentralCloud's analytics access: read-only on shared_queue"},
+]
+
+export type Access = 'readwrite' | 'read'
+
+/** Privileges a role gets on a schema's tables, sequences and functions. */
+export interface SchemaGrant {
+  role: RoleKey
+  schema: string
+  access: Access
+}
+
+export interface CdcSpec {
+  /** slot name suffix: the slot is <database name>_<suffix>, unique per server */
+  slotSuffix: string
+  plugin: 'wal2json'
+  tables: string[]
+}
+
+export interface DatabaseSpec {
+  kind: DatabaseKind
+  owner: RoleKey
+  /** roles besides the owner that may connect; CONNECT is revoked from PUBLIC everywhere */
+  connect: RoleKey[]
+  /** SQL components applied in order from sql/<component>/ (the queue engine comes first where queues exist) */
+  components: string[]
+  /** extensions the database needs (created by db init) */
+  extensions: string[]
+  /** pgmq queues db init creates */
+  queues: string[]
+  grants: SchemaGrant[]
+  cdc?: CdcSpec
+}
+
+/** seed 003/004: the queues of shared_queue. */
+export const SHARED_QUEUE_QUEUES = [
+  'llm_requests', 'llm_results', 'approval_requests', 'approval_responses',
+  'question_requests', 'question_responses', 'job_requests', 'job_results',
+  'pattern_messages', 'learned_patterns', 'template_updates', 'instance_heartbeat',
+] as const
+
+/** seed 000: the queues of each singularity database. */
+export const SINGULARITY_QUEUES = ['centralcloud-new-patterns', 'agent-sessions', 'agent-knowledge-updates'] as const
+
+export const DATABASES: Readonly<Record<DatabaseKind, DatabaseSpec>> = {
+  singularity: {
+    kind: 'singularity',
+    owner: 'singularity',
+    connect: [],
+    components: ['singularity'],
+    extensions: ['pgcrypto', 'pg_prewarm'],
+    queues: [...SINGULARITY_QUEUES],
+    grants: [
+      {role: 'singularity', schema: 'public', access: 'readwrite'},
+      {role: 'singularity', schema: 'pgmq', access: 'readwrite'},
+    ],
+    cdc: {slotSuffix: 'centralcloud_cdc', plugin: 'wal2json', tables: ['learned_patterns', 'agent_sessions']},
+  },
+  genesis: {
+    kind: 'genesis',
+    owner: 'genesis',
+    connect: [],
+    components: ['genesis'],
+    extensions: ['pgcrypto'],
+    queues: [],
+    grants: [{role: 'genesis', schema: 'public', access: 'readwrite'}],
+  },
+  centralcloud: {
+    kind: 'centralcloud',
+    owner: 'centralcloud',
+    connect: [],
+    components: ['centralcloud'],
+    extensions: ['pgcrypto'],
+    queues: [],
+    grants: [{role: 'centralcloud', schema: 'public', access: 'readwrite'}],
+  },
+  nexus: {
+    kind: 'nexus',
+    owner: 'nexus',
+    connect: [],
+    components: ['nexus'],
+    extensions: ['pgcrypto'],
+    queues: [],
+    grants: [{role: 'nexus', schema: 'public', access: 'readwrite'}],
+  },
+  shared_queue: {
+    kind: 'shared_queue',
+    owner: 'centralcloud',
+    connect: ['singularity', 'genesis', 'nexus', 'centralcloud_analytics'],
+    components: ['shared_queue'],
+    extensions: [],
+    queues: [...SHARED_QUEUE_QUEUES],
+    grants: [
+      {role: 'singularity', schema: 'pgmq', access: 'readwrite'},
+      {role: 'genesis', schema: 'pgmq', access: 'readwrite'},
+      {role: 'nexus', schema: 'pgmq', access: 'readwrite'},
+      {role: 'centralcloud', schema: 'pgmq', access: 'read'},
+      {role: 'centralcloud_analytics', schema: 'pgmq', access: 'read'},
+    ],
+  },
+}
+
+/** The queue engine: the real pgmq extension, or our bundled implementation of its SQL API (sql/pgmq). */
+export type QueueEngine = 'extension' | 'bundled'
+export const BUNDLED_QUEUE_COMPONENT = 'pgmq'
+
+/** Extensions of seed 002 that Debian 12 lacks; detected, never faked. Each names its fallback. */
+export interface OptionalExtension {
+  name: string
+  feature: string
+  fallback: string
+  databases: DatabaseKind[]
+}
+
+export const OPTIONAL_EXTENSIONS: readonly OptionalExtension[] = [
+  {name: 'pgsodium', feature: 'agent session encryption', fallback: 'pgcrypto (pgp_sym_encrypt with a key in singularity_private)', databases: ['singularity']},
+  {name: 'pgx_ulid', feature: 'ULID generation', fallback: 'plpgsql ULIDs (monotonic within a millisecond)', databases: ['singularity']},
+  {name: 'pg_net', feature: 'HTTP calls from SQL', fallback: 'none: HTTP stays in the Elixir applications', databases: ['singularity']},
+  {name: 'vector', feature: 'pattern similarity search (pgvector)', fallback: 'plain SQL cosine similarity over float8[]', databases: ['singularity']},
+  {name: 'lantern', feature: 'pattern similarity index (lantern)', fallback: 'plain SQL cosine similarity over float8[]', databases: ['singularity']},
+  {name: 'h3', feature: 'geo-indexing of agent locations', fallback: 'latitude/longitude columns without an H3 index', databases: ['singularity']},
+  {name: 'timescaledb_toolkit', feature: 'metrics percentiles', fallback: 'percentile_cont rollups in plain PostgreSQL', databases: ['singularity']},
+]
+
+/** The extension pg_cron lives in the server's cron database (cron.database_name). */
+export const CRON_EXTENSION = 'pg_cron'
+
+/** Every pg_cron job we install carries this prefix; jobs without it are never touched. */
+export const JOB_PREFIX = 'singularity:'
+
+export type Runner = 'pg_cron' | 'oban' | 'system-cron'
+
+/** One scheduled job of the estate. */
+export interface ScheduleSpec {
+  /** name without the prefix, e.g. "learn-patterns" */
+  name: string
+  runner: Runner
+  /** cron expression (UTC) */
+  schedule: string
+  /** the database kind it acts on (pg_cron jobs run there); system cron runs on the host */
+  database: DatabaseKind | 'cron'
+  /** SQL for pg_cron, the worker module for Oban, the shell command for system cron */
+  command: string
+  description: string
+  /** where the job comes from, e.g. "seed 000" */
+  source: string
+}
+
+/** Every schedule of seeds 000/001/003/004 (filled in by the schedules work). */
+export const SCHEDULES: ScheduleSpec[] = []
+
+/** The estate's concrete names for a prefix and a number of singularity instances. */
+export interface Estate {
+  prefix: string
+  instances: number
+  databases: ConcreteDatabase[]
+  roles: {key: RoleKey; name: string; description: string}[]
+}
+
+export interface ConcreteDatabase {
+  kind: DatabaseKind
+  name: string
+  /** 1..N for singularity instances when N > 1 */
+  instance?: number
+  owner: string
+  connect: string[]
+  spec: DatabaseSpec
+  grants: {role: string; schema: string; access: Access}[]
+  cdcSlot?: string
+}
+
+export function roleName(key: RoleKey, prefix = ''): string {
+  return `${prefix}${key}`
+}
+
+/** Database names of the singularity instances: "singularity", or singularity_1..N. */
+export function singularityDatabaseNames(instances: number, prefix = ''): string[] {
+  if (instances <= 1) return [`${prefix}singularity`]
+  return Array.from({length: instances}, (_, i) => `${prefix}singularity_${i + 1}`)
+}
+
+/** Expands the topology into the concrete names db init creates. */
+export function estate(options: {instances?: number; prefix?: string} = {}): Estate {
+  const prefix = options.prefix ?? ''
+  const instances = options.instances ?? 1
+  const concrete = (spec: DatabaseSpec, name: string, instance?: number): ConcreteDatabase => ({
+    kind: spec.kind,
+    name,
+    instance,
+    owner: roleName(spec.owner, prefix),
+    connect: spec.connect.map((r) => roleName(r, prefix)),
+    spec,
+    grants: spec.grants.map((g) => ({...g, role: roleName(g.role, prefix)})),
+    cdcSlot: spec.cdc ? `${name}_${spec.cdc.slotSuffix}` : undefined,
+  })
+  const databases: ConcreteDatabase[] = []
+  singularityDatabaseNames(instances, prefix).forEach((name, i) => databases.push(concrete(DATABASES.singularity, name, instances > 1 ? i + 1 : undefined)))
+  for (const kind of DATABASE_KINDS.filter((k) => k !== 'singularity')) databases.push(concrete(DATABASES[kind], `${prefix}${kind}`))
+  return {
+    prefix,
+    instances,
+    databases,
+    roles: ROLES.map((r) => ({key: r.key, name: roleName(r.key, prefix), description: r.description})),
+  }
+}

@@ -3,6 +3,12 @@
  * conninfo strings, and any literal secret registered at run time (role passwords, keys).
  */
 const registeredSecrets = new Set<string>()
+const revealedSecrets = new Set<string>()
+
+/** A secret the user explicitly asked to see (e.g. --show-passwords): printed as it is from now on. */
+export function revealSecret(secret: string): void {
+  revealedSecrets.add(secret)
+}
 
 /** Remember a literal secret so that every later redact() hides it. Short values are ignored. */
 export function registerSecret(secret: string | undefined): void {
@@ -20,7 +26,7 @@ export function redact(text: string): string {
     .replace(CONNINFO_PASSWORD, '$1***')
     .replace(QUERY_PASSWORD, '$1***')
   for (const secret of registeredSecrets) {
-    if (out.includes(secret)) out = out.split(secret).join('***')
+    if (!revealedSecrets.has(secret) && out.includes(secret)) out = out.split(secret).join('***')
   }
   return out
 }

@@ -1,0 +1,77 @@
+import type pg from 'pg'
+
+import {CliError} from '../cli/errors.js'
+
+/** Facts about the server that provisioning depends on. */
+export interface ServerFacts {
+  version: string
+  versionNum: number
+  superuser: boolean
+  user: string
+  walLevel: string
+  maxReplicationSlots: number
+  preload: string[]
+  cronDatabase: string
+  /** extensions the server could create (pg_available_extensions) with their default versions */
+  available: Map<string, string>
+  /** whether this build has the output_plugin_libraries setting (not upstream PostgreSQL) */
+  outputPluginLibraries: string[] | null
+}
+
+export async function serverFacts(client: pg.Client): Promise<ServerFacts> {
+  const {rows} = await client.query<{
+    version: string; num: string; superuser: boolean; usr: string; wal_level: string; slots: string; preload: string; cron_db: string | null; opl: string | null
+  }>(`SELECT current_setting('server_version') AS version,
+             current_setting('server_version_num') AS num,
+             (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser,
+             current_user AS usr,
+             current_setting('wal_level') AS wal_level,
+             current_setting('max_replication_slots') AS slots,
+             current_setting('shared_preload_libraries') AS preload,
+             current_setting('cron.database_name', true) AS cron_db,
+             (SELECT setting FROM pg_settings WHERE name = 'output_plugin_libraries') AS opl`)
+  const available = await client.query<{name: string; default_version: string}>('SELECT name, default_version FROM pg_available_extensions')
+  const r = rows[0]
+  return {
+    version: r.version,
+    versionNum: Number(r.num),
+    superuser: r.superuser,
+    user: r.usr,
+    walLevel: r.wal_level,
+    maxReplicationSlots: Number(r.slots),
+    preload: r.preload.split(',').map((s) => s.trim()).filter(Boolean),
+    cronDatabase: r.cron_db || 'postgres',
+    available: new Map(available.rows.map((e) => [e.name, e.default_version])),
+    outputPluginLibraries: r.opl === null ? null : r.opl.split(',').map((s) => s.trim()).filter(Boolean),
+  }
+}
+
+/** What must hold before db init changes anything; each failure names the exact fix. */
+export function preflightProblems(facts: ServerFacts): CliError[] {
+  const problems: CliError[] = []
+  if (!facts.superuser) {
+    problems.push(new CliError(`the admin role '${facts.user}' is not a superuser`, {
+      hint: 'db init creates roles, databases and extensions: connect as a superuser (SINGULARITY_ADMIN_URL / --admin-url)',
+      code: 'NOT_SUPERUSER',
+    }))
+  }
+  if (facts.versionNum < 140_000) {
+    problems.push(new CliError(`PostgreSQL ${facts.version} is too old`, {hint: 'singularity supports PostgreSQL 14 to 17', code: 'SERVER_TOO_OLD'}))
+  }
+  if (!facts.preload.includes('pg_cron')) {
+    problems.push(new CliError('pg_cron is not preloaded (shared_preload_libraries)', {
+      hint: `ALTER SYSTEM SET shared_preload_libraries = '${[...facts.preload, 'pg_cron'].join(',')}'; then restart PostgreSQL (the local cluster has it: singularity local start)`,
+      code: 'PG_CRON_NOT_PRELOADED',
+    }))
+  }
+  if (!facts.available.has('pg_cron')) {
+    problems.push(new CliError('the pg_cron extension is not installed on the server', {hint: 'apt-get install -y postgresql-15-cron (or your platform package), then restart', code: 'PG_CRON_MISSING'}))
+  }
+  if (facts.walLevel !== 'logical') {
+    problems.push(new CliError(`wal_level is '${facts.walLevel}', change data capture needs 'logical'`, {
+      hint: "ALTER SYSTEM SET wal_level = 'logical'; then restart PostgreSQL",
+      code: 'WAL_LEVEL',
+    }))
+  }
+  return problems
+}

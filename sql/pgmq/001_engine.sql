@@ -1,4 +1,6 @@
 -- Bundled queue engine, part 1: storage objects of the pgmq 1.5 SQL API.
+-- unless-extension: pgmq
+-- (the migration runner skips every file of sql/pgmq/ where the real pgmq extension is installed)
 --
 -- Installed by `singularity db init` when the server has no `pgmq` extension.
 -- Applied once, inside the transaction the migration runner opens (no BEGIN/COMMIT here).

@@ -1,4 +1,5 @@
 -- Bundled queue engine: internal helpers (name validation, table names, locks, pg_partman).
+-- unless-extension: pgmq
 -- Re-applied whenever this file changes: CREATE OR REPLACE only, no BEGIN/COMMIT.
 -- All functions are SECURITY INVOKER, like pgmq's own.
 

@@ -1,5 +1,6 @@
 -- Bundled queue engine: queue lifecycle (create, create_unlogged, create_partitioned, drop_queue,
 -- purge_queue, detach_archive, list_queues).
+-- unless-extension: pgmq
 -- Re-applied whenever this file changes: CREATE OR REPLACE only, no BEGIN/COMMIT.
 -- Every dynamic identifier goes through format('%I'), every value through %L or USING.
 

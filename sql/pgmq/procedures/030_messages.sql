@@ -1,4 +1,5 @@
 -- Bundled queue engine: messages (send, send_batch, read, read_with_poll, pop, archive, delete, set_vt).
+-- unless-extension: pgmq
 -- Re-applied whenever this file changes: CREATE OR REPLACE only, no BEGIN/COMMIT.
 -- Every dynamic identifier goes through format('%I'), every value through EXECUTE ... USING.
 -- The overloads are thin SQL wrappers around one plpgsql implementation each, defined first.

@@ -1,4 +1,5 @@
 -- Bundled queue engine: metrics, metrics_all.
+-- unless-extension: pgmq
 -- Re-applied whenever this file changes: CREATE OR REPLACE only, no BEGIN/COMMIT.
 -- Note: like pgmq's own, metrics counts every row of the queue; `singularity queue stats`
 -- has its own fast path for big queues.

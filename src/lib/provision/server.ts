@@ -27,7 +27,8 @@ export async function serverFacts(client: pg.Client): Promise<ServerFacts> {
              current_user AS usr,
              current_setting('wal_level') AS wal_level,
              current_setting('max_replication_slots') AS slots,
-             current_setting('shared_preload_libraries') AS preload,
+             -- pg_settings hides superuser-only values from others instead of failing
+             coalesce((SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries'), '') AS preload,
              current_setting('cron.database_name', true) AS cron_db,
              (SELECT setting FROM pg_settings WHERE name = 'output_plugin_libraries') AS opl`)
   const available = await client.query<{name: string; default_version: string}>('SELECT name, default_version FROM pg_available_extensions')

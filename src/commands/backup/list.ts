@@ -1,0 +1,84 @@
+import {Flags} from '@oclif/core'
+
+import {BaseCommand} from '../../base-command.js'
+import {BACKUP_KINDS} from '../../lib/backup/manifest.js'
+import {listBackups, type BackupStatus} from '../../lib/backup/store.js'
+import {formatBytes, formatDuration} from '../../lib/cli/format.js'
+import {renderTable} from '../../lib/cli/table.js'
+import {resolveConfig} from '../../lib/config/resolve.js'
+
+interface ListedBackup {
+  id: string
+  kind: string
+  status: BackupStatus
+  startedAt: string
+  endedAt: string | null
+  ageSeconds: number
+  size: number | null
+  databases: string[]
+  verified: 'yes' | 'no' | 'failed'
+  verifiedAt: string | null
+  problem: string | null
+  path: string
+}
+
+interface ListResult {
+  dir: string
+  backups: ListedBackup[]
+}
+
+export default class BackupList extends BaseCommand<typeof BackupList> {
+  static override summary = 'List backups, newest first: kind, size, age, whether verified.'
+  static override description = `Complete backups, plus any that are being written (running) or were left by a killed or failed run (incomplete: never usable, \`backup prune\` removes them). "verified" is the result of the last \`backup verify\`: yes, no (never verified) or failed. Reads only the backup directory: no database connection.`
+
+  static override examples = [
+    '<%= config.bin %> backup list',
+    '<%= config.bin %> backup list --kind hourly',
+    {description: 'The newest verified backup, for a script', command: `<%= config.bin %> backup list --json | jq -r '[.backups[] | select(.verified == "yes")][0].id'`},
+  ]
+
+  static override flags = {
+    dir: Flags.string({description: 'Backup directory; default SINGULARITY_BACKUP_DIR, the config file, then next to the local cluster.'}),
+    config: Flags.string({description: 'Config file (JSON); default SINGULARITY_CONFIG or ~/.config/singularity/config.json.', helpGroup: 'CONNECTION'}),
+    kind: Flags.string({description: 'Only backups of this kind.', options: [...BACKUP_KINDS]}),
+    complete: Flags.boolean({description: 'Only complete backups (hide running and incomplete ones).'}),
+  }
+
+  private table = ''
+
+  protected async execute(): Promise<ListResult> {
+    const dir = this.flags.dir ?? resolveConfig({config: this.flags.config}).backupDir
+    const now = Date.now()
+    const backups = listBackups(dir)
+      .filter((b) => !this.flags.kind || b.kind === this.flags.kind)
+      .filter((b) => !this.flags.complete || b.status === 'complete')
+      .map((b) => ({
+        id: b.id,
+        kind: b.kind,
+        status: b.status,
+        startedAt: b.startedAt,
+        endedAt: b.endedAt,
+        ageSeconds: Math.max(0, Math.round((now - Date.parse(b.startedAt)) / 1000)),
+        size: b.size,
+        databases: b.databases,
+        verified: b.verified,
+        verifiedAt: b.verifiedAt,
+        problem: b.problem ?? null,
+        path: b.path,
+      }))
+    if (!this.jsonMode && backups.length > 0) {
+      const rows = backups.map((b) => [b.id, b.kind, b.status, formatBytes(b.size), formatDuration(b.ageSeconds), b.status === 'complete' ? b.verified : '-', b.databases.length || '-'])
+      this.table = await renderTable(['ID', 'KIND', 'STATUS', 'SIZE', 'AGE', 'VERIFIED', 'DBS'], rows, {colour: this.colorful})
+    }
+    return {dir, backups}
+  }
+
+  protected override human(r: ListResult): void {
+    if (r.backups.length === 0) {
+      this.out(`no backups in ${r.dir}; take one with \`singularity backup\``)
+      return
+    }
+    this.out(this.table)
+    for (const b of r.backups.filter((x) => x.problem && x.status !== 'complete')) this.out(`${b.id}: ${b.status}: ${b.problem}`)
+  }
+}

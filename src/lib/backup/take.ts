@@ -1,0 +1,252 @@
+/**
+ * Taking a backup: pg_dump -Fc of each database (in parallel, bounded) and pg_dumpall
+ * --globals-only, written into `<dir>/.<id>.partial/` and renamed to `<dir>/<id>/` only once every
+ * file is written, checksummed and fsynced and the manifest says complete.
+ */
+import {mkdir, open, rename, rm} from 'node:fs/promises'
+import {hostname} from 'node:os'
+import {join} from 'node:path'
+import type pg from 'pg'
+
+import {CliError, ExitCode} from '../cli/errors.js'
+import {formatBytes} from '../cli/format.js'
+import type {Target} from '../config/resolve.js'
+import {
+  backupId,
+  dumpFileName,
+  GLOBALS_FILE,
+  MANIFEST_FILE,
+  MANIFEST_FORMAT,
+  partialDirName,
+  deletingDirName,
+  type BackupKind,
+  type DatabaseEntry,
+  type Manifest,
+} from './manifest.js'
+import {fsyncPath, hashFile, writeFileAtomic} from './store.js'
+import {findClientTools, libpqEnv, type ClientTools} from './tools.js'
+
+export interface BackupSource {
+  /** concrete database name */
+  name: string
+  /** topology kind (singularity, genesis, …) */
+  kind: string
+  target: Target
+}
+
+export interface TakeOptions {
+  /** a connected admin client (server version, database metadata) */
+  admin: pg.Client
+  /** the admin connection, for pg_dumpall --globals-only */
+  adminTarget: Target
+  databases: BackupSource[]
+  dir: string
+  kind: BackupKind
+  prefix: string
+  /** pg_dump processes at a time */
+  jobs: number
+  signal?: AbortSignal
+  progress?: (message: string) => void
+  now?: () => Date
+}
+
+export interface TakeResult {
+  id: string
+  path: string
+  manifest: Manifest
+  durationMs: number
+  size: number
+}
+
+interface DbInfo {
+  datname: string
+  owner: string | null
+  encoding: string | null
+  collate: string | null
+  ctype: string | null
+  size: string | null
+}
+
+function lastLine(text: string): string {
+  return text.trim().split('\n').filter(Boolean).pop()?.replace(/^pg_dump(all)?: (error: )?/, '') ?? ''
+}
+
+/** Creates an empty file with mode 0600 so the tool that fills it never widens its mode. */
+async function createPrivateFile(path: string): Promise<void> {
+  const handle = await open(path, 'wx', 0o600)
+  await handle.close()
+}
+
+/** Runs `fn` over items, at most `limit` at a time; waits for all, then throws the first error. */
+async function boundedAll<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  const errors: unknown[] = []
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++]
+      try {
+        await fn(item)
+      } catch (error) {
+        errors.push(error)
+      }
+    }
+  }
+  await Promise.all(Array.from({length: Math.max(1, Math.min(limit, items.length))}, worker))
+  if (errors.length > 0) throw errors.find((e) => !(e instanceof CliError && e.code === 'CANCELLED')) ?? errors[0]
+}
+
+/** Reserves a fresh id by creating its partial directory (mkdir is atomic: two runs never share one). */
+async function reserveId(dir: string, kind: BackupKind, at: Date): Promise<{id: string; partial: string}> {
+  const {existsSync} = await import('node:fs')
+  for (let sequence = 0; sequence < 1000; sequence++) {
+    const id = backupId(kind, at, sequence)
+    if (existsSync(join(dir, id)) || existsSync(join(dir, deletingDirName(id)))) continue
+    const partial = join(dir, partialDirName(id))
+    try {
+      await mkdir(partial, {mode: 0o700})
+      return {id, partial}
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') continue
+      throw error
+    }
+  }
+  throw new CliError(`could not find a free backup id in ${dir}`, {code: 'BACKUP_ID'})
+}
+
+/** Takes a backup; throws (and removes the partial directory) on failure or interruption. */
+export async function takeBackup(options: TakeOptions): Promise<TakeResult> {
+  const progress = options.progress ?? (() => {})
+  const now = options.now ?? (() => new Date())
+  const names = options.databases.map((d) => d.name)
+
+  // 1. Everything that can fail without writing: server version, databases, tools.
+  const server = await options.admin.query<{num: string; version: string; superuser: boolean}>(
+    `SELECT current_setting('server_version_num') AS num, current_setting('server_version') AS version,
+            (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser`,
+  )
+  const serverNum = Number(server.rows[0].num)
+  const serverVersion = server.rows[0].version
+  const {rows: infoRows} = await options.admin.query<DbInfo>(
+    `SELECT datname, pg_get_userbyid(datdba) AS owner, pg_encoding_to_char(encoding) AS encoding,
+            datcollate AS collate, datctype AS ctype,
+            CASE WHEN has_database_privilege(oid, 'CONNECT') THEN pg_database_size(oid) END AS size
+       FROM pg_database WHERE datname = ANY($1::text[])`,
+    [names],
+  )
+  const info = new Map(infoRows.map((r) => [r.datname, r]))
+  const missing = names.filter((n) => !info.has(n))
+  if (missing.length > 0) {
+    throw new CliError(`database${missing.length > 1 ? 's' : ''} ${missing.join(', ')} not found on the server; nothing was written`, {
+      hint: 'create the estate with `singularity db init` (check --prefix), or narrow the backup with --db',
+      code: 'DATABASE_NOT_FOUND',
+    })
+  }
+  const tools: ClientTools = await findClientTools(serverNum, {purpose: 'dump'})
+  if (options.signal?.aborted) throw interrupted()
+
+  // 2. Reserve the id and its partial directory.
+  await mkdir(options.dir, {recursive: true, mode: 0o700})
+  const startedAt = now()
+  const {id, partial} = await reserveId(options.dir, options.kind, startedAt)
+  const manifest: Manifest = {
+    format: MANIFEST_FORMAT,
+    id,
+    kind: options.kind,
+    status: 'running',
+    prefix: options.prefix,
+    startedAt: startedAt.toISOString(),
+    endedAt: null,
+    server: {version: serverVersion, versionNum: serverNum},
+    tools: {pgDump: tools.version.version, binDir: tools.binDir},
+    databases: [],
+    globals: null,
+    writer: {pid: process.pid, host: hostname()},
+  }
+  const writeManifest = () => writeFileAtomic(join(partial, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n')
+
+  const internal = new AbortController()
+  const onAbort = () => internal.abort()
+  options.signal?.addEventListener('abort', onAbort, {once: true})
+  const {execa} = await import('execa')
+  const run = async (file: string, args: string[], env: Record<string, string>, what: string) => {
+    if (internal.signal.aborted) throw new CliError('cancelled', {code: 'CANCELLED'})
+    const result = await execa(file, args, {env, extendEnv: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', reject: false, cancelSignal: internal.signal})
+    if (result.isCanceled || internal.signal.aborted && result.exitCode !== 0) throw new CliError('cancelled', {code: 'CANCELLED'})
+    if (result.exitCode !== 0 || result.failed) {
+      const reason = lastLine(String(result.stderr ?? '')) || result.shortMessage?.split('\n')[0] || `exit code ${result.exitCode}`
+      throw new CliError(`${what} failed: ${reason}`, {code: 'BACKUP_FAILED', hint: 'nothing was kept; fix the cause and rerun'})
+    }
+  }
+
+  try {
+    await writeManifest()
+    progress(`backup ${id}: ${names.length} database${names.length === 1 ? '' : 's'} + globals into ${options.dir} (pg_dump ${tools.version.version}, ${Math.min(options.jobs, names.length)} at a time)`)
+
+    // 3. Globals (roles): role password hashes inside, so 0600 and never printed.
+    const globalsPath = join(partial, GLOBALS_FILE)
+    await createPrivateFile(globalsPath)
+    const superuser = server.rows[0].superuser === true
+    const adminEnv = libpqEnv(options.adminTarget)
+    const globalsArgs = ['--globals-only', '--no-password', '-f', globalsPath, '-l', adminEnv.PGDATABASE ?? 'postgres']
+    if (!superuser) globalsArgs.push('--no-role-passwords')
+    await run(tools.pgDumpAll, globalsArgs, adminEnv, 'pg_dumpall --globals-only')
+    await fsyncPath(globalsPath)
+    manifest.globals = {file: GLOBALS_FILE, ...(await hashFile(globalsPath)), rolePasswords: superuser}
+    progress(`globals: roles${superuser ? '' : ' (without passwords: not a superuser)'} saved`)
+
+    // 4. One pg_dump -Fc per database, `jobs` at a time.
+    let done = 0
+    const entries = new Map<string, DatabaseEntry>()
+    await boundedAll(options.databases, options.jobs, async (db) => {
+      const file = dumpFileName(db.name)
+      const path = join(partial, file)
+      const t0 = Date.now()
+      progress(`${db.name}: dumping…`)
+      await createPrivateFile(path)
+      await run(tools.pgDump, ['--format=custom', '--no-password', '-f', path], libpqEnv(db.target, db.name), `pg_dump of ${db.name}`)
+      await fsyncPath(path)
+      const {sha256, size} = await hashFile(path)
+      const meta = info.get(db.name)!
+      const durationMs = Date.now() - t0
+      entries.set(db.name, {
+        name: db.name,
+        kind: db.kind,
+        file,
+        size,
+        sha256,
+        owner: meta.owner,
+        encoding: meta.encoding,
+        collate: meta.collate,
+        ctype: meta.ctype,
+        databaseSize: meta.size === null ? null : Number(meta.size),
+        durationMs,
+      })
+      done++
+      progress(`${db.name}: ${formatBytes(size)} in ${(durationMs / 1000).toFixed(1)}s [${done}/${names.length}]`)
+    })
+    manifest.databases = names.map((n) => entries.get(n)!)
+
+    // 5. Complete: manifest says so, then the rename makes it visible as a backup.
+    manifest.status = 'complete'
+    manifest.endedAt = now().toISOString()
+    delete manifest.writer
+    await writeManifest()
+    await fsyncPath(partial)
+    const final = join(options.dir, id)
+    await rename(partial, final)
+    await fsyncPath(options.dir)
+    const size = manifest.databases.reduce((s, d) => s + d.size, 0) + (manifest.globals?.size ?? 0)
+    return {id, path: final, manifest, durationMs: Date.parse(manifest.endedAt) - startedAt.getTime(), size}
+  } catch (error) {
+    internal.abort()
+    await rm(partial, {recursive: true, force: true}).catch(() => {})
+    if (options.signal?.aborted) throw interrupted()
+    throw error
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort)
+  }
+}
+
+function interrupted(): CliError {
+  return new CliError('backup interrupted; the partial backup was removed', {exitCode: ExitCode.interrupted, code: 'INTERRUPTED'})
+}

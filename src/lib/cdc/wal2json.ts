@@ -1,0 +1,250 @@
+/**
+ * wal2json (format-version 2) for `cdc tail`: the plugin options we send, escaping of table names
+ * for add-tables, and turning one wal2json JSON object into an output line (JSON or human).
+ * Every function here is on the per-change hot path or next to it: no allocations beyond the line.
+ */
+
+export type TailAction = 'insert' | 'update' | 'delete' | 'truncate' | 'message'
+export const TAIL_ACTIONS: readonly TailAction[] = ['insert', 'update', 'delete', 'truncate', 'message']
+/** The actions shown when --action is not given (messages are opt-in). */
+export const DEFAULT_ACTIONS: readonly TailAction[] = ['insert', 'update', 'delete', 'truncate']
+
+export type TailFormat = 'human' | 'json' | 'raw'
+
+export interface QualifiedTable {
+  schema: string
+  table: string
+}
+
+/**
+ * Escapes one identifier for wal2json's add-tables/filter-tables lists: a backslash before every
+ * character its parser treats specially (backslash, comma, period, asterisk, quote, whitespace).
+ */
+export function escapeWal2jsonIdentifier(name: string): string {
+  return name.replace(/[\\,.*'\s]/g, (c) => `\\${c}`)
+}
+
+/** "schema.table,schema.table" as wal2json's add-tables wants it. */
+export function addTablesOption(tables: QualifiedTable[]): string {
+  return tables.map((t) => `${escapeWal2jsonIdentifier(t.schema)}.${escapeWal2jsonIdentifier(t.table)}`).join(',')
+}
+
+/** The plugin options for START_REPLICATION, in order. */
+export function wal2jsonOptions(options: {format: TailFormat; tables: QualifiedTable[]; actions: readonly TailAction[]}): [string, string][] {
+  const out: [string, string][] = [
+    ['format-version', '2'],
+    ['include-xids', '1'],
+    ['include-timestamp', '1'],
+  ]
+  // Types are wal2json's own business in --raw; the JSON lines and the human view do not print them.
+  if (options.format !== 'raw') out.push(['include-types', '0'])
+  // The human view shows the key of inserted rows: ask for the primary key's column names.
+  if (options.format === 'human') out.push(['include-pk', '1'])
+  const rowActions = options.actions.filter((a) => a !== 'message')
+  if (rowActions.length < 4) out.push(['actions', rowActions.length > 0 ? rowActions.join(',') : 'insert'])
+  if (options.tables.length > 0) out.push(['add-tables', addTablesOption(options.tables)])
+  return out
+}
+
+/** A SQL string literal (standard_conforming_strings): quotes doubled. */
+export function quoteLiteral(value: string): string {
+  return `'${value.replaceAll("'", "''")}'`
+}
+
+/** A SQL identifier in double quotes. */
+export function quoteIdent(value: string): string {
+  return `"${value.replaceAll('"', '""')}"`
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-change formatting.
+
+/** Character codes of wal2json's one-letter actions. */
+export const ACTION_CODE = {
+  B: 66,
+  C: 67,
+  D: 68,
+  I: 73,
+  M: 77,
+  T: 84,
+  U: 85,
+} as const
+
+const ACTION_NAME: Record<number, TailAction> = {
+  [ACTION_CODE.I]: 'insert',
+  [ACTION_CODE.U]: 'update',
+  [ACTION_CODE.D]: 'delete',
+  [ACTION_CODE.T]: 'truncate',
+  [ACTION_CODE.M]: 'message',
+}
+
+/** The action letter of a wal2json v2 object: it always starts with {"action":"X". */
+export function actionCode(text: string): number {
+  if (text.startsWith('{"action":"')) return text.charCodeAt(11)
+  try {
+    const parsed = JSON.parse(text) as {action?: string}
+    return parsed.action ? parsed.action.charCodeAt(0) : 0
+  } catch {
+    return 0
+  }
+}
+
+export function actionName(code: number): TailAction | undefined {
+  return ACTION_NAME[code]
+}
+
+interface Wal2jsonColumn {
+  name: string
+  type?: string
+  value: unknown
+}
+
+export interface Wal2jsonChange {
+  action: string
+  xid?: number
+  timestamp?: string
+  schema?: string
+  table?: string
+  columns?: Wal2jsonColumn[]
+  identity?: Wal2jsonColumn[]
+  pk?: {name: string}[]
+  prefix?: string
+  content?: string
+  transactional?: boolean
+}
+
+/** One JSON line of `cdc tail --json`. */
+export interface ChangeLine {
+  lsn: string
+  xid: number | null
+  commitTime: string | null
+  action: TailAction
+  schema: string | null
+  table: string | null
+  /** new row: column → value (insert, update) */
+  columns: Record<string, unknown> | null
+  /** old key (or old row with REPLICA IDENTITY FULL): column → value (update, delete) */
+  identity: Record<string, unknown> | null
+  /** logical decoding messages only (--action message) */
+  prefix?: string
+  content?: string
+  transactional?: boolean
+}
+
+let lastStamp = ''
+let lastIso: string | null = null
+
+/**
+ * wal2json prints commit times as "2024-05-01 10:00:00.123456+00" (session TimeZone, UTC here):
+ * ISO 8601 with the microseconds kept. Cached: a transaction's changes share one timestamp.
+ */
+export function isoTimestamp(stamp: string | undefined): string | null {
+  if (!stamp) return null
+  if (stamp === lastStamp) return lastIso
+  let iso = stamp.replace(' ', 'T')
+  if (iso.endsWith('+00')) iso = `${iso.slice(0, -3)}Z`
+  else if (/[+-]\d\d$/.test(iso)) iso = `${iso}:00`
+  lastStamp = stamp
+  lastIso = iso
+  return iso
+}
+
+function toMap(columns: Wal2jsonColumn[] | undefined): Record<string, unknown> | null {
+  if (!columns) return null
+  const out: Record<string, unknown> = {}
+  for (let i = 0; i < columns.length; i++) out[columns[i].name] = columns[i].value
+  return out
+}
+
+/** Transaction context carried from the last BEGIN, for wal2json builds that put xid/time only there. */
+export interface TxnContext {
+  xid: number | null
+  timestamp: string | undefined
+}
+
+export function toChangeLine(change: Wal2jsonChange, lsn: string, code: number, txn: TxnContext): ChangeLine {
+  const line: ChangeLine = {
+    lsn,
+    xid: change.xid ?? txn.xid,
+    commitTime: isoTimestamp(change.timestamp ?? txn.timestamp),
+    action: ACTION_NAME[code],
+    schema: change.schema ?? null,
+    table: change.table ?? null,
+    columns: toMap(change.columns),
+    identity: toMap(change.identity),
+  }
+  if (code === ACTION_CODE.M) {
+    line.prefix = change.prefix
+    line.content = change.content
+    line.transactional = change.transactional
+  }
+  return line
+}
+
+// ---------------------------------------------------------------------------------------------
+// The human view: time, action, table, key, changed columns.
+
+const COLOURS: Record<TailAction, [string, string]> = {
+  insert: ['\u001B[32m', '\u001B[39m'],
+  update: ['\u001B[33m', '\u001B[39m'],
+  delete: ['\u001B[31m', '\u001B[39m'],
+  truncate: ['\u001B[35m', '\u001B[39m'],
+  message: ['\u001B[36m', '\u001B[39m'],
+}
+
+const MAX_VALUE = 60
+
+/** A value for people: NULL, numbers as they are, text quoted and shortened. */
+export function humanValue(value: unknown): string {
+  if (value === null || value === undefined) return 'NULL'
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value)
+  const text = typeof value === 'string' ? value : JSON.stringify(value)
+  const short = text.length > MAX_VALUE ? `${text.slice(0, MAX_VALUE - 1)}…` : text
+  return `'${short.replaceAll('\n', '\\n')}'`
+}
+
+function pairs(columns: Wal2jsonColumn[]): string {
+  return columns.map((c) => `${c.name}=${humanValue(c.value)}`).join(' ')
+}
+
+/** One readable line: "10:00:00.123Z  UPDATE    public.learned_patterns  id=7  | confidence=0.9". */
+export function toHumanLine(change: Wal2jsonChange, code: number, txn: TxnContext, colour: boolean): string {
+  const iso = isoTimestamp(change.timestamp ?? txn.timestamp)
+  const time = iso ? iso.slice(11, 23) + (iso.endsWith('Z') ? 'Z' : '') : '-'
+  const action = ACTION_NAME[code] ?? 'change'
+  const label = action.toUpperCase().padEnd(8)
+  const shownLabel = colour ? `${COLOURS[action][0]}${label}${COLOURS[action][1]}` : label
+  const shownTime = colour ? `\u001B[2m${time}\u001B[22m` : time
+  if (code === ACTION_CODE.M) {
+    return `${shownTime}  ${shownLabel}  ${change.prefix ?? ''}: ${humanValue(change.content)}`
+  }
+  const table = change.schema ? `${change.schema}.${change.table}` : (change.table ?? '?')
+  const pkNames = new Set((change.pk ?? []).map((p) => p.name))
+  const columns = change.columns ?? []
+  const identity = change.identity ?? []
+  let key: Wal2jsonColumn[] = []
+  let rest: Wal2jsonColumn[] = []
+  if (code === ACTION_CODE.I) {
+    key = columns.filter((c) => pkNames.has(c.name))
+    rest = columns.filter((c) => !pkNames.has(c.name))
+  } else if (code === ACTION_CODE.U) {
+    const fullOld = identity.length > 0 && identity.length >= columns.length && columns.length > 0
+    if (fullOld) {
+      // REPLICA IDENTITY FULL: the old row is known, show only what changed.
+      const old = new Map(identity.map((c) => [c.name, JSON.stringify(c.value)]))
+      key = pkNames.size > 0 ? columns.filter((c) => pkNames.has(c.name)) : []
+      rest = columns.filter((c) => !pkNames.has(c.name) && old.get(c.name) !== JSON.stringify(c.value))
+    } else {
+      key = identity.length > 0 ? identity : columns.filter((c) => pkNames.has(c.name))
+      const keyNames = new Set(key.map((c) => c.name))
+      rest = columns.filter((c) => !keyNames.has(c.name))
+    }
+  } else if (code === ACTION_CODE.D) {
+    key = identity.length > 0 && pkNames.size > 0 ? identity.filter((c) => pkNames.has(c.name) || identity.length <= pkNames.size) : identity
+    if (key.length === 0) key = identity
+  }
+  let line = `${shownTime}  ${shownLabel}  ${table}`
+  if (key.length > 0) line += `  ${pairs(key)}`
+  if (rest.length > 0) line += `  ${colour ? '\u001B[2m|\u001B[22m' : '|'} ${pairs(rest)}`
+  return line
+}

@@ -1,0 +1,127 @@
+import type pg from 'pg'
+
+import {UsageError} from '../cli/errors.js'
+
+/**
+ * The queues of one database, read from pgmq.meta and pg_class. The same for the real pgmq
+ * extension and our bundled engine: queue <name> is table pgmq.q_<name>, its archive pgmq.a_<name>
+ * (lower-cased, as pgmq names them). Table names are quoted by the server (format('%I.%I')), so
+ * names with hyphens or upper case are safe to splice into statements.
+ */
+export interface QueueRef {
+  /** the queue name as recorded in pgmq.meta */
+  name: string
+  /** quoted qualified name of the message table, e.g. pgmq."q_agent-sessions" */
+  table: string
+  /** quoted qualified name of the archive table; null when it is missing */
+  archive: string | null
+  /** oids (for statistics look-ups) */
+  tableOid: number
+  archiveOid: number | null
+  partitioned: boolean
+  unlogged: boolean
+}
+
+export type QueueEngineKind = 'extension' | 'bundled'
+
+export interface QueueCatalog {
+  /** null when the database has no queue engine (no pgmq.meta) */
+  engine: QueueEngineKind | null
+  queues: QueueRef[]
+}
+
+/** Lists the queues of the database the client is connected to (sorted by name). */
+export async function listQueues(client: pg.Client): Promise<QueueCatalog> {
+  const probe = await client.query<{meta: boolean; ext: boolean}>(
+    `SELECT to_regclass('pgmq.meta') IS NOT NULL AS meta,
+            EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pgmq') AS ext`,
+  )
+  if (!probe.rows[0].meta) return {engine: null, queues: []}
+  const engine: QueueEngineKind = probe.rows[0].ext ? 'extension' : 'bundled'
+  const {rows} = await client.query<{
+    name: string
+    table: string
+    archive: string | null
+    table_oid: number
+    archive_oid: number | null
+    partitioned: boolean
+    unlogged: boolean
+  }>(
+    `SELECT m.queue_name::text AS name,
+            format('%I.%I', 'pgmq', q.relname) AS table,
+            CASE WHEN a.oid IS NOT NULL THEN format('%I.%I', 'pgmq', a.relname) END AS archive,
+            q.oid::bigint AS table_oid,
+            a.oid::bigint AS archive_oid,
+            m.is_partitioned AS partitioned,
+            m.is_unlogged AS unlogged
+       FROM pgmq.meta m
+       JOIN pg_catalog.pg_class q
+         ON q.relnamespace = 'pgmq'::regnamespace AND q.relname = lower('q_' || m.queue_name) AND q.relkind IN ('r', 'p')
+       LEFT JOIN pg_catalog.pg_class a
+         ON a.relnamespace = 'pgmq'::regnamespace AND a.relname = lower('a_' || m.queue_name) AND a.relkind IN ('r', 'p')
+      ORDER BY m.queue_name`,
+  )
+  return {
+    engine,
+    queues: rows.map((r) => ({
+      name: r.name,
+      table: r.table,
+      archive: r.archive,
+      tableOid: Number(r.table_oid),
+      archiveOid: r.archive_oid === null ? null : Number(r.archive_oid),
+      partitioned: r.partitioned,
+      unlogged: r.unlogged,
+    })),
+  }
+}
+
+/** The queue of that name (case-insensitive, as pgmq's table names are), if it exists. */
+export function findQueue(queues: QueueRef[], name: string): QueueRef | undefined {
+  return queues.find((q) => q.name === name) ?? queues.find((q) => q.name.toLowerCase() === name.toLowerCase())
+}
+
+const GLOB = /^[A-Za-z0-9_*?-]{1,100}$/
+
+/** A queue-name glob (* any run, ? one character; case-insensitive) as a RegExp; exit 2 when malformed. */
+export function globToRegExp(pattern: string): RegExp {
+  if (!GLOB.test(pattern)) {
+    throw new UsageError(`invalid --pattern ${JSON.stringify(pattern.length > 60 ? `${pattern.slice(0, 60)}…` : pattern)}`, {
+      hint: 'a pattern is letters, digits, _ and -, with * (any run) and ? (one character), e.g. llm_* or agent-*',
+      code: 'BAD_PATTERN',
+    })
+  }
+  const body = pattern.replaceAll('-', '\\-').replaceAll('*', '.*').replaceAll('?', '.')
+  return new RegExp(`^${body}$`, 'i')
+}
+
+/** Levenshtein distance (small strings). */
+function distance(a: string, b: string): number {
+  const prev = Array.from({length: b.length + 1}, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0]
+    prev[0] = i
+    for (let j = 1; j <= b.length; j++) {
+      const up = prev[j]
+      prev[j] = Math.min(prev[j] + 1, prev[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1))
+      diag = up
+    }
+  }
+  return prev[b.length]
+}
+
+/** Up to `max` candidate names closest to `name` (edit distance, then shared substrings). */
+export function closestNames(name: string, candidates: string[], max = 3): string[] {
+  const wanted = name.toLowerCase()
+  const scored = [...new Set(candidates)].map((c) => {
+    const lc = c.toLowerCase()
+    let score = distance(wanted, lc)
+    if (lc.includes(wanted) || wanted.includes(lc)) score = Math.min(score, 1)
+    return {c, score}
+  })
+  const limit = Math.max(3, Math.floor(wanted.length / 2))
+  return scored
+    .filter((s) => s.score <= limit)
+    .sort((x, y) => x.score - y.score || x.c.localeCompare(y.c))
+    .slice(0, max)
+    .map((s) => s.c)
+}

@@ -1,0 +1,122 @@
+import type pg from 'pg'
+
+import {CliError, NotFoundError, UsageError} from '../cli/errors.js'
+import type {ResolvedConfig} from '../config/resolve.js'
+import {connect, type ConnectOptions} from '../db/connect.js'
+import {adminTarget, configuredEstate, databaseTarget, discoverEstate, selectDatabases} from '../estate/targets.js'
+import type {ConcreteDatabase} from '../../topology.js'
+import {closestNames, findQueue, listQueues, type QueueCatalog, type QueueRef} from './catalog.js'
+
+/**
+ * The databases of the estate that hold queues (shared_queue and each singularity database),
+ * narrowed by --db (names or kinds; unknown ones exit 2). Singularity instances are discovered on
+ * the server.
+ */
+export async function queueDatabases(config: ResolvedConfig, wanted: string[] | undefined): Promise<ConcreteDatabase[]> {
+  let estate
+  if (config.admin || !config.databases.shared_queue) {
+    const admin = await connect(adminTarget(config), {statementTimeoutMs: 10_000, applicationName: 'singularity queue'})
+    try {
+      estate = await discoverEstate(config, admin)
+    } finally {
+      await admin.end().catch(() => {})
+    }
+  } else {
+    estate = configuredEstate(config)
+  }
+  return selectDatabases(estate.databases, wanted, (db) => db.spec.queues.length > 0)
+}
+
+export interface OpenQueueDatabase {
+  db: ConcreteDatabase
+  client: pg.Client
+  catalog: QueueCatalog
+}
+
+export interface Unavailable {
+  database: string
+  reason: string
+}
+
+/**
+ * Connects to each database and lists its queues. A database that does not exist, or has no
+ * queue engine, is reported in `unavailable` rather than failing the whole command. Callers end
+ * the clients (closeAll).
+ */
+export async function openQueueDatabases(
+  config: ResolvedConfig,
+  databases: ConcreteDatabase[],
+  options: ConnectOptions,
+): Promise<{open: OpenQueueDatabase[]; unavailable: Unavailable[]}> {
+  const open: OpenQueueDatabase[] = []
+  const unavailable: Unavailable[] = []
+  try {
+    for (const db of databases) {
+      let client: pg.Client
+      try {
+        client = await connect(databaseTarget(config, db), options)
+      } catch (error) {
+        if (error instanceof CliError && error.code === 'DATABASE_NOT_FOUND') {
+          unavailable.push({database: db.name, reason: 'database does not exist'})
+          continue
+        }
+        throw error
+      }
+      const catalog = await listQueues(client).catch(async (error: unknown) => {
+        await client.end().catch(() => {})
+        throw error
+      })
+      if (catalog.engine === null) {
+        unavailable.push({database: db.name, reason: 'no queue engine (schema pgmq) in this database'})
+        await client.end().catch(() => {})
+        continue
+      }
+      open.push({db, client, catalog})
+    }
+  } catch (error) {
+    await closeAll(open)
+    throw error
+  }
+  return {open, unavailable}
+}
+
+export async function closeAll(open: OpenQueueDatabase[]): Promise<void> {
+  await Promise.all(open.map((o) => o.client.end().catch(() => {})))
+}
+
+/** Exit 4 when none of the databases could be read at all. */
+export function requireSomeDatabase(open: OpenQueueDatabase[], unavailable: Unavailable[], prefix: string): void {
+  if (open.length > 0) return
+  const names = unavailable.map((u) => `${u.database} (${u.reason})`).join(', ')
+  throw new NotFoundError(`no queue database to read: ${names || 'none selected'}`, {
+    hint: `run \`singularity db init${prefix ? ` --prefix ${prefix}` : ''}\` to create the estate and its queues, or check --prefix / --db`,
+    code: 'QUEUE_DATABASE_NOT_FOUND',
+  })
+}
+
+/**
+ * Finds one queue among the open databases. Missing: exit 4 naming the closest queue names.
+ * Present in several databases (the singularity instances share queue names): exit 2 asking for --db.
+ * Returns the match; the other clients are left open for the caller's closeAll.
+ */
+export function locateQueue(open: OpenQueueDatabase[], unavailable: Unavailable[], name: string, prefix: string): {db: OpenQueueDatabase; queue: QueueRef} {
+  const matches = open.flatMap((o) => {
+    const queue = findQueue(o.catalog.queues, name)
+    return queue ? [{db: o, queue}] : []
+  })
+  if (matches.length === 1) return matches[0]
+  if (matches.length > 1) {
+    throw new UsageError(`queue '${name}' exists in ${matches.map((m) => m.db.db.name).join(', ')}`, {
+      hint: `choose one with --db, e.g. --db ${matches[0].db.db.name}`,
+      code: 'QUEUE_AMBIGUOUS',
+    })
+  }
+  requireSomeDatabase(open, unavailable, prefix)
+  const all = open.flatMap((o) => o.catalog.queues.map((q) => q.name))
+  const close = closestNames(name, all)
+  const where = open.map((o) => o.db.name).join(', ')
+  throw new NotFoundError(`queue '${name}' not found in ${where}`, {
+    hint: close.length > 0 ? `did you mean ${close.join(', ')}?` : all.length > 0 ? `queues there: ${[...new Set(all)].slice(0, 15).join(', ')}` : 'no queues exist there; `singularity db init` creates the estate\'s queues',
+    code: 'QUEUE_NOT_FOUND',
+  })
+}

@@ -1,0 +1,248 @@
+import {mkdtempSync, readFileSync, statSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {spawn} from 'node:child_process'
+import {describe, expect, it} from 'vitest'
+
+import {runCli} from '../helpers/cli.js'
+import {adminUrl, connect, urlFor, withClient} from '../helpers/db.js'
+
+const secrets = mkdtempSync(join(tmpdir(), 'sing-init-'))
+const passwordsFile = (prefix: string) => join(secrets, `${prefix}passwords.json`)
+const init = (prefix: string, extra: string[] = []) =>
+  runCli(['db', 'init', '--prefix', prefix, '--passwords-file', passwordsFile(prefix), ...extra], {timeoutMs: 180_000})
+
+async function catalog(prefix: string): Promise<{databases: string[]; roles: string[]}> {
+  return withClient(adminUrl(), async (c) => {
+    const dbs = await c.query<{datname: string}>("SELECT datname FROM pg_database WHERE datname LIKE $1 || '%' ORDER BY 1", [prefix])
+    const roles = await c.query<{rolname: string}>("SELECT rolname FROM pg_roles WHERE rolname LIKE $1 || '%' ORDER BY 1", [prefix])
+    return {databases: dbs.rows.map((r) => r.datname), roles: roles.rows.map((r) => r.rolname)}
+  })
+}
+
+/** The URL of a database, logged in as a service role with its password. */
+function roleUrl(prefix: string, role: string, database: string): string {
+  const passwords = JSON.parse(readFileSync(passwordsFile(prefix), 'utf8')) as Record<string, string>
+  const url = new URL(urlFor(database))
+  url.username = prefix + role
+  url.password = encodeURIComponent(passwords[prefix + role])
+  return url.toString()
+}
+
+async function canConnect(url: string): Promise<boolean> {
+  try {
+    const c = await connect(url)
+    await c.end()
+    return true
+  } catch (error) {
+    expect((error as {code?: string}).code).toBe('42501') // refused by PostgreSQL: no CONNECT privilege
+    return false
+  }
+}
+
+/** Runs sql as a role in a database: 'ok', or the SQLSTATE PostgreSQL refused it with. */
+async function attempt(url: string, sql: string): Promise<string> {
+  const c = await connect(url)
+  try {
+    await c.query(sql)
+    return 'ok'
+  } catch (error) {
+    return (error as {code: string}).code
+  } finally {
+    await c.end()
+  }
+}
+
+describe('db init', () => {
+  const P = 't_init_'
+
+  it('--dry-run on an empty server prints the plan and changes nothing in the catalog', async () => {
+    const before = await catalog(P)
+    const result = await init(P, ['--dry-run', '--json'])
+    expect(result.exitCode).toBe(0)
+    const plan = result.json()
+    expect(plan.status).toBe('planned')
+    expect(plan.databases.map((d: {name: string}) => d.name)).toEqual([`${P}singularity`, `${P}genesis`, `${P}centralcloud`, `${P}nexus`, `${P}shared_queue`])
+    expect(plan.roles.every((r: {exists: boolean}) => !r.exists)).toBe(true)
+    expect(plan.databases[0].files.length).toBeGreaterThan(5)
+    expect(await catalog(P)).toEqual(before)
+  })
+
+  it('a fresh init creates the five databases, the roles, the queues; the password file is 0600 and no password is printed', async () => {
+    const result = await init(P, ['--json'])
+    expect(result.exitCode, result.stderr).toBe(0)
+    const body = result.json()
+    expect(body.status).toBe('applied')
+    const {databases, roles} = await catalog(P)
+    expect(databases).toEqual([`${P}centralcloud`, `${P}genesis`, `${P}nexus`, `${P}shared_queue`, `${P}singularity`])
+    expect(roles).toEqual([`${P}centralcloud`, `${P}centralcloud_analytics`, `${P}genesis`, `${P}nexus`, `${P}singularity`])
+    expect(statSync(passwordsFile(P)).mode & 0o777).toBe(0o600)
+    for (const pw of Object.values(JSON.parse(readFileSync(passwordsFile(P), 'utf8')) as Record<string, string>)) {
+      expect(result.stdout + result.stderr).not.toContain(pw)
+    }
+    const queues = await withClient(urlFor(`${P}shared_queue`), (c) => c.query<{queue_name: string}>('SELECT queue_name FROM pgmq.meta ORDER BY 1'))
+    expect(queues.rows.map((r) => r.queue_name)).toHaveLength(12)
+    const own = await withClient(urlFor(`${P}singularity`), (c) => c.query<{queue_name: string}>('SELECT queue_name FROM pgmq.meta ORDER BY 1'))
+    expect(own.rows.map((r) => r.queue_name)).toEqual(['agent-knowledge-updates', 'agent-sessions', 'centralcloud-new-patterns'])
+  })
+
+  it('a second init changes nothing and says up to date; db status is ok (exit 0)', async () => {
+    const result = await init(P, ['--json'])
+    expect(result.exitCode).toBe(0)
+    expect(result.json()).toMatchObject({status: 'up-to-date', changes: []})
+    const human = await init(P)
+    expect(human.stdout).toContain('up to date')
+    const status = await runCli(['db', 'status', '--prefix', P, '--json'])
+    expect(status.exitCode).toBe(0)
+    const s = status.json()
+    expect(s.verdict).toBe('ok')
+    expect(s.databases.map((d: {verdict: string}) => d.verdict)).toEqual(['ok', 'ok', 'ok', 'ok', 'ok'])
+    expect(s.databases.find((d: {kind: string}) => d.kind === 'shared_queue').queueEngine).toBe('bundled')
+  })
+
+  it("holds seed 003's isolation matrix cell by cell: CONNECT only where allowed", async () => {
+    const kinds = ['singularity', 'genesis', 'centralcloud', 'nexus', 'shared_queue']
+    const allowed: Record<string, string[]> = {
+      singularity: ['singularity', 'shared_queue'],
+      genesis: ['genesis', 'shared_queue'],
+      centralcloud: ['centralcloud', 'shared_queue'],
+      nexus: ['nexus', 'shared_queue'],
+      centralcloud_analytics: ['shared_queue'],
+    }
+    for (const [role, dbs] of Object.entries(allowed)) {
+      for (const kind of kinds) {
+        expect(await canConnect(roleUrl(P, role, `${P}${kind}`)), `${role} → ${kind}`).toBe(dbs.includes(kind))
+      }
+    }
+  })
+
+  it('shared_queue: singularity, genesis and nexus read and write queues; centralcloud and its analytics role only read', async () => {
+    const sq = `${P}shared_queue`
+    for (const role of ['singularity', 'genesis', 'nexus']) {
+      const url = roleUrl(P, role, sq)
+      expect(await attempt(url, `SELECT pgmq.send('job_requests', '{"id":"1","code":"x","language":"elixir"}')`), role).toBe('ok')
+      expect(await attempt(url, "SELECT * FROM pgmq.read('job_requests', 30, 1)"), role).toBe('ok')
+      expect(await attempt(url, "SELECT pgmq.archive('job_requests', 1::bigint)"), role).toBe('ok')
+    }
+    for (const role of ['centralcloud', 'centralcloud_analytics']) {
+      const url = roleUrl(P, role, sq)
+      expect(await attempt(url, 'SELECT count(*) FROM pgmq.a_job_requests'), role).toBe('ok')
+      expect(await attempt(url, 'SELECT count(*) FROM pgmq.q_llm_requests'), role).toBe('ok')
+      expect(await attempt(url, `SELECT pgmq.send('llm_requests', '{}')`), role).toBe('42501')
+      expect(await attempt(url, 'DELETE FROM pgmq.a_job_requests'), role).toBe('42501')
+      expect(await attempt(url, 'CREATE TABLE pgmq.sneaky (x int)'), role).toBe('42501')
+    }
+  })
+
+  it('service roles cannot touch the ledger or create objects in public of shared_queue', async () => {
+    expect(await attempt(roleUrl(P, 'singularity', `${P}singularity`), 'SELECT * FROM singularity_meta.applied_sql')).toBe('42501')
+    expect(await attempt(roleUrl(P, 'nexus', `${P}shared_queue`), 'CREATE TABLE public.t (x int)')).toBe('42501')
+  })
+
+  it('drift: an applied migration whose checksum changed is reported by db status (exit 3) and refused by db init (exit 1, naming the file)', async () => {
+    const db = urlFor(`${P}genesis`)
+    const original = await withClient(db, (c) => c.query<{sha256: string}>("SELECT sha256 FROM singularity_meta.applied_sql WHERE file = 'genesis/001_init.sql'"))
+    await withClient(db, (c) => c.query("UPDATE singularity_meta.applied_sql SET sha256 = 'edited' WHERE file = 'genesis/001_init.sql'"))
+    try {
+      const status = await runCli(['db', 'status', '--prefix', P, '--json'])
+      expect(status.exitCode).toBe(3)
+      expect(status.json().databases.find((d: {kind: string}) => d.kind === 'genesis').verdict).toBe('drifted')
+      const again = await init(P, ['--json'])
+      expect(again.exitCode).toBe(1)
+      expect(again.json().error).toMatchObject({code: 'MIGRATION_DRIFT'})
+      expect(again.json().error.message).toContain('sql/genesis/001_init.sql')
+    } finally {
+      await withClient(db, (c) => c.query("UPDATE singularity_meta.applied_sql SET sha256 = $1 WHERE file = 'genesis/001_init.sql'", [original.rows[0].sha256]))
+    }
+  })
+})
+
+describe('db init under concurrency and interruption', () => {
+  it('four concurrent inits end in the same state with no error', async () => {
+    const P = 't_conc_'
+    const results = await Promise.all([1, 2, 3, 4].map(() => init(P, ['--json'])))
+    for (const r of results) expect(r.exitCode, r.stdout + r.stderr).toBe(0)
+    expect(results.filter((r) => r.json().status === 'applied')).toHaveLength(1)
+    const status = await runCli(['db', 'status', '--prefix', P, '--json'])
+    expect(status.exitCode).toBe(0)
+    expect(status.json().verdict).toBe('ok')
+  })
+
+  it('an init killed half-way is finished by the next one', async () => {
+    const P = 't_kill_'
+    const env = {...process.env, SINGULARITY_ADMIN_URL: adminUrl(), SINGULARITY_LOCAL_DIR: '/nonexistent/x', XDG_CONFIG_HOME: '/nonexistent/y'}
+    const child = spawn(process.execPath, ['bin/run.js', 'db', 'init', '--prefix', P, '--passwords-file', passwordsFile(P)], {env, stdio: ['ignore', 'ignore', 'pipe']})
+    // Kill it as soon as it is inside the second database's SQL.
+    await new Promise<void>((resolve) => {
+      let seen = ''
+      child.stderr.on('data', (d) => {
+        seen += d
+        if (seen.includes(`${P}genesis`)) {
+          child.kill('SIGKILL')
+          resolve()
+        }
+      })
+      child.on('close', () => resolve())
+    })
+    const partial = await catalog(P)
+    expect(partial.databases.length).toBeLessThan(5)
+    const finish = await init(P, ['--json'])
+    expect(finish.exitCode, finish.stdout).toBe(0)
+    const status = await runCli(['db', 'status', '--prefix', P, '--json'])
+    expect(status.json().verdict).toBe('ok')
+    expect((await catalog(P)).databases).toHaveLength(5)
+  })
+})
+
+describe('db init refuses bad input with one line and a hint', () => {
+  it('an invalid --instances exits 2', async () => {
+    const result = await runCli(['db', 'init', '--instances', '0'])
+    expect(result.exitCode).toBe(2)
+    expect(result.stderr).toMatch(/^error: .*instances/m)
+  })
+
+  it('an unreachable server exits 1, and the password in the URL is never printed', async () => {
+    const result = await runCli(['db', 'init', '--admin-url', 'postgres://admin:TopSecret42@127.0.0.1:1/postgres'])
+    expect(result.exitCode).toBe(1)
+    expect(result.stdout + result.stderr).not.toContain('TopSecret42')
+    expect(result.stderr).toContain('admin:***@127.0.0.1:1')
+    expect(result.stderr).toMatch(/^hint: /m)
+  })
+
+  it('a wrong password exits 1 with an authentication hint', async () => {
+    const url = new URL(adminUrl())
+    url.password = 'wrong-password-123'
+    const result = await runCli(['db', 'status', '--json'], {env: {SINGULARITY_ADMIN_URL: url.toString()}})
+    expect(result.exitCode).toBe(1)
+    expect(result.json().error.code).toBe('AUTH_FAILED')
+    expect(result.stdout).not.toContain('wrong-password-123')
+  })
+
+  it('a non-superuser admin exits 1 before changing anything', async () => {
+    const role = 't_notsuper'
+    await withClient(adminUrl(), async (c) => {
+      await c.query(`DROP ROLE IF EXISTS ${role}`)
+      await c.query(`CREATE ROLE ${role} LOGIN PASSWORD 'notsuper-pw'`)
+    })
+    const url = new URL(adminUrl())
+    url.username = role
+    url.password = 'notsuper-pw'
+    const result = await runCli(['db', 'init', '--prefix', 't_ns_', '--json'], {env: {SINGULARITY_ADMIN_URL: url.toString()}})
+    expect(result.exitCode).toBe(1)
+    expect(result.json().error.code).toBe('NOT_SUPERUSER')
+    expect((await catalog('t_ns_')).databases).toEqual([])
+  })
+
+  it('a database of our name owned by someone else is not taken over', async () => {
+    const P = 't_taken_'
+    await withClient(adminUrl(), async (c) => {
+      await c.query('DROP ROLE IF EXISTS t_stranger')
+      await c.query('CREATE ROLE t_stranger')
+      await c.query(`CREATE DATABASE ${P}genesis OWNER t_stranger`)
+    })
+    const result = await init(P, ['--json'])
+    expect(result.exitCode).toBe(1)
+    expect(result.json().error.code).toBe('DATABASE_TAKEN')
+    expect((await catalog(P)).databases).toEqual([`${P}genesis`])
+  })
+})

@@ -62,8 +62,8 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
     const admin = await connect(target, {applicationName: 'singularity-backup', statementTimeoutMs: 60_000, lockTimeoutMs: 10_000})
     const controller = new AbortController()
     const onSignal = () => controller.abort()
-    process.once('SIGINT', onSignal)
-    process.once('SIGTERM', onSignal)
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
     try {
       const estate = await discoverEstate(config, admin)
       const databases = selectDatabases(estate.databases, this.flags.db).map((db) => ({name: db.name, kind: db.kind, target: databaseTarget(config, db)}))

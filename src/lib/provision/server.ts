@@ -29,7 +29,7 @@ export async function serverFacts(client: pg.Client): Promise<ServerFacts> {
              current_setting('max_replication_slots') AS slots,
              -- pg_settings hides superuser-only values from others instead of failing
              coalesce((SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries'), '') AS preload,
-             current_setting('cron.database_name', true) AS cron_db,
+             (SELECT setting FROM pg_settings WHERE name = 'cron.database_name') AS cron_db,
              (SELECT setting FROM pg_settings WHERE name = 'output_plugin_libraries') AS opl`)
   const available = await client.query<{name: string; default_version: string}>('SELECT name, default_version FROM pg_available_extensions')
   const r = rows[0]

@@ -1,0 +1,7 @@
+import QueueStatsCommand from './stats.js'
+
+/** `singularity queue` on its own: the same as `queue stats`. */
+export default class Queue extends QueueStatsCommand {
+  static override summary = 'Queue stats of every database with queues (the same as `queue stats`; see also queue peek, purge, send).'
+  static override examples = ['<%= config.bin %> queue', '<%= config.bin %> queue --db shared_queue --json']
+}

@@ -1,0 +1,148 @@
+import {Flags} from '@oclif/core'
+
+import {BaseCommand} from '../../base-command.js'
+import {connectionFlags} from '../../flags.js'
+import {NotFoundError, UsageError} from '../../lib/cli/errors.js'
+import {formatDuration, parseDuration} from '../../lib/cli/format.js'
+import {renderTable} from '../../lib/cli/table.js'
+import {resolveConfig} from '../../lib/config/resolve.js'
+import {closestNames, globToRegExp} from '../../lib/queue/catalog.js'
+import {closeAll, openQueueDatabases, queueDatabases, requireSomeDatabase, type Unavailable} from '../../lib/queue/locate.js'
+import {DEFAULT_COUNT_LIMIT, queueStats, type QueueStats} from '../../lib/queue/stats.js'
+
+export interface Breach {
+  database: string
+  queue: string
+  check: 'length' | 'oldest_age_sec'
+  value: number
+  threshold: number
+  /** the compared figure is an estimate */
+  estimated: boolean
+}
+
+export interface StatsResult {
+  exact: boolean
+  /** fast mode: figures are counted exactly up to this many rows per queue, estimated above */
+  count_limit: number | null
+  queues: QueueStats[]
+  breaches: Breach[]
+  unavailable: Unavailable[]
+}
+
+/** Never count more than this many rows per figure to decide a --fail-if-length-gt threshold. */
+const MAX_THRESHOLD_COUNT = 1_000_000
+
+export default class QueueStatsCommand extends BaseCommand<typeof QueueStatsCommand> {
+  static override summary = 'Length, visible, in flight, oldest/newest age, total sent and archive size of every queue.'
+  static override description = `Reads every database of the estate that has queues (shared_queue and each singularity database), or those named with --db.
+
+Fast by default, also on queues of millions of messages: visible and in-flight messages are counted exactly up to ${DEFAULT_COUNT_LIMIT.toLocaleString('en-US')} each (bounded index range scans); above that, length comes from the statistics collector (n_live_tup, else pg_class.reltuples scaled to the table's size), clamped by the msg_id span, and the figure is marked as an estimate ("~" in the table; "estimated": true and "estimated_fields" under --json). Its error is that of PostgreSQL's statistics: typically within a few percent after ANALYZE or autovacuum. Ages come from the lowest/highest msg_id, total sent from the msg_id sequence (exact). --exact counts every row in one snapshot, as pgmq.metrics does.
+
+Thresholds for cron/CI alerting: --fail-if-length-gt N and --fail-if-oldest-gt DURATION exit 3 after printing when any queue breaches them. A length threshold up to ${MAX_THRESHOLD_COUNT.toLocaleString('en-US')} is decided by an exact bounded count, so estimates never cause a false alarm below it.
+
+Exit codes: 0 ok, 2 bad flags, 3 threshold breached, 4 no queue matches --pattern or no queue database exists.`
+  static override examples = [
+    {description: 'Every queue of the estate', command: '<%= config.bin %> queue stats'},
+    {description: 'The LLM queues of shared_queue, counted exactly', command: "<%= config.bin %> queue stats --db shared_queue --pattern 'llm_*' --exact"},
+    {description: 'Alert from cron when the learning queue backs up (seed 000)', command: "<%= config.bin %> queue stats --pattern 'centralcloud-new-patterns' --fail-if-length-gt 100 --fail-if-oldest-gt 10m"},
+    {description: 'For scripts', command: '<%= config.bin %> queue stats --json | jq \'.queues[] | {queue, length}\''},
+  ]
+
+  static override flags = {
+    ...connectionFlags,
+    db: Flags.string({description: 'Database name or kind (shared_queue, singularity); repeatable. Default: every database with queues.', multiple: true}),
+    pattern: Flags.string({description: "Only queues whose name matches this glob (* and ?), e.g. 'llm_*'."}),
+    exact: Flags.boolean({description: 'Count every row (slower on big queues) instead of estimating above the count limit.'}),
+    'fail-if-length-gt': Flags.integer({description: 'Exit 3 when a queue holds more than N messages.', min: 0}),
+    'fail-if-oldest-gt': Flags.string({description: "Exit 3 when a queue's oldest message is older than this (30s, 10m, 2h, 1d)."}),
+  }
+
+  protected async execute(): Promise<StatsResult> {
+    const flags = this.flags
+    const matcher = flags.pattern === undefined ? undefined : globToRegExp(flags.pattern)
+    let oldestLimit: number | undefined
+    if (flags['fail-if-oldest-gt'] !== undefined) {
+      oldestLimit = parseDuration(flags['fail-if-oldest-gt'])
+      if (oldestLimit === undefined) {
+        throw new UsageError(`invalid --fail-if-oldest-gt ${JSON.stringify(flags['fail-if-oldest-gt'])}`, {hint: 'a duration such as 90s, 10m, 2h or 1d'})
+      }
+    }
+    const lengthLimit = flags['fail-if-length-gt']
+    const countLimit = flags.exact ? null : Math.max(DEFAULT_COUNT_LIMIT, lengthLimit === undefined ? 0 : Math.min(lengthLimit, MAX_THRESHOLD_COUNT))
+
+    const config = resolveConfig(flags)
+    const databases = await queueDatabases(config, flags.db)
+    const {open, unavailable} = await openQueueDatabases(config, databases, {
+      statementTimeoutMs: flags.exact ? 600_000 : 60_000,
+      lockTimeoutMs: 5000,
+      applicationName: 'singularity queue stats',
+    })
+    const queues: QueueStats[] = []
+    try {
+      requireSomeDatabase(open, unavailable, config.prefix)
+      for (const u of unavailable) this.note(`skipped ${u.database}: ${u.reason}`)
+      const all: string[] = []
+      for (const o of open) {
+        all.push(...o.catalog.queues.map((q) => q.name))
+        const selected = matcher ? o.catalog.queues.filter((q) => matcher.test(q.name)) : o.catalog.queues
+        if (selected.length === 0) continue
+        queues.push(...(await queueStats(o.client, selected, {database: o.db.name, exact: flags.exact, countLimit: countLimit ?? undefined})))
+      }
+      if (matcher && queues.length === 0) {
+        const close = closestNames(flags.pattern!.replaceAll(/[*?]/g, ''), all)
+        throw new NotFoundError(`no queue matches '${flags.pattern}' in ${open.map((o) => o.db.name).join(', ')}`, {
+          hint: close.length > 0 ? `did you mean ${close.join(', ')}?` : `queues there: ${[...new Set(all)].slice(0, 15).join(', ') || 'none'}`,
+          code: 'QUEUE_NOT_FOUND',
+        })
+      }
+    } finally {
+      await closeAll(open)
+    }
+
+    const breaches: Breach[] = []
+    for (const q of queues) {
+      if (lengthLimit !== undefined && q.length > lengthLimit) {
+        breaches.push({database: q.database, queue: q.queue, check: 'length', value: q.length, threshold: lengthLimit, estimated: q.estimated_fields.includes('length') && lengthLimit > (countLimit ?? Infinity)})
+      }
+      if (oldestLimit !== undefined && q.oldest_age_sec !== null && q.oldest_age_sec > oldestLimit) {
+        breaches.push({database: q.database, queue: q.queue, check: 'oldest_age_sec', value: q.oldest_age_sec, threshold: oldestLimit, estimated: false})
+      }
+    }
+    if (breaches.length > 0) this.exitAfterOutput(3)
+    const result = {exact: Boolean(flags.exact), count_limit: countLimit, queues, breaches, unavailable}
+    // Rendered here: the base command does not await human().
+    if (!this.jsonMode) this.table = await statsTable(result, this.colorful)
+    return result
+  }
+
+  private table = ''
+
+  protected override human(result: StatsResult): void {
+    if (result.queues.length === 0) this.out('no queues; `singularity db init` creates the estate\'s queues')
+    else this.out(this.table)
+    if (result.queues.some((q) => q.estimated)) {
+      this.out(`~ estimate from PostgreSQL statistics (counted exactly up to ${result.count_limit?.toLocaleString('en-US')} rows); --exact counts every row`)
+    }
+    for (const b of result.breaches) {
+      const shown = b.check === 'length' ? `length ${b.estimated ? '~' : ''}${b.value.toLocaleString('en-US')} > ${b.threshold.toLocaleString('en-US')}` : `oldest message ${formatDuration(b.value)} old > ${formatDuration(b.threshold)}`
+      this.out(`BREACHED ${b.database}.${b.queue}: ${shown}`)
+    }
+  }
+}
+
+/** The stats as an aligned table; "~" marks estimates. */
+async function statsTable(result: StatsResult, colour: boolean): Promise<string> {
+  const n = (value: number, field: string, q: QueueStats) => `${q.estimated_fields.includes(field as never) ? '~' : ''}${value.toLocaleString('en-US')}`
+  const rows = result.queues.map((q) => [
+    q.database,
+    q.queue,
+    n(q.length, 'length', q),
+    n(q.visible, 'visible', q),
+    n(q.in_flight, 'in_flight', q),
+    formatDuration(q.oldest_age_sec),
+    formatDuration(q.newest_age_sec),
+    q.total_sent.toLocaleString('en-US'),
+    n(q.archive_length, 'archive_length', q),
+  ])
+  return renderTable(['DATABASE', 'QUEUE', 'LENGTH', 'VISIBLE', 'IN FLIGHT', 'OLDEST', 'NEWEST', 'TOTAL SENT', 'ARCHIVE'], rows, {colour})
+}

@@ -1,0 +1,139 @@
+import type pg from 'pg'
+
+import {CliError, NotFoundError} from '../cli/errors.js'
+import {formatBytes} from '../cli/format.js'
+import {validateName} from '../names.js'
+import {cdcError} from './errors.js'
+
+/** One replication slot with the figures an operator needs before the disk fills. */
+export interface SlotRow {
+  name: string
+  plugin: string | null
+  slotType: string
+  database: string | null
+  temporary: boolean
+  active: boolean
+  activePid: number | null
+  /** application_name of the session holding the slot, when active */
+  activeApplication: string | null
+  restartLsn: string | null
+  confirmedFlushLsn: string | null
+  /** WAL kept for this slot: current WAL position − restart_lsn */
+  retainedBytes: number | null
+  retained: string
+  /** changes not yet confirmed by its consumer: current WAL position − confirmed_flush_lsn */
+  pendingBytes: number | null
+  walStatus: string | null
+  safeWalSizeBytes: number | null
+  safeWalSize: string | null
+  /** when the slot was last released (PostgreSQL 17+ inactive_since); null when active or unknown */
+  inactiveSince: string | null
+  inactiveSeconds: number | null
+  /** one of the estate's persistent slots (db init creates it) */
+  estate: boolean
+}
+
+export interface SlotsReport {
+  currentLsn: string | null
+  /** false before PostgreSQL 17: inactive_since does not exist, so inactivity is unknown */
+  inactiveSinceAvailable: boolean
+  slots: SlotRow[]
+}
+
+/** Every replication slot on the server (pg_replication_slots), with retained WAL in bytes. */
+export async function listSlots(client: pg.Client, estateSlots: string[] = []): Promise<SlotsReport> {
+  const {rows} = await client.query(
+    `WITH pos AS (
+       SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END AS lsn
+     )
+     SELECT to_jsonb(s) AS slot,
+            pos.lsn::text AS current_lsn,
+            pg_wal_lsn_diff(pos.lsn, s.restart_lsn)::bigint::text AS retained,
+            pg_wal_lsn_diff(pos.lsn, s.confirmed_flush_lsn)::bigint::text AS pending,
+            a.application_name,
+            now() AS now
+       FROM pg_replication_slots s CROSS JOIN pos
+       LEFT JOIN pg_stat_activity a ON a.pid = s.active_pid
+      ORDER BY s.slot_name`,
+  )
+  let currentLsn: string | null = null
+  if (rows.length === 0) {
+    const r = await client.query(`SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn`)
+    currentLsn = r.rows[0].lsn
+  }
+  let inactiveSinceAvailable = false
+  const slots = rows.map((r): SlotRow => {
+    currentLsn = r.current_lsn
+    const s = r.slot as Record<string, unknown>
+    if ('inactive_since' in s) inactiveSinceAvailable = true
+    const retainedBytes = r.retained === null ? null : Number(r.retained)
+    const safe = s.safe_wal_size === null || s.safe_wal_size === undefined ? null : Number(s.safe_wal_size)
+    const inactiveSince = typeof s.inactive_since === 'string' ? new Date(s.inactive_since).toISOString() : null
+    return {
+      name: String(s.slot_name),
+      plugin: (s.plugin as string | null) ?? null,
+      slotType: String(s.slot_type),
+      database: (s.database as string | null) ?? null,
+      temporary: Boolean(s.temporary),
+      active: Boolean(s.active),
+      activePid: (s.active_pid as number | null) ?? null,
+      activeApplication: s.active ? (r.application_name ?? null) : null,
+      restartLsn: (s.restart_lsn as string | null) ?? null,
+      confirmedFlushLsn: (s.confirmed_flush_lsn as string | null) ?? null,
+      retainedBytes,
+      retained: formatBytes(retainedBytes),
+      pendingBytes: r.pending === null ? null : Number(r.pending),
+      walStatus: (s.wal_status as string | null) ?? null,
+      safeWalSizeBytes: safe,
+      safeWalSize: safe === null ? null : formatBytes(safe),
+      inactiveSince: s.active ? null : inactiveSince,
+      inactiveSeconds: !s.active && inactiveSince ? Math.max(0, (new Date(r.now).getTime() - new Date(inactiveSince).getTime()) / 1000) : null,
+      estate: estateSlots.includes(String(s.slot_name)),
+    }
+  })
+  return {currentLsn, inactiveSinceAvailable, slots}
+}
+
+/** The slots whose retained WAL is above a threshold (for --fail-if-retained-gt). */
+export function slotsOverRetention(report: SlotsReport, thresholdBytes: number): SlotRow[] {
+  return report.slots.filter((s) => s.retainedBytes !== null && s.retainedBytes > thresholdBytes)
+}
+
+export interface DropResult {
+  slot: string
+  dropped: boolean
+  dryRun: boolean
+  /** what the slot held when dropped */
+  retained: string
+  retainedBytes: number | null
+  plugin: string | null
+  database: string | null
+  estate: boolean
+}
+
+/** Reads the slot to drop: unknown exits 4; a slot in use is refused with who holds it (exit 1). */
+export async function slotToDrop(client: pg.Client, name: string, estateSlots: string[] = []): Promise<SlotRow> {
+  validateName('slot', name)
+  const report = await listSlots(client, estateSlots)
+  const slot = report.slots.find((s) => s.name === name)
+  if (!slot) throw new NotFoundError(`replication slot not found: ${name}`, {hint: 'list the slots with `singularity cdc slots`', code: 'SLOT_NOT_FOUND'})
+  if (slot.active) {
+    const who = slot.activeApplication ? `PID ${slot.activePid}, application '${slot.activeApplication}'` : `PID ${slot.activePid}`
+    throw new CliError(`replication slot ${name} is in use (${who}); an active slot cannot be dropped`, {
+      hint: slot.temporary
+        ? 'a temporary slot disappears by itself when its session ends'
+        : `stop its consumer first (or end the session: SELECT pg_terminate_backend(${slot.activePid})), then drop it`,
+      code: 'SLOT_IN_USE',
+    })
+  }
+  return slot
+}
+
+/** Drops an inactive slot; the WAL it retained is released at the next checkpoint. */
+export async function dropSlot(client: pg.Client, name: string): Promise<void> {
+  try {
+    await client.query('SELECT pg_drop_replication_slot($1)', [name])
+  } catch (error) {
+    throw cdcError(error, {slot: name})
+  }
+}

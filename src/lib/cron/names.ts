@@ -1,0 +1,110 @@
+import {UsageError} from '../cli/errors.js'
+import {JOB_PREFIX, type ConcreteDatabase, type Estate, type ScheduleSpec} from '../../topology.js'
+
+/**
+ * pg_cron job names of an estate: JOB_PREFIX + estate prefix + schedule name, plus ":<n>" for
+ * singularity instance n when there are several (the name stays under 63 bytes, pg_cron's limit;
+ * the instance number names the database singularity_<n>). Schedule names are kebab-case without
+ * '_', so one estate's jobs never parse as another's ("singularity:t_x_learn-patterns" is no job
+ * of the estate without prefix); a job also belongs to an estate only when it runs in one of the
+ * estate's databases (or in the cron database).
+ */
+
+/** A schedule name: lower-case kebab-case (no '_', no ':'). */
+export const SCHEDULE_NAME = /^[a-z0-9]+(-[a-z0-9]+)*$/
+
+/** pg_cron's jobname column is of type name: longer names would be cut silently. */
+export const MAX_JOB_NAME_BYTES = 63
+
+export function cronJobName(prefix: string, name: string, instance?: number): string {
+  return `${JOB_PREFIX}${prefix}${name}${instance === undefined ? '' : `:${instance}`}`
+}
+
+/** The schedule name (and instance) of a pg_cron job name of this estate prefix; undefined when it is not one. */
+export function parseCronJobName(jobname: string, prefix: string): {name: string; instance?: number} | undefined {
+  const head = `${JOB_PREFIX}${prefix}`
+  if (!jobname.startsWith(head)) return undefined
+  const match = /^([a-z0-9]+(?:-[a-z0-9]+)*)(?::([1-9][0-9]*))?$/.exec(jobname.slice(head.length))
+  if (!match) return undefined
+  return {name: match[1], instance: match[2] === undefined ? undefined : Number(match[2])}
+}
+
+/** One pg_cron job as it should be installed. */
+export interface PlannedCronJob {
+  jobname: string
+  spec: ScheduleSpec
+  database: string
+  /** the concrete database (undefined for the cron database) */
+  target?: ConcreteDatabase
+  schedule: string
+  command: string
+}
+
+/** Checks a schedule name; exit 2 when it is not kebab-case. */
+export function checkScheduleName(name: string): void {
+  if (!SCHEDULE_NAME.test(name)) {
+    throw new UsageError(`invalid schedule name ${JSON.stringify(name)}`, {
+      hint: 'schedule names are lower-case kebab-case: letters, digits and single hyphens (e.g. learn-patterns)',
+      code: 'BAD_NAME',
+    })
+  }
+}
+
+/** The concrete pg_cron jobs of the pg_cron schedules for an estate. */
+export function plannedCronJobs(estate: Estate, schedules: ScheduleSpec[], cronDatabase: string): PlannedCronJob[] {
+  const out: PlannedCronJob[] = []
+  for (const spec of schedules) {
+    if (spec.runner !== 'pg_cron') continue
+    if (spec.database === 'cron') {
+      out.push({jobname: cronJobName(estate.prefix, spec.name), spec, database: cronDatabase, schedule: spec.schedule, command: spec.command})
+      continue
+    }
+    for (const db of estate.databases.filter((d) => d.kind === spec.database)) {
+      out.push({
+        jobname: cronJobName(estate.prefix, spec.name, db.instance),
+        spec,
+        database: db.name,
+        target: db,
+        schedule: spec.schedule,
+        command: spec.command,
+      })
+    }
+  }
+  return out
+}
+
+/** Whether an installed pg_cron job belongs to this estate (prefix, name grammar and database). */
+export function isEstateJob(job: {jobname: string | null; database: string}, estate: Estate, cronDatabase: string | null): boolean {
+  if (!job.jobname || !parseCronJobName(job.jobname, estate.prefix)) return false
+  return job.database === cronDatabase || estate.databases.some((d) => d.name === job.database)
+}
+
+/** Levenshtein distance (for "did you mean"). */
+export function editDistance(a: string, b: string): number {
+  const prev = Array.from({length: b.length + 1}, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = prev[0]
+    prev[0] = i
+    for (let j = 1; j <= b.length; j++) {
+      const saved = prev[j]
+      prev[j] = Math.min(prev[j] + 1, prev[j - 1] + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1))
+      diagonal = saved
+    }
+  }
+  return prev[b.length]
+}
+
+/** The candidates closest to what was typed: substring matches first, then by edit distance. */
+export function closestNames(typed: string, candidates: string[], count = 3): string[] {
+  const t = typed.toLowerCase()
+  const unique = [...new Set(candidates)]
+  const scored = unique.map((c) => {
+    const l = c.toLowerCase()
+    const contains = l.includes(t) || t.includes(l) ? 0 : 1
+    // compare with the short tail too (module names, prefixed job names)
+    const tail = l.split(/[.:]/).pop() ?? l
+    return {c, contains, d: Math.min(editDistance(t, l), editDistance(t, tail))}
+  })
+  scored.sort((x, y) => x.contains - y.contains || x.d - y.d || x.c.localeCompare(y.c))
+  return scored.slice(0, count).map((s) => s.c)
+}

@@ -197,6 +197,9 @@ COMMENT ON FUNCTION sync_learning_to_centralcloud() IS
 -- Assigns pending tasks to agents with free capacity: at most 10 per agent per call.
 CREATE OR REPLACE FUNCTION assign_pending_tasks(OUT tasks_assigned integer, OUT agents_assigned integer)
 LANGUAGE plpgsql VOLATILE
+-- the slot estimate (generate_series per agent) inflates costs past the JIT threshold; compiling
+-- the plan would take most of the call's time
+SET jit = off
 AS $$
 DECLARE
   v_agents text[];

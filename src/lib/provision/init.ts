@@ -235,22 +235,32 @@ export async function initEstate(options: InitOptions): Promise<InitResult> {
       }
     }
 
-    // Databases: created with their owner; CONNECT revoked from PUBLIC.
-    const databases: DatabaseReport[] = []
+    // Databases: created with their owner; CONNECT revoked from PUBLIC. Then each is provisioned
+    // on its own connection, all at once (changes are reported in estate order).
     for (const db of e.databases) {
-      const missing = !owners.has(db.name)
-      if (!options.dryRun) {
-        if (missing) {
-          options.progress?.(`create database ${db.name}`)
-          await client.query(`CREATE DATABASE ${quoteIdent(db.name)} OWNER ${quoteIdent(db.owner)}`)
-          changes.push(`created database ${db.name} owned by ${db.owner}`)
-        } else if (owners.get(db.name) !== db.owner) {
-          await client.query(`ALTER DATABASE ${quoteIdent(db.name)} OWNER TO ${quoteIdent(db.owner)}`)
-          changes.push(`gave database ${db.name} to ${db.owner}`)
-        }
-        await restrictConnect(client, db.name, db.owner, db.connect)
+      if (options.dryRun) continue
+      if (!owners.has(db.name)) {
+        options.progress?.(`create database ${db.name}`)
+        await client.query(`CREATE DATABASE ${quoteIdent(db.name)} OWNER ${quoteIdent(db.owner)}`)
+        changes.push(`created database ${db.name} owned by ${db.owner}`)
+      } else if (owners.get(db.name) !== db.owner) {
+        await client.query(`ALTER DATABASE ${quoteIdent(db.name)} OWNER TO ${quoteIdent(db.owner)}`)
+        changes.push(`gave database ${db.name} to ${db.owner}`)
       }
-      databases.push(await provisionDatabase(admin, db, facts, options, missing, changes, warnings))
+      await restrictConnect(client, db.name, db.owner, db.connect)
+    }
+    const perDatabase = await Promise.all(
+      e.databases.map(async (db) => {
+        const dbChanges: string[] = []
+        const dbWarnings: string[] = []
+        const report = await provisionDatabase(admin, db, facts, options, !owners.has(db.name), dbChanges, dbWarnings)
+        return {report, dbChanges, dbWarnings}
+      }),
+    )
+    const databases = perDatabase.map((d) => d.report)
+    for (const d of perDatabase) {
+      changes.push(...d.dbChanges)
+      warnings.push(...d.dbWarnings)
     }
 
     // pg_cron lives in the cron database and schedules into the others.

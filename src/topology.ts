@@ -166,10 +166,12 @@ export interface ScheduleSpec {
   description: string
   /** where the job comes from, e.g. "seed 000" */
   source: string
+  /** the command acts only on days 1..N of the month (cron cannot say "first Sunday") */
+  maxDayOfMonth?: number
 }
 
-/** Every schedule of seeds 000/001/003/004 (filled in by the schedules work). */
-export const SCHEDULES: ScheduleSpec[] = []
+/** Every schedule of seeds 000/001/003/004: the list lives in schedules.ts. */
+export {SCHEDULES, schedulesFor} from './schedules.js'
 
 /** The estate's concrete names for a prefix and a number of singularity instances. */
 export interface Estate {

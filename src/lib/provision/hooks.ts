@@ -16,5 +16,29 @@ export async function provisionHooks(): Promise<InitHooks> {
       ]
       return {changes, warnings: result.warnings, detail: result}
     },
+    async schedules(client, estate, dryRun) {
+      const [{installSchedules}, {schedulesFor}] = await Promise.all([import('../cron/install.js'), import('../../schedules.js')])
+      const schedules = schedulesFor(process.env)
+      let result
+      try {
+        result = await installSchedules(client, estate, schedules, {dryRun})
+      } catch (error) {
+        // A dry run before the databases exist: every job is still to be scheduled.
+        if (dryRun && (error as {code?: string}).code === 'DATABASE_MISSING') {
+          return {changes: [], warnings: [], detail: {planned: ['schedule every pg_cron job once the databases exist']}}
+        }
+        throw error
+      }
+      const verb = dryRun ? 'would ' : ''
+      const changes = dryRun
+        ? []
+        : [
+            ...result.created.map((j) => `scheduled pg_cron job ${j}`),
+            ...result.updated.map((j) => `updated pg_cron job ${j}`),
+            ...result.removed.map((j) => `unscheduled pg_cron job ${j} (no longer declared)`),
+          ]
+      const planned = dryRun ? [...result.created.map((j) => `${verb}schedule ${j}`), ...result.updated.map((j) => `${verb}update ${j}`), ...result.removed.map((j) => `${verb}unschedule ${j}`)] : []
+      return {changes, warnings: [], detail: {...result, planned}}
+    },
   }
 }

@@ -1,0 +1,89 @@
+import {Args, Flags} from '@oclif/core'
+
+import {BaseCommand} from '../../base-command.js'
+import {connectionFlags} from '../../flags.js'
+import {UsageError} from '../../lib/cli/errors.js'
+import {parseDuration} from '../../lib/cli/format.js'
+import {renderTable} from '../../lib/cli/table.js'
+import {openJobsContextFor} from '../../lib/cron/context.js'
+import {jobHistory, resolveJob, type HistoryResult} from '../../lib/cron/jobs.js'
+import {selectDatabases} from '../../lib/estate/targets.js'
+import {validateName} from '../../lib/names.js'
+import {shortTime} from './list.js'
+
+/** --since: a duration back from now (90s, 10m, 1h, 7d) or an ISO 8601 time; exit 2 otherwise. */
+export function parseSince(text: string, now = new Date()): Date {
+  const seconds = parseDuration(text)
+  if (seconds !== undefined) return new Date(now.getTime() - seconds * 1000)
+  if (/^\d{4}-\d{2}-\d{2}/.test(text) && !Number.isNaN(Date.parse(text))) return new Date(text)
+  throw new UsageError(`invalid --since ${JSON.stringify(text)}`, {hint: 'a duration back from now (30m, 1h, 7d) or an ISO time (2025-01-05T05:00:00Z)'})
+}
+
+export default class JobsHistory extends BaseCommand<typeof JobsHistory> {
+  static override summary = 'The last runs of a job: status, start (UTC), duration, message.'
+  static override description = `pg_cron jobs: from cron.job_run_details (kept 14 days by the cron-history-cleanup job). A singularity job shows the runs of every instance unless --db names one. Oban workers: their newest oban_jobs rows (state, attempt, last error).
+
+Exit codes: 0 ok (also when there are no runs yet); 2 bad input; 4 no such job.`
+  static override examples = [
+    {description: 'The last 20 runs of the task assignment', command: '<%= config.bin %> jobs history assign-tasks'},
+    {description: 'Runs in the last hour, as JSON', command: '<%= config.bin %> jobs history learn-patterns --since 1h --json'},
+    {description: 'The newest jobs of an Oban worker', command: '<%= config.bin %> jobs history Singularity.Jobs.TemplateSyncWorker --limit 5'},
+  ]
+
+  static override args = {
+    name: Args.string({description: 'Schedule name, pg_cron job name or Oban worker module.', required: true}),
+  }
+
+  static override flags = {
+    ...connectionFlags,
+    limit: Flags.integer({description: 'At most this many runs, newest first.', default: 20, min: 1, max: 10_000}),
+    since: Flags.string({description: 'Only runs started since: a duration back from now (1h, 7d) or an ISO time.'}),
+    db: Flags.string({description: 'Only in this database (name or kind); repeatable.', multiple: true}),
+  }
+
+  private lines: string[] = []
+
+  protected async execute(): Promise<HistoryResult> {
+    const name = validateName('job', this.args.name)
+    const since = this.flags.since === undefined ? undefined : parseSince(this.flags.since)
+    const ctx = await openJobsContextFor(this.flags)
+    try {
+      let databases: string[] | undefined
+      if (this.flags.db && this.flags.db.length > 0) {
+        const cron = ctx.cronInfo?.database
+        const wantsCron = cron !== undefined && this.flags.db.includes(cron) && !ctx.estate.databases.some((d) => d.name === cron)
+        const rest = this.flags.db.filter((d) => !(wantsCron && d === cron))
+        databases = [...(rest.length > 0 ? selectDatabases(ctx.estate.databases, rest).map((d) => d.name) : []), ...(wantsCron ? [cron] : [])]
+      }
+      const resolved = await resolveJob(ctx, name, databases)
+      const result = await jobHistory(ctx, resolved, {limit: this.flags.limit, since})
+      if (!this.jsonMode) this.lines = await renderHistory(name, result, this.colorful)
+      return result
+    } finally {
+      await ctx.close()
+    }
+  }
+
+  protected override human(): void {
+    for (const line of this.lines) this.out(line)
+  }
+}
+
+async function renderHistory(name: string, result: HistoryResult, colour: boolean): Promise<string[]> {
+  if (result.runs.length === 0) return [`no runs of ${name} recorded${result.note ? ` (${result.note})` : ''}`]
+  const several = new Set(result.runs.map((r) => `${r.job}@${r.database}`)).size > 1
+  const red = (s: string) => (colour ? `\u001B[31m${s}\u001B[39m` : s)
+  const failed = (s: string) => s === 'failed' || s === 'retryable' || s === 'discarded'
+  const head = [result.runner === 'oban' ? 'JOB ID' : 'RUN', ...(several ? ['JOB', 'DATABASE'] : []), 'STATUS', 'START (UTC)', 'DURATION', 'MESSAGE']
+  const rows = result.runs.map((r) => [
+    r.runid,
+    ...(several ? [r.job, r.database ?? '-'] : []),
+    failed(r.status) ? red(r.status) : r.status,
+    r.start ? `${shortTime(r.start)}:${r.start.slice(17, 19)}` : '-',
+    r.durationSeconds === null ? '-' : `${r.durationSeconds}s`,
+    (r.message ?? '').slice(0, 100),
+  ])
+  const lines = [await renderTable(head, rows, {colour})]
+  if (result.note) lines.push('', result.note)
+  return lines
+}

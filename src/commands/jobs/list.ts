@@ -1,0 +1,104 @@
+import {Flags} from '@oclif/core'
+
+import {BaseCommand} from '../../base-command.js'
+import {connectionFlags} from '../../flags.js'
+import {formatDuration} from '../../lib/cli/format.js'
+import {renderTable} from '../../lib/cli/table.js'
+import {openJobsContextFor} from '../../lib/cron/context.js'
+import {isFailing, listJobs, type JobRow, type JobsListResult} from '../../lib/cron/jobs.js'
+import {selectDatabases} from '../../lib/estate/targets.js'
+import type {Runner} from '../../topology.js'
+
+const RUNNERS = ['pg_cron', 'oban', 'system-cron'] as const
+
+/** '2025-01-05 05:00' (UTC) from an ISO timestamp. */
+export function shortTime(iso: string | null | undefined): string {
+  return iso ? iso.slice(0, 16).replace('T', ' ') : '-'
+}
+
+function truncate(text: string | null | undefined, max: number): string {
+  if (!text) return ''
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text
+}
+
+export default class JobsList extends BaseCommand<typeof JobsList> {
+  static override summary = 'Every scheduled job: runner, schedule and next run (UTC), database, last run, failure streak, drift.'
+  static override description = `One view of the estate's schedules (seeds 000/001/003/004): the pg_cron jobs db init installs, the Oban workers of the Elixir applications and the system-cron entries (backups).
+
+pg_cron: the job as installed in cron.job, its last run from cron.job_run_details (status, start, duration, message), the number of consecutive failed runs, and drift against the declared schedule: missing, schedule/command/database differs, or unknown (a job under our name prefix that is not declared; db init removes it). Jobs without our prefix are not shown.
+Oban: read from oban_jobs in the service's database where that table exists (newest state per worker, failure streak, runs missed since the newest job, jobs waiting); where it does not, the row says so.
+System cron: schedule, next run and the crontab line to install on the host.
+
+Times are UTC (pg_cron 1.4 schedules in GMT). Exit codes: 0 ok; 2 bad flags or unknown --db; 3 with --fail-on-error when a job's last run failed or a declared pg_cron job is missing.`
+  static override examples = [
+    {description: 'Every job', command: '<%= config.bin %> jobs list'},
+    {description: 'Only pg_cron jobs whose last run failed', command: '<%= config.bin %> jobs list --runner pg_cron --failing'},
+    {description: 'From cron/CI: alert when a job failed or is missing', command: '<%= config.bin %> jobs list --fail-on-error --json > /dev/null'},
+    {description: 'Jobs of one database', command: '<%= config.bin %> jobs list --db shared_queue'},
+  ]
+
+  static override flags = {
+    ...connectionFlags,
+    runner: Flags.string({description: 'Only jobs of this runner; repeatable.', options: [...RUNNERS], multiple: true}),
+    failing: Flags.boolean({description: 'Only jobs whose last run failed.'}),
+    'fail-on-error': Flags.boolean({description: 'Exit 3 when a job’s last run failed or a declared pg_cron job is missing.'}),
+    db: Flags.string({description: 'Database name or kind (singularity, shared_queue, …); repeatable. Default: all.', multiple: true}),
+  }
+
+  protected async execute(): Promise<JobsListResult> {
+    const ctx = await openJobsContextFor(this.flags)
+    try {
+      let databases: string[] | undefined
+      if (this.flags.db && this.flags.db.length > 0) {
+        const all = [...ctx.estate.databases]
+        const cronDb = ctx.cronInfo?.database
+        const wantsCron = cronDb !== undefined && this.flags.db.includes(cronDb) && !all.some((d) => d.name === cronDb)
+        const rest = this.flags.db.filter((d) => !(wantsCron && d === cronDb))
+        databases = [...(rest.length > 0 ? selectDatabases(all, rest).map((d) => d.name) : []), ...(wantsCron ? [cronDb] : [])]
+      }
+      const result = await listJobs(ctx, {runners: this.flags.runner as Runner[] | undefined, failing: this.flags.failing, databases})
+      if (this.flags['fail-on-error'] && (result.counts.failing > 0 || result.counts.missing > 0)) this.exitAfterOutput(3)
+      // Rendered here: the base command does not await human().
+      if (!this.jsonMode) this.lines = await renderJobs(result, this.colorful)
+      return result
+    } finally {
+      await ctx.close()
+    }
+  }
+
+  private lines: string[] = []
+
+  protected override human(result: JobsListResult): void {
+    if (result.pgCron.problem) this.note(`warning: ${result.pgCron.problem}`)
+    for (const line of this.lines) this.out(line)
+  }
+}
+
+/** The table and summary lines of a jobs list, for people. */
+export async function renderJobs(result: JobsListResult, colour: boolean): Promise<string[]> {
+  if (result.jobs.length === 0) return ['no jobs match; see `singularity jobs list` without filters']
+  const red = (s: string) => (colour ? `\u001B[31m${s}\u001B[39m` : s)
+  const yellow = (s: string) => (colour ? `\u001B[33m${s}\u001B[39m` : s)
+  const rows = result.jobs.map((j: JobRow) => {
+    const last = j.lastRun ? `${j.lastRun.status} ${shortTime(j.lastRun.start)}${j.lastRun.durationSeconds === null ? '' : ` (${j.lastRun.durationSeconds < 60 ? `${j.lastRun.durationSeconds}s` : formatDuration(j.lastRun.durationSeconds)})`}` : '-'
+    const drift = [...j.drift, ...(j.missedRuns ? [`missed ${j.missedRuns >= 1000 ? '1000+' : j.missedRuns}`] : [])].join(', ')
+    return [
+      j.runner,
+      j.runner === 'system-cron' ? j.name : j.job,
+      j.schedule ?? '-',
+      j.schedule?.startsWith('@reboot') ? 'at startup' : shortTime(j.nextRun),
+      j.database ?? '(host)',
+      j.active === null ? '-' : j.active ? 'yes' : 'no',
+      isFailing(j) ? red(last) : last,
+      j.failureStreak ? red(String(j.failureStreak)) : j.failureStreak === null ? '-' : '0',
+      drift ? yellow(drift) : '',
+      truncate(j.lastRun?.message ?? j.note, 60),
+    ]
+  })
+  const lines = [await renderTable(['RUNNER', 'JOB', 'SCHEDULE', 'NEXT RUN (UTC)', 'DATABASE', 'ACTIVE', 'LAST RUN', 'STREAK', 'DRIFT', 'MESSAGE / NOTE'], rows, {colour})]
+  const c = result.counts
+  lines.push('')
+  lines.push(`${c.jobs} jobs: ${c.failing} failing, ${c.missing} missing, ${c.drifted} drifted (${c.unknown} unknown)${result.cronDatabase ? `; pg_cron ${result.pgCron.version ?? '-'} in ${result.cronDatabase}` : ''}`)
+  if (c.missing > 0 || c.drifted > 0) lines.push('`singularity db init` installs missing jobs and brings drifted ones back to the declared schedule')
+  return lines
+}

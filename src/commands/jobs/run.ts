@@ -1,0 +1,135 @@
+import {Args, Flags} from '@oclif/core'
+
+import {BaseCommand} from '../../base-command.js'
+import {connectionFlags} from '../../flags.js'
+import {UsageError} from '../../lib/cli/errors.js'
+import {renderTable} from '../../lib/cli/table.js'
+import {openJobsContextFor} from '../../lib/cron/context.js'
+import {resolveJob, runCronJob, runObanJob, type RunOutcome} from '../../lib/cron/jobs.js'
+import {parseObanArgs} from '../../lib/cron/oban.js'
+import {selectDatabases} from '../../lib/estate/targets.js'
+import {validateName} from '../../lib/names.js'
+
+export interface RunResult {
+  name: string
+  runs: RunOutcome[]
+}
+
+export default class JobsRun extends BaseCommand<typeof JobsRun> {
+  static override summary = "Run a pg_cron job's command now, or enqueue an Oban worker's job."
+  static override description = `pg_cron: runs the job's command (as installed in cron.job, else as declared) in its database as its user (SET ROLE when that is not the admin), and prints what it returned and how long it took. The run is not recorded in cron.job_run_details. A singularity job runs in every singularity instance unless --db names one.
+
+Oban: inserts an available job into oban_jobs as Oban.insert would (UTC timestamps, state available, priority 0..9, --args a JSON object); the application's Oban picks it up.
+
+Exit codes: 0 ok; 1 the command failed (or the database/oban_jobs is absent); 2 bad input (name, --args, --priority, --db); 4 no such job (the closest names are suggested).`
+  static override examples = [
+    {description: 'Assign pending tasks now', command: '<%= config.bin %> jobs run assign-tasks'},
+    {description: 'What would run, without running it', command: '<%= config.bin %> jobs run prune-queue-archives --dry-run'},
+    {description: 'Enqueue an Oban job with args', command: `<%= config.bin %> jobs run Singularity.Jobs.TemplateSyncWorker --args '{"force":true}'`},
+    {description: 'One instance of several', command: '<%= config.bin %> jobs run learn-patterns --db singularity_2 --json'},
+  ]
+
+  static override args = {
+    name: Args.string({description: 'Schedule name (learn-patterns), pg_cron job name (singularity:learn-patterns) or Oban worker module.', required: true}),
+  }
+
+  static override flags = {
+    ...connectionFlags,
+    db: Flags.string({description: 'Only in this database (name or kind); repeatable.', multiple: true}),
+    args: Flags.string({description: 'Oban: the job args, a JSON object.'}),
+    queue: Flags.string({description: 'Oban: the queue.', default: 'default'}),
+    priority: Flags.integer({description: 'Oban: priority 0 (highest) .. 9.', default: 0}),
+    'max-attempts': Flags.integer({description: 'Oban: attempts before the job is discarded.', default: 20}),
+    'dry-run': Flags.boolean({description: 'Show what would run (database, user, command) and do nothing.'}),
+  }
+
+  protected async execute(): Promise<RunResult> {
+    const name = validateName('job', this.args.name)
+    const obanArgs = parseObanArgs(this.flags.args)
+    const ctx = await openJobsContextFor(this.flags, {statementTimeoutMs: 0})
+    try {
+      const databases = this.flags.db && this.flags.db.length > 0 ? this.databaseNames(ctx.estate.databases, ctx.cronInfo?.database) : undefined
+      const resolved = await resolveJob(ctx, name, databases)
+      const first = resolved[0]
+      if (first.runner === 'system-cron') {
+        throw new UsageError(`${first.spec.name} runs from the host's crontab, not in PostgreSQL`, {hint: `run it directly: ${first.spec.command}`})
+      }
+      if (first.runner === 'pg_cron' && this.flags.args !== undefined) {
+        throw new UsageError('--args is for Oban workers; a pg_cron job runs its own command', {hint: `see \`singularity jobs list\` for ${name}'s command`})
+      }
+      const runs: RunOutcome[] = []
+      if (first.runner === 'oban') {
+        const targets = resolved.filter((r) => r.runner === 'oban')
+        if (targets.length > 1) {
+          throw new UsageError(`${name} runs in ${targets.length} databases; choose one`, {hint: `add --db ${targets.map((t) => t.database.name).join(' or --db ')}`})
+        }
+        runs.push(
+          await runObanJob(ctx, targets[0], {args: obanArgs, queue: this.flags.queue, priority: this.flags.priority, maxAttempts: this.flags['max-attempts']}, {dryRun: this.flags['dry-run']}),
+        )
+      } else {
+        for (const job of resolved) {
+          if (job.runner !== 'pg_cron') continue
+          runs.push(await runCronJob(ctx, job, {dryRun: this.flags['dry-run']}))
+        }
+      }
+      if (runs.some((r) => !r.ok)) this.exitAfterOutput(1)
+      if (!this.jsonMode) this.lines = await renderRuns(runs, this.colorful)
+      return {name, runs}
+    } finally {
+      await ctx.close()
+    }
+  }
+
+  private lines: string[] = []
+
+  private databaseNames(all: Parameters<typeof selectDatabases>[0], cronDatabase: string | undefined): string[] {
+    const wanted = this.flags.db ?? []
+    const cron = cronDatabase && wanted.includes(cronDatabase) && !all.some((d) => d.name === cronDatabase) ? [cronDatabase] : []
+    const rest = wanted.filter((w) => !cron.includes(w))
+    return [...(rest.length > 0 ? selectDatabases(all, rest).map((d) => d.name) : []), ...cron]
+  }
+
+  protected override human(result: RunResult): void {
+    for (const line of this.lines) this.out(line)
+    for (const run of result.runs) if (!run.ok) this.note(`error: ${run.job} failed in ${run.database}: ${run.error?.message ?? 'unknown error'}`)
+  }
+}
+
+async function renderRuns(runs: RunOutcome[], colour: boolean): Promise<string[]> {
+  const lines: string[] = []
+  for (const run of runs) {
+    const where = `in ${run.database}${run.username ? ` as ${run.username}` : ''}`
+    if (run.dryRun) {
+      lines.push(`would run ${run.job} ${where}:`, `  ${run.command}`)
+      if (run.note) lines.push(`  (${run.note})`)
+      continue
+    }
+    if (run.runner === 'oban' && run.obanJob) {
+      const j = run.obanJob
+      lines.push(`enqueued ${j.worker} in ${run.database}: oban job ${j.id}, queue ${j.queue}, state ${j.state}, priority ${j.priority ?? 0}, scheduled ${j.scheduledAt?.toISOString() ?? '-'}`)
+      continue
+    }
+    const took = run.durationMs === null ? '' : ` in ${run.durationMs < 1000 ? `${run.durationMs} ms` : `${(run.durationMs / 1000).toFixed(2)} s`}`
+    if (!run.ok) {
+      lines.push(`${run.job} ${where}: FAILED${took}: ${run.error?.message ?? ''}`)
+      continue
+    }
+    lines.push(`${run.job} ${where}: ${run.output?.commandTag ?? 'ok'}${took}`)
+    const out = run.output
+    if (out && out.columns.length > 0 && out.rows.length > 0) {
+      const table = await renderTable(out.columns, out.rows.map((r) => out.columns.map((c) => formatCell(r[c]))), {colour})
+      lines.push(...table.split('\n').map((l) => `  ${l}`))
+      if ((out.rowCount ?? 0) > out.rows.length) lines.push(`  … ${(out.rowCount ?? 0) - out.rows.length} more rows (--json shows 50)`)
+    }
+    for (const notice of out?.notices ?? []) lines.push(`  notice: ${notice}`)
+    if (run.note) lines.push(`  (${run.note})`)
+  }
+  return lines
+}
+
+function formatCell(value: unknown): string {
+  if (value === null || value === undefined) return '-'
+  if (value instanceof Date) return value.toISOString()
+  if (typeof value === 'object') return JSON.stringify(value)
+  return String(value)
+}

@@ -1,0 +1,95 @@
+import type pg from 'pg'
+
+import type {ResolvedConfig} from '../config/resolve.js'
+import {connect} from '../db/connect.js'
+import {adminTarget, discoverEstate, onDatabase} from '../estate/targets.js'
+import type {Estate} from '../../topology.js'
+import type {JobSpec} from '../../schedules.js'
+import {cronDatabaseInfo, validateSchedules, type CronDatabaseInfo} from './install.js'
+
+/**
+ * What the jobs commands work with: the estate as it exists on the server, the declared schedules,
+ * a client on the cron database (when pg_cron is there) and a way to open the estate's databases.
+ */
+export interface JobsContext {
+  estate: Estate
+  schedules: JobSpec[]
+  /** client on the cron database; null when pg_cron is not loaded or not created there */
+  cron: pg.Client | null
+  cronInfo: CronDatabaseInfo | null
+  /** why `cron` is null, for people */
+  cronProblem?: string
+  /** the admin role's name (the role schedules are installed as) */
+  adminUser: string
+  /** a client on one database as the admin; null when the database does not exist */
+  open(database: string): Promise<pg.Client | null>
+  close(): Promise<void>
+}
+
+export async function openJobsContext(config: ResolvedConfig, schedules: JobSpec[], options: {statementTimeoutMs?: number} = {}): Promise<JobsContext> {
+  const target = adminTarget(config)
+  const settings = {statementTimeoutMs: options.statementTimeoutMs ?? 30_000, lockTimeoutMs: 5000, applicationName: 'singularity jobs'}
+  const admin = await connect(target, settings)
+  const clients: pg.Client[] = [admin]
+  const byDatabase = new Map<string, pg.Client | null>()
+  try {
+    const estate = await discoverEstate(config, admin)
+    const adminInfo = await cronDatabaseInfo(admin)
+    // a bad declared schedule (expression, name) is bad input: exit 2 before anything runs
+    validateSchedules(estate, schedules, adminInfo.cronDatabaseName ?? 'postgres')
+    byDatabase.set(adminInfo.database, admin)
+
+    const open = async (database: string): Promise<pg.Client | null> => {
+      if (byDatabase.has(database)) return byDatabase.get(database)!
+      const {rows} = await admin.query('SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1 AND datallowconn', [database])
+      if (rows.length === 0) {
+        byDatabase.set(database, null)
+        return null
+      }
+      const client = await connect(onDatabase(target, database), settings)
+      clients.push(client)
+      byDatabase.set(database, client)
+      return client
+    }
+
+    let cron: pg.Client | null = null
+    let cronInfo: CronDatabaseInfo | null = null
+    let cronProblem: string | undefined
+    if (adminInfo.cronDatabaseName === null) {
+      cronProblem = 'pg_cron is not loaded on this server (shared_preload_libraries)'
+    } else {
+      cron = await open(adminInfo.cronDatabaseName)
+      if (cron) {
+        cronInfo = await cronDatabaseInfo(cron)
+        if (cronInfo.version === null) {
+          cronProblem = `the pg_cron extension is not created in ${cronInfo.database} (run \`singularity db init\`)`
+          cron = null
+        }
+      } else {
+        cronProblem = `the cron database ${adminInfo.cronDatabaseName} does not exist`
+      }
+    }
+    return {
+      estate,
+      schedules,
+      cron,
+      cronInfo: cronInfo ?? (adminInfo.cronDatabaseName ? {...adminInfo, database: adminInfo.cronDatabaseName, version: null} : null),
+      cronProblem,
+      adminUser: adminInfo.currentUser,
+      open,
+      close: async () => {
+        await Promise.all(clients.map((c) => c.end().catch(() => {})))
+      },
+    }
+  } catch (error) {
+    await Promise.all(clients.map((c) => c.end().catch(() => {})))
+    throw error
+  }
+}
+
+/** The context for the jobs commands from their connection flags (schedules with SHARED_QUEUE_RETENTION_DAYS applied). */
+export async function openJobsContextFor(flags: {'admin-url'?: string; config?: string; prefix?: string}, options: {statementTimeoutMs?: number} = {}): Promise<JobsContext> {
+  const [{resolveConfig}, {schedulesFor}] = await Promise.all([import('../config/resolve.js'), import('../../schedules.js')])
+  const config = resolveConfig({'admin-url': flags['admin-url'], config: flags.config, prefix: flags.prefix})
+  return openJobsContext(config, schedulesFor(process.env), options)
+}

@@ -109,7 +109,7 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
   }
 
   protected override human(r: BackupTakeResult): void {
-    this.out(`backup ${r.id} complete: ${r.databases.length} database${r.databases.length === 1 ? '' : 's'} + globals, ${formatBytes(r.size)} in ${formatDuration(r.durationMs / 1000)}`)
+    this.out(`backup ${r.id} complete: ${r.databases.length} database${r.databases.length === 1 ? '' : 's'} + globals, ${formatBytes(r.size)} in ${r.durationMs < 10_000 ? `${(r.durationMs / 1000).toFixed(1)}s` : formatDuration(r.durationMs / 1000)}`)
     const width = Math.max(...r.databases.map((d) => d.name.length))
     for (const d of r.databases) this.out(`  ${d.name.padEnd(width)}  ${formatBytes(d.size).padStart(8)}  ${(d.durationMs / 1000).toFixed(1)}s`)
     this.out(`path:     ${r.path}`)

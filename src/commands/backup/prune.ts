@@ -57,9 +57,10 @@ Deleting needs --confirm prune (or a typed answer on a terminal); without a term
 
   protected override human(r: PruneResult): void {
     const verb = r.dryRun ? 'would delete' : 'deleted'
-    for (const b of r.backups) this.out(`${b.action === 'delete' ? (r.dryRun ? 'delete' : 'deleted') : 'keep   '}  ${b.id}  ${b.verified === 'yes' ? 'verified  ' : ''}${b.reason}`)
-    for (const l of r.leftovers) this.out(`${r.dryRun ? 'remove ' : 'removed'}  ${l.name}  ${l.reason}`)
-    for (const u of r.untouched) this.out(`skip     ${u.id}  ${u.status}${u.problem ? `: ${u.problem}` : ''}`)
+    const label = (s: string) => s.padEnd(8)
+    for (const b of r.backups) this.out(`${label(b.action === 'delete' ? (r.dryRun ? 'delete' : 'deleted') : 'keep')}${b.id}  ${b.verified === 'yes' ? '(verified) ' : ''}${b.reason}`)
+    for (const l of r.leftovers) this.out(`${label(r.dryRun ? 'remove' : 'removed')}${l.name}  ${l.reason}`)
+    for (const u of r.untouched) this.out(`${label('skip')}${u.id}  ${u.status}${u.problem ? `: ${u.problem}` : ''}`)
     const n = r.deleteIds.length
     if (n === 0 && r.leftovers.length === 0) this.out(`nothing to prune in ${r.dir} (${r.backups.length} backup${r.backups.length === 1 ? '' : 's'} within retention)`)
     else this.out(`${verb} ${n} backup${n === 1 ? '' : 's'} (${formatBytes(r.freedBytes)})${r.leftovers.length ? ` and ${r.leftovers.length} leftover${r.leftovers.length === 1 ? '' : 's'}` : ''}${r.dryRun ? '; rerun with --confirm prune to do it' : ''}`)

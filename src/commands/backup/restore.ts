@@ -5,6 +5,8 @@ import {connectionFlags} from '../../flags.js'
 import {restoreBackup, type RestoreResult} from '../../lib/backup/restore.js'
 import {confirmDestructive} from '../../lib/cli/confirm.js'
 import {formatDuration} from '../../lib/cli/format.js'
+
+const seconds = (ms: number) => (ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : formatDuration(ms / 1000))
 import {resolveConfig} from '../../lib/config/resolve.js'
 import {connect} from '../../lib/db/connect.js'
 import {adminTarget} from '../../lib/estate/targets.js'
@@ -74,7 +76,7 @@ Exit codes: 0 restored · 1 restore failed (nothing left behind) · 2 bad input 
   }
 
   protected override human(r: RestoreResult): void {
-    this.out(`${r.replaced ? 'replaced' : 'restored'} ${r.database} from ${r.source} in backup ${r.id}: ${r.tables} tables, owner ${r.owner}, ${formatDuration(r.durationMs / 1000)}`)
+    this.out(`${r.replaced ? 'replaced' : 'restored'} ${r.database} from ${r.source} in backup ${r.id}: ${r.tables} table${r.tables === 1 ? '' : 's'}, owner ${r.owner}, ${seconds(r.durationMs)}`)
     if (!r.replaced) this.out(`inspect it with: psql -d ${r.database}   (drop it when done: DROP DATABASE ${r.database})`)
   }
 }

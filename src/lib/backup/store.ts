@@ -160,6 +160,7 @@ function entryFor(dir: string, name: string): BackupEntry | undefined {
     const running = manifest?.status === 'running' && writerAlive(manifest.writer)
     return {
       ...base,
+      size: null,
       status: running ? 'running' : 'incomplete',
       verified: 'no',
       verifiedAt: null,

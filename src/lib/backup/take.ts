@@ -77,17 +77,21 @@ async function createPrivateFile(path: string): Promise<void> {
   await handle.close()
 }
 
-/** Runs `fn` over items, at most `limit` at a time; waits for all, then throws the first error. */
-async function boundedAll<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+/**
+ * Runs `fn` over items, at most `limit` at a time. After the first error nothing new starts and
+ * `onError` is called (to cancel what runs); waits for all, then throws the first real error.
+ */
+async function boundedAll<T>(items: T[], limit: number, fn: (item: T) => Promise<void>, onError: () => void): Promise<void> {
   let next = 0
   const errors: unknown[] = []
   const worker = async () => {
-    while (next < items.length) {
+    while (next < items.length && errors.length === 0) {
       const item = items[next++]
       try {
         await fn(item)
       } catch (error) {
         errors.push(error)
+        onError()
       }
     }
   }
@@ -145,7 +149,14 @@ export async function takeBackup(options: TakeOptions): Promise<TakeResult> {
   if (options.signal?.aborted) throw interrupted()
 
   // 2. Reserve the id and its partial directory.
-  await mkdir(options.dir, {recursive: true, mode: 0o700})
+  try {
+    await mkdir(options.dir, {recursive: true, mode: 0o700})
+  } catch (error) {
+    throw new CliError(`cannot create the backup directory ${options.dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
+      hint: 'choose a writable one with --dir or SINGULARITY_BACKUP_DIR',
+      code: 'BACKUP_DIR',
+    })
+  }
   const startedAt = now()
   const {id, partial} = await reserveId(options.dir, options.kind, startedAt)
   const manifest: Manifest = {
@@ -223,7 +234,7 @@ export async function takeBackup(options: TakeOptions): Promise<TakeResult> {
       })
       done++
       progress(`${db.name}: ${formatBytes(size)} in ${(durationMs / 1000).toFixed(1)}s [${done}/${names.length}]`)
-    })
+    }, () => internal.abort())
     manifest.databases = names.map((n) => entries.get(n)!)
 
     // 5. Complete: manifest says so, then the rename makes it visible as a backup.

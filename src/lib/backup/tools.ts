@@ -24,15 +24,14 @@ export interface ClientTools {
   version: ToolVersion
 }
 
-/** Major version from a server_version_num: 150018 → 15, 90624 → 906 (9.6). */
+/** Comparable major version from a server_version_num: 150018 → 1500, 90624 → 906 (9.6). */
 export function majorOf(num: number): number {
-  return num >= 100_000 ? Math.floor(num / 10_000) : Math.floor(num / 100)
+  return num >= 100_000 ? Math.floor(num / 10_000) * 100 : Math.floor(num / 100)
 }
 
 /** Human major: 15, or 9.6. */
 export function majorLabel(num: number): string {
-  const major = majorOf(num)
-  return major >= 10 ? String(major) : `${Math.floor(major / 100)}.${major % 100}`
+  return num >= 100_000 ? String(Math.floor(num / 10_000)) : `${Math.floor(num / 10_000)}.${Math.floor(num / 100) % 100}`
 }
 
 /** Parses `pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)` (also 9.6.24, 17devel, 16beta1). */
@@ -54,10 +53,10 @@ function candidateDirs(serverMajor: number): string[] {
   if (existsSync(root)) {
     const versions = readdirSync(root)
       .filter((v) => /^\d+$/.test(v))
-      .map(Number)
+      .map((v) => Number(v) * 100)
       // the server's own major first, then newer ones (oldest newer first), then older ones
       .sort((a, b) => rank(a) - rank(b))
-    for (const v of versions) out.push(join(root, String(v), 'bin'))
+    for (const v of versions) out.push(join(root, String(v / 100), 'bin'))
   }
   for (const dir of (process.env.PATH ?? '').split(delimiter)) if (dir && !out.includes(dir)) out.push(dir)
   return out
@@ -65,7 +64,7 @@ function candidateDirs(serverMajor: number): string[] {
   function rank(v: number): number {
     if (v === serverMajor) return 0
     if (v > serverMajor) return v - serverMajor
-    return 1000 + (serverMajor - v)
+    return 100_000 + (serverMajor - v)
   }
 }
 
@@ -134,17 +133,21 @@ const PARAM_ENV: Record<string, string> = {
   target_session_attrs: 'PGTARGETSESSIONATTRS',
 }
 
+const TARGET_VARS = new Set(['PGHOST', 'PGHOSTADDR', 'PGPORT', 'PGUSER', 'PGDATABASE', 'PGSERVICE'])
+
 /**
  * The environment for a libpq program connecting to `target` (PGHOST, PGPORT, PGUSER, PGPASSWORD,
  * PGDATABASE, …). The password travels only in the environment, never in argv or in output.
- * Without a URL (the PG* / .pgpass case) the caller's own PG* variables are kept.
+ * Without a URL (the PG* / .pgpass case) the caller's own PG* variables are used as they are; with
+ * one, only the caller's PGHOST/PGPORT/PGUSER/PGDATABASE/PGSERVICE give way to it (a password-less
+ * URL still finds its password in PGPASSFILE/.pgpass or PGPASSWORD, as node-postgres does).
  */
 export function libpqEnv(target: Target | undefined, database?: string, base: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const env: Record<string, string> = {}
-  const keepPg = !target?.url
   for (const [k, v] of Object.entries(base)) {
     if (v === undefined) continue
-    if (!keepPg && k.startsWith('PG')) continue
+    // a URL names the server, user and database; other PG* settings (PGPASSFILE, PGSSLROOTCERT, …) still apply
+    if (target?.url && TARGET_VARS.has(k)) continue
     env[k] = v
   }
   if (target?.url) {

@@ -43,6 +43,7 @@ export async function verifyBackup(options: VerifyOptions): Promise<Verification
       progress(`${f.file}: MISSING`)
       continue
     }
+    progress(`checking ${f.file}…`)
     const actual = await hashFile(path)
     const shaOk = actual.sha256 === f.sha256 && actual.size === f.size
     let archive: 'ok' | 'unreadable' | 'n/a' = 'n/a'
@@ -61,7 +62,6 @@ export async function verifyBackup(options: VerifyOptions): Promise<Verification
     }
     const ok = shaOk && archive !== 'unreadable'
     files.push({file: f.file, ok, size: actual.size, sha256: shaOk ? 'ok' : 'mismatch', archive, entries, problem})
-    progress(`${f.file}: ${ok ? 'ok' : `FAILED (${problem})`}`)
   }
 
   const verification: Verification = {

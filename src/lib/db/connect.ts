@@ -1,7 +1,11 @@
+import {userInfo} from 'node:os'
+
 import type pg from 'pg'
 
 import type {Target} from '../config/resolve.js'
+import {CliError} from '../cli/errors.js'
 import {toCliError} from './pg-errors.js'
+import {pgpassLookup} from './pgpass.js'
 
 export interface ConnectOptions {
   /** statement_timeout for this session in ms (0 = none) */
@@ -26,6 +30,26 @@ export async function connect(target: Target | string | undefined, options: Conn
   if (options.statementTimeoutMs !== undefined) settings.statement_timeout = options.statementTimeoutMs
   if (options.lockTimeoutMs !== undefined) settings.lock_timeout = options.lockTimeoutMs
   if (options.replication) settings.replication = 'database'
+  // libpq's password file, read by us (node-postgres' own support is deprecated and warns).
+  settings.password = async () => {
+    const parsed = url ? new URL(url) : undefined
+    if (parsed?.password) return decodeURIComponent(parsed.password)
+    if (process.env.PGPASSWORD) return process.env.PGPASSWORD
+    const user = (parsed?.username ? decodeURIComponent(parsed.username) : undefined) ?? process.env.PGUSER ?? userInfo().username
+    const found = pgpassLookup({
+      host: parsed?.hostname || parsed?.searchParams.get('host') || process.env.PGHOST || 'localhost',
+      port: Number(parsed?.port || process.env.PGPORT || 5432),
+      database: settings.database || decodeURIComponent(parsed?.pathname.slice(1) ?? '') || process.env.PGDATABASE || user,
+      user,
+    })
+    if (found === undefined) {
+      throw new CliError(`no password for user ${user}`, {
+        hint: 'put it in the URL, PGPASSWORD or a 0600 password file (PGPASSFILE, ~/.pgpass); for the local cluster: eval "$(singularity local env)"',
+        code: 'AUTH_FAILED',
+      })
+    }
+    return found
+  }
   const client = new pgModule.Client(settings)
   // An idle client whose server goes away must not crash the process with an unhandled 'error'.
   client.on('error', () => {})

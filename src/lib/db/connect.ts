@@ -31,7 +31,7 @@ export async function connect(target: Target | string | undefined, options: Conn
   if (options.lockTimeoutMs !== undefined) settings.lock_timeout = options.lockTimeoutMs
   if (options.replication) settings.replication = 'database'
   // libpq's password file, read by us (node-postgres' own support is deprecated and warns).
-  settings.password = async () => {
+  const password = async () => {
     const parsed = url ? new URL(url) : undefined
     if (parsed?.password) return decodeURIComponent(parsed.password)
     if (process.env.PGPASSWORD) return process.env.PGPASSWORD
@@ -51,6 +51,8 @@ export async function connect(target: Target | string | undefined, options: Conn
     return found
   }
   const client = new pgModule.Client(settings)
+  // Set after construction: pg lets the URL's (absent) password override a configured one.
+  if (client.password === null || client.password === undefined) (client as unknown as {password: () => Promise<string>}).password = password
   // An idle client whose server goes away must not crash the process with an unhandled 'error'.
   client.on('error', () => {})
   try {

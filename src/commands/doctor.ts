@@ -1,0 +1,48 @@
+import {Flags} from '@oclif/core'
+
+import {BaseCommand} from '../base-command.js'
+import {connectionFlags} from '../flags.js'
+import {ExitCode, UsageError} from '../lib/cli/errors.js'
+import {parseDuration, parseSize} from '../lib/cli/format.js'
+import {renderTable} from '../lib/cli/table.js'
+import {resolveConfig} from '../lib/config/resolve.js'
+import {runDoctor, type DoctorReport} from '../lib/doctor/doctor.js'
+import {DEFAULT_THRESHOLDS} from '../lib/doctor/types.js'
+
+export default class Doctor extends BaseCommand<typeof Doctor> {
+  static override summary = 'One health verdict for the on-call engineer: every check ok / warn / fail, with the command to look closer.'
+  static override description = `Checks: every database reachable; migrations current and without drift; pg_cron running; failed pg_cron jobs and failure streaks; Oban workers that missed their schedule; queue backlog and oldest message; replication slot retention; the newest verified backup of each kind; the session encryption key.
+
+Exit 0 when nothing fails (warnings allowed), 3 when any check fails. --json for monitoring.`
+  static override examples = [
+    '<%= config.bin %> doctor',
+    {description: 'From a monitoring cron: alert on exit 3', command: '<%= config.bin %> doctor --json > /var/lib/singularity/doctor.json || page-oncall'},
+    {description: 'Tighter thresholds', command: '<%= config.bin %> doctor --max-queue-length 1000 --max-oldest 10m --max-slot-retained 512MB'},
+  ]
+
+  static override flags = {
+    ...connectionFlags,
+    'max-queue-length': Flags.integer({description: 'A queue with more messages fails.', default: DEFAULT_THRESHOLDS.maxQueueLength, min: 0}),
+    'max-oldest': Flags.string({description: 'A queue whose oldest message is older fails (e.g. 10m, 1h).', default: '1h'}),
+    'max-slot-retained': Flags.string({description: 'A replication slot retaining more WAL fails (e.g. 1GB).', default: '1GB'}),
+    'backup-dir': Flags.string({description: 'Where backups live (default SINGULARITY_BACKUP_DIR or the config).'}),
+  }
+
+  protected async execute(): Promise<DoctorReport> {
+    const maxOldestSeconds = parseDuration(this.flags['max-oldest'])
+    if (maxOldestSeconds === undefined) throw new UsageError(`invalid --max-oldest '${this.flags['max-oldest']}'`, {hint: 'a duration such as 30s, 10m, 1h, 2d'})
+    const maxSlotRetainedBytes = parseSize(this.flags['max-slot-retained'])
+    if (maxSlotRetainedBytes === undefined) throw new UsageError(`invalid --max-slot-retained '${this.flags['max-slot-retained']}'`, {hint: 'a size such as 512MB or 1GB'})
+    const config = resolveConfig(this.flags)
+    if (this.flags['backup-dir']) config.backupDir = this.flags['backup-dir']
+    const report = await runDoctor(config, {maxQueueLength: this.flags['max-queue-length'], maxOldestSeconds, maxSlotRetainedBytes})
+    if (report.verdict === 'fail') this.exitAfterOutput(ExitCode.unhealthy)
+    return report
+  }
+
+  protected override async human(report: DoctorReport): Promise<void> {
+    const mark = (s: string) => (this.colorful ? {ok: '\u001B[32mok\u001B[39m', warn: '\u001B[33mwarn\u001B[39m', fail: '\u001B[31mFAIL\u001B[39m'}[s] ?? s : s === 'fail' ? 'FAIL' : s)
+    this.out(await renderTable(['check', 'status', 'detail', 'look closer'], report.checks.map((c) => [c.check, mark(c.status), c.detail, c.next]), {colour: this.colorful}))
+    this.out(report.verdict === 'fail' ? 'verdict: UNHEALTHY' : report.verdict === 'warn' ? 'verdict: healthy, with warnings' : 'verdict: healthy')
+  }
+}

@@ -1,0 +1,58 @@
+import type pg from 'pg'
+
+import type {EstateStatus} from '../provision/status.js'
+import type {CheckResult} from './types.js'
+
+/** Every database reachable, owned right, migrations current and without drift. */
+export function databaseChecks(status: EstateStatus): CheckResult[] {
+  const unreachable = status.databases.filter((d) => d.verdict === 'unreachable' || d.verdict === 'missing')
+  const drifted = status.databases.filter((d) => d.verdict === 'drifted')
+  const pending = status.databases.filter((d) => d.verdict === 'pending' || d.verdict === 'misowned')
+  return [
+    {
+      check: 'databases reachable',
+      status: unreachable.length > 0 ? 'fail' : 'ok',
+      detail: unreachable.length > 0 ? `${unreachable.map((d) => `${d.name} ${d.verdict}`).join(', ')}` : `${status.databases.length} databases reachable`,
+      next: 'singularity db status',
+    },
+    {
+      check: 'migrations',
+      status: drifted.length > 0 ? 'fail' : pending.length > 0 ? 'warn' : 'ok',
+      detail:
+        drifted.length > 0
+          ? `drift in ${drifted.map((d) => d.name).join(', ')}`
+          : pending.length > 0
+            ? `pending in ${pending.map((d) => d.name).join(', ')}`
+            : 'all applied, no drift',
+      next: drifted.length > 0 || pending.length > 0 ? 'singularity db status' : 'singularity db status',
+    },
+  ]
+}
+
+/** pg_cron's launcher runs (no launcher: no job fires at all). */
+export async function cronLauncherCheck(admin: pg.Client): Promise<CheckResult> {
+  const {rows} = await admin.query<{n: number}>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'pg_cron launcher'")
+  return {
+    check: 'pg_cron running',
+    status: rows[0].n > 0 ? 'ok' : 'fail',
+    detail: rows[0].n > 0 ? 'pg_cron launcher is running' : 'no pg_cron launcher: scheduled jobs do not run (shared_preload_libraries, cron.database_name)',
+    next: 'singularity jobs list',
+  }
+}
+
+/** The session-encryption key exists in each singularity database (service roles cannot read it). */
+export async function encryptionKeyCheck(clients: {name: string; client: pg.Client}[]): Promise<CheckResult> {
+  const missing: string[] = []
+  for (const {name, client} of clients) {
+    const {rows} = await client.query<{n: number | null}>(
+      "SELECT CASE WHEN to_regclass('singularity_private.encryption_keys') IS NULL THEN NULL ELSE (SELECT count(*)::int FROM singularity_private.encryption_keys WHERE retired_at IS NULL) END AS n",
+    )
+    if (!rows[0].n) missing.push(name)
+  }
+  return {
+    check: 'encryption key',
+    status: missing.length > 0 ? 'fail' : 'ok',
+    detail: missing.length > 0 ? `no active key in ${missing.join(', ')}` : `active key present in ${clients.length} singularity database(s)`,
+    next: 'singularity db init',
+  }
+}

@@ -1,0 +1,31 @@
+export type CheckStatus = 'ok' | 'warn' | 'fail'
+
+/** One row of the doctor's verdict: what was checked, how it stands, and where to look closer. */
+export interface CheckResult {
+  check: string
+  status: CheckStatus
+  detail: string
+  /** the command to look closer */
+  next: string
+}
+
+export interface DoctorThresholds {
+  /** queue backlog (messages) over which a queue fails */
+  maxQueueLength: number
+  /** oldest visible message age (seconds) over which a queue fails */
+  maxOldestSeconds: number
+  /** WAL retained by a slot (bytes) over which it fails */
+  maxSlotRetainedBytes: number
+}
+
+export const DEFAULT_THRESHOLDS: DoctorThresholds = {
+  maxQueueLength: 10_000,
+  maxOldestSeconds: 3600,
+  maxSlotRetainedBytes: 1024 ** 3,
+}
+
+export function worst(results: CheckResult[]): CheckStatus {
+  if (results.some((r) => r.status === 'fail')) return 'fail'
+  if (results.some((r) => r.status === 'warn')) return 'warn'
+  return 'ok'
+}

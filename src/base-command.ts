@@ -32,7 +32,7 @@ export abstract class BaseCommand<T extends typeof Command = typeof Command> ext
   protected abstract execute(): Promise<unknown>
 
   /** Renders the result for a person. Default: a JSON dump. */
-  protected human(result: unknown): void {
+  protected human(result: unknown): void | Promise<void> {
     if (result !== undefined) this.out(JSON.stringify(result, null, 2))
   }
 
@@ -95,7 +95,7 @@ export abstract class BaseCommand<T extends typeof Command = typeof Command> ext
     if (this.jsonMode) {
       if (result !== undefined) process.stdout.write(JSON.stringify(redactValue(result), null, 2) + '\n')
     } else {
-      this.human(result)
+      await this.human(result)
     }
     process.exitCode = this.exitCodeAfterOutput
     return undefined

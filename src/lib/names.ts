@@ -5,7 +5,7 @@ import {UsageError} from './cli/errors.js'
  * ASCII only: no quotes, semicolons, comments, whitespace or look-alike unicode.
  */
 const PATTERNS = {
-  queue: {re: /^[a-z0-9_][a-z0-9_-]{0,46}$/i, rule: 'letters, digits, _ and -, at most 47 characters'},
+  queue: {re: /^(?!.*--)[a-z0-9_][a-z0-9_-]{0,46}$/i, rule: 'letters, digits, _ and - (no --), at most 47 characters'},
   database: {re: /^[a-z_][a-z0-9_]{0,62}$/, rule: 'lower-case letters, digits and _, at most 63 characters'},
   table: {re: /^([a-z_][a-z0-9_$]{0,62}\.)?[a-z_][a-z0-9_$]{0,62}$/i, rule: 'an identifier, optionally schema-qualified (schema.table)'},
   slot: {re: /^[a-z0-9_]{1,63}$/, rule: 'lower-case letters, digits and _, at most 63 characters'},

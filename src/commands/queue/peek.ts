@@ -4,9 +4,9 @@ import {BaseCommand} from '../../base-command.js'
 import {connectionFlags} from '../../flags.js'
 import {renderTable} from '../../lib/cli/table.js'
 import {resolveConfig} from '../../lib/config/resolve.js'
+import {validateQueueName} from '../../lib/queue/catalog.js'
 import {closeAll, locateQueue, openQueueDatabases, queueDatabases} from '../../lib/queue/locate.js'
 import {peekMessages, type PeekedMessage} from '../../lib/queue/peek.js'
-import {validateName} from '../../lib/names.js'
 
 export default class QueuePeek extends BaseCommand<typeof QueuePeek> {
   static override summary = 'Show messages of a queue without changing them (vt and read_ct stay as they were).'
@@ -39,7 +39,7 @@ Exit codes: 0 ok (also when the queue is empty), 2 bad name or flags, 4 queue no
   private table = ''
 
   protected async execute(): Promise<PeekedMessage[]> {
-    const name = validateName('queue', this.args.queue)
+    const name = validateQueueName(this.args.queue)
     const config = resolveConfig(this.flags)
     const databases = await queueDatabases(config, this.flags.db)
     const {open, unavailable} = await openQueueDatabases(config, databases, {statementTimeoutMs: 30_000, lockTimeoutMs: 5000, applicationName: 'singularity queue peek'})

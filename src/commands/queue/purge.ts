@@ -6,9 +6,9 @@ import {confirmDestructive} from '../../lib/cli/confirm.js'
 import {UsageError} from '../../lib/cli/errors.js'
 import {formatDuration, parseDuration} from '../../lib/cli/format.js'
 import {resolveConfig} from '../../lib/config/resolve.js'
+import {validateQueueName} from '../../lib/queue/catalog.js'
 import {closeAll, locateQueue, openQueueDatabases, queueDatabases} from '../../lib/queue/locate.js'
 import {planArchivePrune, planQueuePurge, pruneArchive, purgeQueue} from '../../lib/queue/purge.js'
-import {validateName} from '../../lib/names.js'
 
 export interface PurgeResult {
   database: string
@@ -53,7 +53,7 @@ Exit codes: 0 done (or dry run), 2 bad input or no confirmation (nothing deleted
   }
 
   protected async execute(): Promise<PurgeResult> {
-    const name = validateName('queue', this.args.queue)
+    const name = validateQueueName(this.args.queue)
     let olderThan: number | undefined
     if (this.flags['archive-older-than'] !== undefined) {
       olderThan = parseDuration(this.flags['archive-older-than'])

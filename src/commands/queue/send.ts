@@ -8,9 +8,9 @@ import {UsageError} from '../../lib/cli/errors.js'
 import {parseDuration} from '../../lib/cli/format.js'
 import {resolveConfig} from '../../lib/config/resolve.js'
 import {validateMessage} from '../../lib/queue/contracts.js'
+import {validateQueueName} from '../../lib/queue/catalog.js'
 import {closeAll, locateQueue, openQueueDatabases, queueDatabases} from '../../lib/queue/locate.js'
 import {sendMessage} from '../../lib/queue/send.js'
-import {validateName} from '../../lib/names.js'
 
 export interface SendResult {
   database: string
@@ -50,7 +50,7 @@ Exit codes: 0 sent (or valid, with --dry-run), 2 bad name, bad JSON or invalid m
   }
 
   protected async execute(): Promise<SendResult> {
-    const name = validateName('queue', this.args.queue)
+    const name = validateQueueName(this.args.queue)
     const message = parseJson(readMessage(this.args.message), 'message')
     const check = validateMessage(name, message)
     if (!check.ok) {

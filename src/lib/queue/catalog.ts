@@ -1,6 +1,7 @@
 import type pg from 'pg'
 
 import {UsageError} from '../cli/errors.js'
+import {validateName} from '../names.js'
 
 /**
  * The queues of one database, read from pgmq.meta and pg_class. The same for the real pgmq
@@ -18,6 +19,8 @@ export interface QueueRef {
   /** oids (for statistics look-ups) */
   tableOid: number
   archiveOid: number | null
+  /** oid of the msg_id identity sequence (total sent); null when there is none */
+  sequenceOid: number | null
   partitioned: boolean
   unlogged: boolean
 }
@@ -30,48 +33,67 @@ export interface QueueCatalog {
   queues: QueueRef[]
 }
 
-/** Lists the queues of the database the client is connected to (sorted by name). */
+/** Lists the queues of the database the client is connected to (sorted by name); one statement. */
 export async function listQueues(client: pg.Client): Promise<QueueCatalog> {
-  const probe = await client.query<{meta: boolean; ext: boolean}>(
-    `SELECT to_regclass('pgmq.meta') IS NOT NULL AS meta,
-            EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pgmq') AS ext`,
-  )
-  if (!probe.rows[0].meta) return {engine: null, queues: []}
-  const engine: QueueEngineKind = probe.rows[0].ext ? 'extension' : 'bundled'
-  const {rows} = await client.query<{
-    name: string
+  let rows: {
+    name: string | null
     table: string
     archive: string | null
-    table_oid: number
-    archive_oid: number | null
+    table_oid: string
+    archive_oid: string | null
+    seq_oid: string | null
     partitioned: boolean
     unlogged: boolean
-  }>(
-    `SELECT m.queue_name::text AS name,
-            format('%I.%I', 'pgmq', q.relname) AS table,
-            CASE WHEN a.oid IS NOT NULL THEN format('%I.%I', 'pgmq', a.relname) END AS archive,
-            q.oid::bigint AS table_oid,
-            a.oid::bigint AS archive_oid,
-            m.is_partitioned AS partitioned,
-            m.is_unlogged AS unlogged
-       FROM pgmq.meta m
-       JOIN pg_catalog.pg_class q
-         ON q.relnamespace = 'pgmq'::regnamespace AND q.relname = lower('q_' || m.queue_name) AND q.relkind IN ('r', 'p')
-       LEFT JOIN pg_catalog.pg_class a
-         ON a.relnamespace = 'pgmq'::regnamespace AND a.relname = lower('a_' || m.queue_name) AND a.relkind IN ('r', 'p')
-      ORDER BY m.queue_name`,
-  )
+    ext: boolean
+  }[]
+  try {
+    // One row even without queues (name null), to carry the engine.
+    ;({rows} = await client.query(
+      `SELECT x.*, EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pgmq') AS ext
+         FROM (SELECT 1) one
+         LEFT JOIN (
+           SELECT m.queue_name::text AS name,
+                  format('%I.%I', 'pgmq', q.relname) AS table,
+                  CASE WHEN a.oid IS NOT NULL THEN format('%I.%I', 'pgmq', a.relname) END AS archive,
+                  q.oid::bigint AS table_oid,
+                  a.oid::bigint AS archive_oid,
+                  (SELECT d.objid::bigint
+                     FROM pg_catalog.pg_depend d
+                     JOIN pg_catalog.pg_attribute att ON att.attrelid = q.oid AND att.attname = 'msg_id' AND att.attnum = d.refobjsubid
+                    WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
+                      AND d.refobjid = q.oid AND d.deptype IN ('i', 'a')
+                      AND EXISTS (SELECT 1 FROM pg_catalog.pg_class sq WHERE sq.oid = d.objid AND sq.relkind = 'S')
+                    LIMIT 1) AS seq_oid, -- the msg_id identity (or serial) sequence
+                  m.is_partitioned AS partitioned,
+                  m.is_unlogged AS unlogged
+             FROM pgmq.meta m
+             JOIN pg_catalog.pg_class q
+               ON q.relnamespace = 'pgmq'::regnamespace AND q.relname = lower('q_' || m.queue_name) AND q.relkind IN ('r', 'p')
+             LEFT JOIN pg_catalog.pg_class a
+               ON a.relnamespace = 'pgmq'::regnamespace AND a.relname = lower('a_' || m.queue_name) AND a.relkind IN ('r', 'p')
+         ) x ON true
+        ORDER BY x.name`,
+    ))
+  } catch (error) {
+    // no schema pgmq / no pgmq.meta: no queue engine in this database
+    if ((error as {code?: string}).code === '42P01' || (error as {code?: string}).code === '3F000') return {engine: null, queues: []}
+    throw error
+  }
+  const engine: QueueEngineKind = rows[0]?.ext ? 'extension' : 'bundled'
   return {
     engine,
-    queues: rows.map((r) => ({
-      name: r.name,
-      table: r.table,
-      archive: r.archive,
-      tableOid: Number(r.table_oid),
-      archiveOid: r.archive_oid === null ? null : Number(r.archive_oid),
-      partitioned: r.partitioned,
-      unlogged: r.unlogged,
-    })),
+    queues: rows
+      .filter((r) => r.name !== null)
+      .map((r) => ({
+        name: r.name!,
+        table: r.table,
+        archive: r.archive,
+        tableOid: Number(r.table_oid),
+        archiveOid: r.archive_oid === null ? null : Number(r.archive_oid),
+        sequenceOid: r.seq_oid === null ? null : Number(r.seq_oid),
+        partitioned: r.partitioned,
+        unlogged: r.unlogged,
+      })),
   }
 }
 
@@ -124,4 +146,19 @@ export function closestNames(name: string, candidates: string[], max = 3): strin
     .sort((x, y) => x.score - y.score || x.c.localeCompare(y.c))
     .slice(0, max)
     .map((s) => s.c)
+}
+
+/**
+ * validateName('queue', …) plus pgmq's own rule that a name must not contain `--` (pgmq raises
+ * "queue name contains invalid characters"): exit 2 with one line before any SQL.
+ */
+export function validateQueueName(name: string): string {
+  validateName('queue', name)
+  if (name.includes('--')) {
+    throw new UsageError(`invalid queue name ${JSON.stringify(name)}: it contains --`, {
+      hint: 'a queue name is letters, digits, _ and - (no --), at most 47 characters',
+      code: 'BAD_NAME',
+    })
+  }
+  return name
 }

@@ -198,7 +198,10 @@ type Issue = z.core.$ZodIssue
 function describe(issue: Issue): string {
   const message = issue.message.replace(/^Invalid input: /, '')
   if (/received undefined$/.test(message)) return 'is required'
-  if (issue.code === 'invalid_union' && issue.errors.length > 0 && !('discriminator' in issue)) {
+  if (issue.code === 'invalid_union' && 'options' in issue && Array.isArray(issue.options)) {
+    return `must be one of ${issue.options.map((o) => `'${String(o)}'`).join(', ')}`
+  }
+  if (issue.code === 'invalid_union' && issue.errors.length > 0) {
     const branches = issue.errors.map((branch) => branch[0]).filter(Boolean)
     if (branches.some((b) => /received undefined$/.test(b.message))) return 'is required'
     const expected = [...new Set(branches.map((b) => ('expected' in b ? String(b.expected) : b.message.replace(/^Invalid input: /, ''))))]

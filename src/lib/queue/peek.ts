@@ -12,6 +12,7 @@ export interface PeekedMessage {
   read_ct: number
   enqueued_at: string
   vt: string
+  /** timestamps: ISO 8601 with microseconds and offset, exactly as stored */
   /** vt <= now(): a read would return it now (always false for archived messages) */
   visible: boolean
   archived_at?: string
@@ -29,6 +30,8 @@ export interface PeekOptions {
 }
 
 const iso = (v: Date | string | null): string => (v instanceof Date ? v.toISOString() : String(v))
+/** A timestamp column as ISO 8601 text with its microseconds (a JS Date would keep milliseconds). */
+const TS = (column: string) => `to_json(t.${column}) #>> '{}' AS ${column}`
 
 /**
  * Reads messages straight from the queue (oldest msg_id first: what consumers get next) or the
@@ -41,9 +44,9 @@ export async function peekMessages(client: pg.Client, queue: QueueRef, options: 
   const table = archive ? queue.archive! : queue.table
   // headers through to_jsonb(): pgmq versions before 1.5 have no headers column.
   const sql = archive
-    ? `SELECT t.msg_id, t.read_ct, t.enqueued_at, t.vt, false AS visible, t.archived_at, t.message, to_jsonb(t) -> 'headers' AS headers
+    ? `SELECT t.msg_id, t.read_ct, ${TS('enqueued_at')}, ${TS('vt')}, false AS visible, ${TS('archived_at')}, t.message, to_jsonb(t) -> 'headers' AS headers
          FROM ${table} t ORDER BY t.archived_at DESC, t.msg_id DESC LIMIT $1`
-    : `SELECT t.msg_id, t.read_ct, t.enqueued_at, t.vt, t.vt <= now() AS visible, t.message, to_jsonb(t) -> 'headers' AS headers
+    : `SELECT t.msg_id, t.read_ct, ${TS('enqueued_at')}, ${TS('vt')}, t.vt <= now() AS visible, t.message, to_jsonb(t) -> 'headers' AS headers
          FROM ${table} t ${options.visibleOnly ? 'WHERE t.vt <= now()' : ''} ORDER BY t.msg_id ASC LIMIT $1`
   await client.query('BEGIN READ ONLY')
   try {

@@ -59,7 +59,7 @@ describe('db init', () => {
   it('--dry-run on an empty server prints the plan and changes nothing in the catalog', async () => {
     const before = await catalog(P)
     const result = await init(P, ['--dry-run', '--json'])
-    expect(result.exitCode).toBe(0)
+    expect(result.exitCode, result.stdout + result.stderr).toBe(0)
     const plan = result.json()
     expect(plan.status).toBe('planned')
     expect(plan.databases.map((d: {name: string}) => d.name)).toEqual([`${P}singularity`, `${P}genesis`, `${P}centralcloud`, `${P}nexus`, `${P}shared_queue`])

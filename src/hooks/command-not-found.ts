@@ -1,19 +1,7 @@
 import {type Hook, toConfiguredId} from '@oclif/core'
 
-/** Edit distance, for suggesting the closest command names. */
-function distance(a: string, b: string): number {
-  const row = Array.from({length: b.length + 1}, (_, i) => i)
-  for (let i = 1; i <= a.length; i++) {
-    let previous = row[0]
-    row[0] = i
-    for (let j = 1; j <= b.length; j++) {
-      const current = row[j]
-      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1))
-      previous = current
-    }
-  }
-  return row[b.length]
-}
+import {editDistance as distance} from '../lib/cli/closest.js'
+
 
 /**
  * A mistyped command never runs a guess: we name the closest commands and exit 2 (usage).

@@ -79,32 +79,4 @@ export function isEstateJob(job: {jobname: string | null; database: string}, est
   return job.database === cronDatabase || estate.databases.some((d) => d.name === job.database)
 }
 
-/** Levenshtein distance (for "did you mean"). */
-export function editDistance(a: string, b: string): number {
-  const prev = Array.from({length: b.length + 1}, (_, i) => i)
-  for (let i = 1; i <= a.length; i++) {
-    let diagonal = prev[0]
-    prev[0] = i
-    for (let j = 1; j <= b.length; j++) {
-      const saved = prev[j]
-      prev[j] = Math.min(prev[j] + 1, prev[j - 1] + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1))
-      diagonal = saved
-    }
-  }
-  return prev[b.length]
-}
-
-/** The candidates closest to what was typed: substring matches first, then by edit distance. */
-export function closestNames(typed: string, candidates: string[], count = 3): string[] {
-  const t = typed.toLowerCase()
-  const unique = [...new Set(candidates)]
-  const scored = unique.map((c) => {
-    const l = c.toLowerCase()
-    const contains = l.includes(t) || t.includes(l) ? 0 : 1
-    // compare with the short tail too (module names, prefixed job names)
-    const tail = l.split(/[.:]/).pop() ?? l
-    return {c, contains, d: Math.min(editDistance(t, l), editDistance(t, tail))}
-  })
-  scored.sort((x, y) => x.contains - y.contains || x.d - y.d || x.c.localeCompare(y.c))
-  return scored.slice(0, count).map((s) => s.c)
-}
+export {closestNames} from '../cli/closest.js'

@@ -1,5 +1,6 @@
 import type pg from 'pg'
 
+import {closestNames as closest} from '../cli/closest.js'
 import {UsageError} from '../cli/errors.js'
 import {validateName} from '../names.js'
 
@@ -116,36 +117,9 @@ export function globToRegExp(pattern: string): RegExp {
   return new RegExp(`^${body}$`, 'i')
 }
 
-/** Levenshtein distance (small strings). */
-function distance(a: string, b: string): number {
-  const prev = Array.from({length: b.length + 1}, (_, i) => i)
-  for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0]
-    prev[0] = i
-    for (let j = 1; j <= b.length; j++) {
-      const up = prev[j]
-      prev[j] = Math.min(prev[j] + 1, prev[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1))
-      diag = up
-    }
-  }
-  return prev[b.length]
-}
-
-/** Up to `max` candidate names closest to `name` (edit distance, then shared substrings). */
+/** Queue names close to what was typed, within half its length in edits. */
 export function closestNames(name: string, candidates: string[], max = 3): string[] {
-  const wanted = name.toLowerCase()
-  const scored = [...new Set(candidates)].map((c) => {
-    const lc = c.toLowerCase()
-    let score = distance(wanted, lc)
-    if (lc.includes(wanted) || wanted.includes(lc)) score = Math.min(score, 1)
-    return {c, score}
-  })
-  const limit = Math.max(3, Math.floor(wanted.length / 2))
-  return scored
-    .filter((s) => s.score <= limit)
-    .sort((x, y) => x.score - y.score || x.c.localeCompare(y.c))
-    .slice(0, max)
-    .map((s) => s.c)
+  return closest(name, candidates, {count: max, maxDistance: Math.max(3, Math.floor(name.length / 2))})
 }
 
 /**

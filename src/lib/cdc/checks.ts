@@ -55,7 +55,7 @@ async function wal2jsonInstalled(client: pg.Client): Promise<boolean | null> {
   try {
     const {rows} = await client.query<{found: boolean | null}>(
       `SELECT CASE WHEN (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
-                   THEN (SELECT pg_stat_file(setting || '/wal2json.so', true) IS NOT NULL FROM pg_config WHERE name = 'PKGLIBDIR')
+                   THEN (SELECT (pg_stat_file(setting || '/wal2json.so', true)).size IS NOT NULL FROM pg_config WHERE name = 'PKGLIBDIR')
               END AS found`,
     )
     return rows[0]?.found ?? null

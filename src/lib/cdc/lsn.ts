@@ -28,12 +28,18 @@ export function requireLsn(text: string, flag: string): Lsn {
   return lsn
 }
 
+let lastHi = -1
+let lastHiText = ''
+
 /** number → "16/B374D848" (upper-case hex, as PostgreSQL prints it). */
 export function formatLsn(lsn: Lsn | null | undefined): string | null {
   if (lsn === null || lsn === undefined) return null
   const hi = Math.floor(lsn / TWO_32)
-  const lo = lsn - hi * TWO_32
-  return `${hi.toString(16).toUpperCase()}/${lo.toString(16).toUpperCase()}`
+  if (hi !== lastHi) {
+    lastHi = hi
+    lastHiText = hi.toString(16).toUpperCase() + '/'
+  }
+  return lastHiText + (lsn - hi * TWO_32).toString(16).toUpperCase()
 }
 
 /** Reads a 64-bit big-endian LSN from a protocol message. */

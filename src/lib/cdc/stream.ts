@@ -8,6 +8,7 @@ import {formatLsn, readLsn, writeLsn, type Lsn} from './lsn.js'
 import {
   ACTION_CODE,
   actionCode,
+  fastJsonLine,
   quoteIdent,
   quoteLiteral,
   toChangeLine,
@@ -23,7 +24,7 @@ import {
 /**
  * Change streaming over the replication protocol (START_REPLICATION … LOGICAL in a
  * `replication=database` session), on node-postgres's own connection: pg routes the CopyBoth
- * stream's CopyData messages to `connection.on('copyData')`, and we answer with standby status
+ * stream's CopyData messages (handled here, straight from the socket), and we answer with standby status
  * updates sent as CopyData. Messages (protocol docs, "Streaming Replication Protocol"):
  *   XLogData          'w' Int64 start LSN, Int64 server WAL end, Int64 send time, Byte[n] data
  *   Primary keepalive 'k' Int64 server WAL end, Int64 send time, Byte1 reply requested
@@ -244,19 +245,20 @@ export async function streamChanges(client: pg.Client, options: StreamOptions): 
   }
 
   // --- the hot path: one CopyData message ------------------------------------------------------
-  const onCopyData = (msg: {chunk: Buffer}) => {
+  let fast: string | undefined
+  /** One CopyData payload: buf[start..end). */
+  const onCopyData = (chunk: Buffer, start: number, end: number) => {
     if (stopped) return
-    const chunk = msg.chunk
-    const type = chunk[0]
+    const type = chunk[start]
     if (type === 0x77) {
       // XLogData
-      const lsn = readLsn(chunk, 1)
+      const lsn = readLsn(chunk, start + 1)
       if (lsn > received) received = lsn
       if (untilLsn !== undefined && lsn > untilLsn) {
         stop('until-lsn')
         return
       }
-      const text = chunk.toString('utf8', 25)
+      const text = chunk.toString('utf8', start + 25, end)
       const code = actionCode(text)
       if (code === ACTION_CODE.B) {
         inTxn = true
@@ -279,6 +281,8 @@ export async function streamChanges(client: pg.Client, options: StreamOptions): 
       if (!wanted.has(code)) return
       if (format === 'raw') {
         pending += text + '\n'
+      } else if (format === 'json' && changesCarryTxn && (fast = fastJsonLine(text, formatLsn(lsn)!, code)) !== undefined) {
+        pending += fast + '\n'
       } else {
         const change = JSON.parse(text) as Wal2jsonChange
         if (change.xid !== undefined) changesCarryTxn = true
@@ -296,20 +300,87 @@ export async function streamChanges(client: pg.Client, options: StreamOptions): 
     }
     if (type === 0x6b) {
       // Primary keepalive: outside a transaction, everything before the server's WAL end was sent.
-      const walEnd = readLsn(chunk, 1)
+      const walEnd = readLsn(chunk, start + 1)
       if (walEnd > received) received = walEnd
       if (!inTxn) markAck(walEnd)
       if (untilLsn !== undefined && walEnd >= untilLsn && !inTxn) {
         stop('until-lsn')
         return
       }
-      if (chunk[17] === 1) sendStatus(false)
+      if (chunk[start + 17] === 1) sendStatus(false)
     }
   }
 
-  const onSocketData = () => {
-    // pg parsed (and we handled) every message of this read: write what it produced.
-    if (pending !== '') flush()
+  // Framing: while streaming, the socket's bytes come to us first. CopyData messages are handled
+  // in place (no message objects, no event per change); every other message (CopyBothResponse,
+  // notices, errors, CopyDone, CommandComplete, ReadyForQuery) goes on, whole and in order, to
+  // pg's own parser, so the START_REPLICATION query settles as usual. pg's parser holds no partial
+  // message when we take over (the previous query has completed), and none when we give it back.
+  const pgListeners = socket.listeners('data') as ((data: Buffer) => void)[]
+  const toPg = (data: Buffer) => {
+    for (const listener of pgListeners) listener.call(socket, data)
+  }
+  let flushScheduled = false
+  const scheduledFlush = () => {
+    flushScheduled = false
+    flush()
+  }
+  let carry: Buffer[] = []
+  let carryLength = 0
+  let carryNeed = 0
+  const onSocketData = (data: Buffer) => {
+    if (carryLength > 0) {
+      carry.push(data)
+      carryLength += data.length
+      if (carryNeed === 0 && carryLength >= 5) carryNeed = 1 + Buffer.concat(carry).readUInt32BE(1)
+      if (carryNeed === 0 || carryLength < carryNeed) return
+      data = Buffer.concat(carry, carryLength)
+      carry = []
+      carryLength = 0
+      carryNeed = 0
+    }
+    let offset = 0
+    let passStart = -1
+    const length = data.length
+    while (offset + 5 <= length) {
+      const size = 1 + data.readUInt32BE(offset + 1)
+      if (offset + size > length) break
+      if (data[offset] === 0x64) {
+        if (passStart !== -1) {
+          toPg(data.subarray(passStart, offset))
+          passStart = -1
+        }
+        onCopyData(data, offset + 5, offset + size)
+      } else if (passStart === -1) {
+        passStart = offset
+      }
+      offset += size
+    }
+    if (passStart !== -1) toPg(data.subarray(passStart, offset))
+    if (offset < length) {
+      const rest = data.subarray(offset)
+      carry = [rest]
+      carryLength = rest.length
+      carryNeed = rest.length >= 5 ? 1 + rest.readUInt32BE(1) : 0
+    }
+    // Write what the reads of this turn of the event loop produced, in one write: at once when
+    // there is a lot, else after the other reads already waiting (setImmediate) — live lines still
+    // appear at once, a backlog is written in large pieces.
+    if (pending.length >= MAX_PENDING) flush()
+    else if (pending !== '' && !flushScheduled) {
+      flushScheduled = true
+      setImmediate(scheduledFlush)
+    }
+  }
+  const releaseSocket = () => {
+    socket.removeListener('data', onSocketData)
+    for (const listener of pgListeners) socket.on('data', listener)
+    if (carryLength > 0) {
+      const rest = Buffer.concat(carry, carryLength)
+      carry = []
+      carryLength = 0
+      toPg(rest)
+    }
   }
   const onNotice = (notice: {message?: string}) => options.onNotice?.(notice.message ?? '')
   const onOutputError = () => {
@@ -324,7 +395,7 @@ export async function streamChanges(client: pg.Client, options: StreamOptions): 
     .join(', ')
   const startSql = `START_REPLICATION SLOT ${quoteIdent(slotName)} LOGICAL ${formatLsn(startLsn ?? 0)} (${pluginOptions})`
 
-  connection.on('copyData', onCopyData)
+  socket.removeAllListeners('data')
   socket.on('data', onSocketData)
   client.on('notice', onNotice)
   out.on('error', onOutputError)
@@ -356,9 +427,8 @@ export async function streamChanges(client: pg.Client, options: StreamOptions): 
     if (timeout) clearTimeout(timeout)
     if (ackTimer) clearTimeout(ackTimer)
     clearInterval(statusTimer)
-    connection.removeListener('copyData', onCopyData)
     connection.removeListener('replicationStart', onReplicationStart)
-    socket.removeListener('data', onSocketData)
+    releaseSocket()
     client.removeListener('notice', onNotice)
     out.removeListener('error', onOutputError)
     options.signal?.removeEventListener('abort', onAbort)
@@ -415,8 +485,7 @@ export async function streamChanges(client: pg.Client, options: StreamOptions): 
 }
 
 interface ReplicationConnection {
-  stream: NodeJS.ReadableStream & {writable: boolean; pause(): void; resume(): void}
-  on(event: 'copyData', listener: (msg: {chunk: Buffer}) => void): void
+  stream: NodeJS.ReadableStream & {writable: boolean; pause(): void; resume(): void; listeners(event: 'data'): ((data: Buffer) => void)[]}
   once(event: 'replicationStart', listener: () => void): void
   removeListener(event: string, listener: (...args: never[]) => void): void
   sendCopyFromChunk(chunk: Buffer): void

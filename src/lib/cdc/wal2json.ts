@@ -182,6 +182,102 @@ export function toChangeLine(change: Wal2jsonChange, lsn: string, code: number, 
 }
 
 // ---------------------------------------------------------------------------------------------
+// The fast path of --json: the same line as JSON.stringify(toChangeLine(JSON.parse(text))), built
+// from slices of wal2json's text without materialising objects (about 3x cheaper per change).
+// wal2json's shape is fixed; anything unexpected returns undefined and the caller parses instead.
+
+/** Index of the closing quote of the JSON string that opens at `start` (-1 when malformed). */
+function stringEnd(text: string, start: number): number {
+  let j = start + 1
+  for (;;) {
+    j = text.indexOf('"', j)
+    if (j === -1) return -1
+    let backslashes = 0
+    for (let k = j - 1; text.charCodeAt(k) === 92; k--) backslashes++
+    if ((backslashes & 1) === 0) return j
+    j++
+  }
+}
+
+let scanEnd = 0
+
+/** [{"name":N,"value":V},…] at `start` → '{N:V,…}'; sets scanEnd after the ']'. */
+function columnsObject(text: string, start: number): string | undefined {
+  let p = start + 1
+  if (text.charCodeAt(p) === 93) {
+    scanEnd = p + 1
+    return '{}'
+  }
+  let out = '{'
+  for (;;) {
+    if (!text.startsWith('{"name":"', p)) return undefined
+    const nameStart = p + 8
+    const nameEnd = stringEnd(text, nameStart)
+    if (nameEnd === -1 || !text.startsWith(',"value":', nameEnd + 1)) return undefined
+    const valueStart = nameEnd + 10
+    const valueEnd = text.charCodeAt(valueStart) === 34 ? stringEnd(text, valueStart) + 1 : text.indexOf('}', valueStart)
+    if (valueEnd <= valueStart || text.charCodeAt(valueEnd) !== 125) return undefined
+    if (out.length > 1) out += ','
+    out += text.slice(nameStart, nameEnd + 1) + ':' + text.slice(valueStart, valueEnd)
+    p = valueEnd + 1
+    const next = text.charCodeAt(p)
+    if (next === 93) {
+      scanEnd = p + 1
+      return out + '}'
+    }
+    if (next !== 44) return undefined
+    p++
+  }
+}
+
+const FAST_ACTION: Record<number, string> = {
+  [ACTION_CODE.I]: '"insert"',
+  [ACTION_CODE.U]: '"update"',
+  [ACTION_CODE.D]: '"delete"',
+  [ACTION_CODE.T]: '"truncate"',
+}
+
+/** One --json line straight from wal2json's text (row changes only); undefined: parse instead. */
+export function fastJsonLine(text: string, lsn: string, code: number): string | undefined {
+  const action = FAST_ACTION[code]
+  if (action === undefined || !text.startsWith(',"xid":', 13)) return undefined
+  const xidEnd = text.indexOf(',', 20)
+  if (xidEnd === -1) return undefined
+  const xid = text.slice(20, xidEnd)
+  let p = xidEnd
+  let commitTime = 'null'
+  if (text.startsWith(',"timestamp":"', p)) {
+    const end = text.indexOf('"', p + 14)
+    if (end === -1) return undefined
+    commitTime = '"' + isoTimestamp(text.slice(p + 14, end)) + '"'
+    p = end + 1
+  }
+  if (!text.startsWith(',"schema":"', p)) return undefined
+  const schemaEnd = stringEnd(text, p + 10)
+  if (schemaEnd === -1 || !text.startsWith(',"table":"', schemaEnd + 1)) return undefined
+  const tableEnd = stringEnd(text, schemaEnd + 10)
+  if (tableEnd === -1) return undefined
+  const schemaAndTable = text.slice(p, tableEnd + 1)
+  p = tableEnd + 1
+  let columns = 'null'
+  let identity = 'null'
+  if (text.startsWith(',"columns":[', p)) {
+    const value = columnsObject(text, p + 11)
+    if (value === undefined) return undefined
+    columns = value
+    p = scanEnd
+  }
+  if (text.startsWith(',"identity":[', p)) {
+    const value = columnsObject(text, p + 12)
+    if (value === undefined) return undefined
+    identity = value
+    p = scanEnd
+  }
+  if (p !== text.length - 1 || text.charCodeAt(p) !== 125) return undefined
+  return '{"lsn":"' + lsn + '","xid":' + xid + ',"commitTime":' + commitTime + ',"action":' + action + schemaAndTable + ',"columns":' + columns + ',"identity":' + identity + '}'
+}
+
+// ---------------------------------------------------------------------------------------------
 // The human view: time, action, table, key, changed columns.
 
 const COLOURS: Record<TailAction, [string, string]> = {
@@ -226,7 +322,8 @@ export function toHumanLine(change: Wal2jsonChange, code: number, txn: TxnContex
   let rest: Wal2jsonColumn[] = []
   if (code === ACTION_CODE.I) {
     key = columns.filter((c) => pkNames.has(c.name))
-    rest = columns.filter((c) => !pkNames.has(c.name))
+    // a new row: its NULL columns say nothing
+    rest = columns.filter((c) => !pkNames.has(c.name) && c.value !== null)
   } else if (code === ACTION_CODE.U) {
     const fullOld = identity.length > 0 && identity.length >= columns.length && columns.length > 0
     if (fullOld) {

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
-import {execute} from '@oclif/core'
+// Start-up time matters (bench/startup.sh): see src/cli.ts.
+import {run} from '../dist/cli.js'
 
-await execute({dir: import.meta.url})
+await run(import.meta.url)

@@ -1,39 +1,78 @@
-import {z} from 'zod'
+import {createRequire} from 'node:module'
 
-/** A postgres:// or postgresql:// URL; the value itself is never echoed in errors. */
-export const postgresUrl = z.string().refine((value) => {
+import type {z as Z} from 'zod'
+
+// zod is loaded on first use only (it costs ~100 ms of start-up): a plainly valid setting is accepted
+// by the same rule without it; zod decides every other value (and words the error), and validates the
+// config file. Each `fast` rule below accepts exactly what its zod schema accepts, no more.
+
+const PREFIX_RULE = /^([a-z][a-z0-9_]{0,19})?$/
+
+function isPostgresUrl(value: string): boolean {
   try {
     const url = new URL(value)
     return url.protocol === 'postgres:' || url.protocol === 'postgresql:'
   } catch {
     return false
   }
-}, 'must be a postgres:// or postgresql:// URL')
+}
 
-export const port = z.coerce.number().int().min(1).max(65_535)
-export const instances = z.coerce.number().int().min(1).max(64)
-/** Estate name prefix: lower-case letters, digits, underscores; empty for production names. */
-export const namePrefix = z.string().regex(/^([a-z][a-z0-9_]{0,19})?$/, 'must be lower-case letters, digits or _ (at most 20), starting with a letter')
+function build() {
+  const {z} = createRequire(import.meta.url)('zod') as {z: typeof Z}
+  /** A postgres:// or postgresql:// URL; the value itself is never echoed in errors. */
+  const postgresUrl = z.string().refine(isPostgresUrl, 'must be a postgres:// or postgresql:// URL')
+  const port = z.coerce.number().int().min(1).max(65_535)
+  const instances = z.coerce.number().int().min(1).max(64)
+  /** Estate name prefix: lower-case letters, digits, underscores; empty for production names. */
+  const namePrefix = z.string().regex(PREFIX_RULE, 'must be lower-case letters, digits or _ (at most 20), starting with a letter')
+  /** The optional config file (JSON): every key optional, unknown keys refused. */
+  const configFileSchema = z
+    .object({
+      adminUrl: postgresUrl.optional(),
+      databases: z
+        .object({
+          singularity: postgresUrl.optional(),
+          genesis: postgresUrl.optional(),
+          centralcloud: postgresUrl.optional(),
+          nexus: postgresUrl.optional(),
+          shared_queue: postgresUrl.optional(),
+        })
+        .strict()
+        .optional(),
+      local: z.object({dataDir: z.string().min(1).optional(), port: port.optional()}).strict().optional(),
+      instances: instances.optional(),
+      prefix: namePrefix.optional(),
+      backupDir: z.string().min(1).optional(),
+    })
+    .strict()
+  return {postgresUrl, port, instances, namePrefix, configFileSchema}
+}
 
-/** The optional config file (JSON): every key optional, unknown keys refused. */
-export const configFileSchema = z
-  .object({
-    adminUrl: postgresUrl.optional(),
-    databases: z
-      .object({
-        singularity: postgresUrl.optional(),
-        genesis: postgresUrl.optional(),
-        centralcloud: postgresUrl.optional(),
-        nexus: postgresUrl.optional(),
-        shared_queue: postgresUrl.optional(),
-      })
-      .strict()
-      .optional(),
-    local: z.object({dataDir: z.string().min(1).optional(), port: port.optional()}).strict().optional(),
-    instances: instances.optional(),
-    prefix: namePrefix.optional(),
-    backupDir: z.string().min(1).optional(),
-  })
-  .strict()
+type Schemas = ReturnType<typeof build>
+let schemas: Schemas | undefined
 
-export type ConfigFile = z.infer<typeof configFileSchema>
+/** A zod schema built on first use; `fast` may accept a value without loading zod. */
+function lazy<K extends keyof Schemas>(key: K, fast?: (value: unknown) => {data: Z.output<Schemas[K]>} | undefined) {
+  return {
+    safeParse(value: unknown): Z.ZodSafeParseResult<Z.output<Schemas[K]>> {
+      const quick = fast?.(value)
+      if (quick) return {success: true, data: quick.data}
+      schemas ??= build()
+      return schemas[key].safeParse(value) as Z.ZodSafeParseResult<Z.output<Schemas[K]>>
+    },
+  }
+}
+
+/** z.coerce.number().int().min(min).max(max), without zod. */
+const integerIn = (min: number, max: number) => (value: unknown) => {
+  const n = Number(value)
+  return Number.isInteger(n) && n >= min && n <= max ? {data: n} : undefined
+}
+
+export const postgresUrl = lazy('postgresUrl', (v) => (typeof v === 'string' && isPostgresUrl(v) ? {data: v} : undefined))
+export const port = lazy('port', integerIn(1, 65_535))
+export const instances = lazy('instances', integerIn(1, 64))
+export const namePrefix = lazy('namePrefix', (v) => (typeof v === 'string' && PREFIX_RULE.test(v) ? {data: v} : undefined))
+export const configFileSchema = lazy('configFileSchema')
+
+export type ConfigFile = Z.infer<Schemas['configFileSchema']>

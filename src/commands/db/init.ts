@@ -74,10 +74,7 @@ Idempotent: a second run changes nothing and says "up to date". Concurrent runs 
       for (const change of result.changes) this.out(`  ${change}`)
     }
     const fallbacks = result.optionalExtensions.filter((e) => !e.available)
-    if (fallbacks.length > 0) {
-      this.out('fallbacks (optional extensions this server lacks):')
-      for (const e of fallbacks) this.out(`  ${e.feature}: ${e.implementation} (no ${e.name})`)
-    }
+    if (fallbacks.length > 0) this.out(`fallbacks: no ${fallbacks.map((e) => e.name).join(', ')} on this server; \`singularity db status\` says which implementation each feature uses`)
     const engines = [...new Set(result.databases.filter((d) => d.queueEngine).map((d) => d.queueEngine))]
     if (engines.length > 0) this.out(`queue engine: ${engines.join(', ')}`)
     for (const warning of result.warnings) this.out(`warning: ${warning}`)

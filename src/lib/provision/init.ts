@@ -4,6 +4,7 @@ import {CliError} from '../cli/errors.js'
 import type {ResolvedConfig} from '../config/resolve.js'
 import {connect} from '../db/connect.js'
 import {adminTarget, onDatabase} from '../estate/targets.js'
+import {componentFiles} from '../migrate/files.js'
 import {applyComponents, planComponents, type FilePlan} from '../migrate/runner.js'
 import {quoteIdent} from '../sql/quote.js'
 import {BUNDLED_QUEUE_COMPONENT, CRON_EXTENSION, OPTIONAL_EXTENSIONS, estate as expandEstate, type ConcreteDatabase, type Estate, type QueueEngine} from '../../topology.js'
@@ -130,7 +131,6 @@ async function provisionDatabase(
     const engine = wantsQueues ? chooseQueueEngine(options.queueEngine, null, facts.available.has('pgmq'), db.name) : null
     report.queueEngine = engine
     const components = [...(engine === 'bundled' ? [BUNDLED_QUEUE_COMPONENT] : []), ...db.spec.components]
-    const {componentFiles} = await import('../migrate/files.js')
     report.files = components.flatMap((c) => componentFiles(c)).map((f) => ({component: f.component, file: f.name, kind: f.kind, state: 'pending' as const}))
     report.queuesCreated = [...db.spec.queues]
     return report

@@ -107,9 +107,10 @@ export abstract class BaseCommand<T extends typeof Command = typeof Command> ext
       const body = {error: {code: cliError.code, message: cliError.message, hint: cliError.hint ?? null, exitCode: cliError.exitCode}}
       process.stdout.write(JSON.stringify(redactValue(body), null, 2) + '\n')
     } else {
-      const colour = this.colorfulErr
-      const red = (s: string) => (colour ? `\u001B[31m${s}\u001B[39m` : s)
-      const dim = (s: string) => (colour ? `\u001B[2m${s}\u001B[22m` : s)
+      // chalk only when a terminal will show the colour (it costs start-up time otherwise)
+      const chalk = this.colorfulErr ? (await import('chalk')).default : undefined
+      const red = (s: string) => chalk?.red(s) ?? s
+      const dim = (s: string) => chalk?.dim(s) ?? s
       process.stderr.write(redact(`${red('error:')} ${cliError.message}`) + '\n')
       if (cliError.hint) process.stderr.write(redact(dim(`hint: ${cliError.hint}`)) + '\n')
     }

@@ -35,8 +35,6 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
   const env: Record<string, string> = {}
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !INHERITED_NOISE.test(k)) env[k] = v
   env.SINGULARITY_LOCAL_DIR = '/nonexistent/singularity-test-local'
-  env.SINGULARITY_CONFIG = ''
-  delete env.SINGULARITY_CONFIG
   env.XDG_CONFIG_HOME = '/nonexistent/singularity-test-config'
   if (!options.noAdmin) env.SINGULARITY_ADMIN_URL = adminUrl()
   for (const [k, v] of Object.entries(options.env ?? {})) {

@@ -4,6 +4,7 @@ import {join} from 'node:path'
 import type pg from 'pg'
 import {beforeAll, describe, expect, it} from 'vitest'
 
+import {quoteIdent} from '../../src/lib/sql/quote.js'
 import {runCli} from '../helpers/cli.js'
 import {adminUrl, installComponents, urlFor, withClient} from '../helpers/db.js'
 
@@ -37,9 +38,6 @@ async function fill(url: string, queue: string, n: number, inFlightEvery = 0): P
   )
 }
 
-function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`
-}
 
 async function waitForInserts(url: string, expected: Record<string, number>): Promise<void> {
   for (let i = 0; i < 100; i++) {

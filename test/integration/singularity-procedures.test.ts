@@ -5,6 +5,7 @@ import type pg from 'pg'
 import {afterAll, beforeAll, beforeEach, describe, expect, it} from 'vitest'
 
 import {connect, createTestDatabase, installComponents, uniqueSuffix} from '../helpers/db.js'
+import {quoteIdent} from '../../src/lib/sql/quote.js'
 
 /**
  * Issue 5: the singularity schema, its autonomous procedures and seed 002's SQL helpers, on a real
@@ -26,9 +27,6 @@ async function queueMessages(queue: string): Promise<Record<string, unknown>[]> 
   return rows.map((r) => r.message)
 }
 
-function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`
-}
 
 async function one<T extends pg.QueryResultRow>(client: pg.Client, sql: string, params: unknown[] = []): Promise<T> {
   const {rows} = await client.query<T>(sql, params)

@@ -3,14 +3,13 @@ import {randomBytes} from 'node:crypto'
 import type pg from 'pg'
 
 import {CliError} from '../cli/errors.js'
+import {quoteIdent, quoteLiteral} from '../sql/quote.js'
 import {cdcError} from './errors.js'
 import {formatLsn, readLsn, writeLsn, type Lsn} from './lsn.js'
 import {
   ACTION_CODE,
   actionCode,
   fastJsonLine,
-  quoteIdent,
-  quoteLiteral,
   toChangeLine,
   toHumanLine,
   wal2jsonOptions,

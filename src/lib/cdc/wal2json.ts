@@ -46,15 +46,6 @@ export function wal2jsonOptions(options: {format: TailFormat; tables: QualifiedT
   return out
 }
 
-/** A SQL string literal (standard_conforming_strings): quotes doubled. */
-export function quoteLiteral(value: string): string {
-  return `'${value.replaceAll("'", "''")}'`
-}
-
-/** A SQL identifier in double quotes. */
-export function quoteIdent(value: string): string {
-  return `"${value.replaceAll('"', '""')}"`
-}
 
 // ---------------------------------------------------------------------------------------------
 // Per-change formatting.

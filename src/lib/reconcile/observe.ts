@@ -106,6 +106,8 @@ export interface DatabaseObservation {
   name: string
   /** false: the database does not exist (everything in it is still to be done) */
   exists: boolean
+  /** it exists but could not be read (connection refused, …): nothing in it is diffed */
+  unreachable?: string
   extensions: Map<string, string>
   /** applied SQL files: ledger key → sha256 */
   ledger: Map<string, string>

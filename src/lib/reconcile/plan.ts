@@ -66,8 +66,11 @@ export interface DiffContext {
   roles: {plans: RolePlan[]; passwords: Record<string, string>}
 }
 
-/** Reads the server and every existing estate database (in parallel). */
-export async function observeEstate(conns: Connections, estate: Estate): Promise<EstateObservation> {
+/**
+ * Reads the server and every existing estate database (in parallel, one connection each). With
+ * `tolerateUnreachable` a database that cannot be read is marked so instead of failing (db status).
+ */
+export async function observeEstate(conns: Connections, estate: Estate, options: {tolerateUnreachable?: boolean} = {}): Promise<EstateObservation> {
   const server = await observeServer(conns.admin, estate, async (name) => {
     const {rows} = await conns.admin.query('SELECT 1 FROM pg_database WHERE datname = $1 AND datallowconn', [name])
     return rows.length > 0 ? conns.database(name) : null
@@ -76,7 +79,16 @@ export async function observeEstate(conns: Connections, estate: Estate): Promise
   const databases = new Map<string, DatabaseObservation>()
   await Promise.all(
     estate.databases.map(async (db) => {
-      databases.set(db.name, existing.has(db.name) ? await observeDatabase(await conns.database(db.name), db) : emptyDatabase(db.name))
+      if (!existing.has(db.name)) {
+        databases.set(db.name, emptyDatabase(db.name))
+        return
+      }
+      try {
+        databases.set(db.name, await observeDatabase(await conns.database(db.name), db))
+      } catch (error) {
+        if (!options.tolerateUnreachable) throw error
+        databases.set(db.name, {...emptyDatabase(db.name), exists: true, unreachable: (error as Error).message.split('\n')[0]})
+      }
     }),
   )
   return {server, databases}
@@ -99,6 +111,7 @@ export function diffDatabase(
   ctx: DiffContext,
   areas: readonly (typeof DATABASE_AREAS)[number][] = DATABASE_AREAS,
 ): {actions: Action[]; warnings: string[]} {
+  if (observed.unreachable) return {actions: [], warnings: [`${db.name} could not be read: ${observed.unreachable}`]}
   const engine = engineOf(db, observed, server, ctx.queueEngine)
   const extensions = new Set([...observed.extensions.keys(), ...wantedExtensions(db, server.facts, engine)])
   const actions: Action[] = []
@@ -160,6 +173,7 @@ export interface DatabasePlanInfo {
   name: string
   kind: string
   exists: boolean
+  unreachable?: string
   owner: string | null
   expectedOwner: string
   queueEngine: QueueEngine | null
@@ -186,17 +200,18 @@ export interface Plan {
 /** Per-database facts for the status views, from the same observation. */
 export function databaseInfo(db: ConcreteDatabase, observation: EstateObservation, ctx: DiffContext, actions: Action[]): DatabasePlanInfo {
   const observed = observation.databases.get(db.name) ?? emptyDatabase(db.name)
-  const engine = observed.exists ? engineOf(db, observed, observation.server, ctx.queueEngine) : null
+  const engine = observed.exists && !observed.unreachable ? engineOf(db, observed, observation.server, ctx.queueEngine) : null
   const extensions = new Set([...observed.extensions.keys(), ...wantedExtensions(db, observation.server.facts, engine)])
   return {
     name: db.name,
     kind: db.kind,
     exists: observed.exists,
+    unreachable: observed.unreachable,
     owner: observation.server.databases.find((d) => d.name === db.name)?.owner ?? null,
     expectedOwner: db.owner,
     queueEngine: observed.queueEngine,
     extensions: [...observed.extensions].map(([name, version]) => ({name, version})).sort((a, b) => a.name.localeCompare(b.name)),
-    files: observed.exists ? fileStates(db, observed, engine, extensions) : [],
+    files: observed.exists && !observed.unreachable ? fileStates(db, observed, engine, extensions) : [],
     queuesMissing: actions.filter((a) => a.area === 'queues' && a.database === db.name).map((a) => a.subject!),
     features: observed.features,
   }
@@ -215,8 +230,8 @@ export function diffContext(estate: Estate, observation: EstateObservation, opti
 }
 
 /** Observes and diffs on open connections (db init calls this under its lock). */
-export async function planOn(conns: Connections, estate: Estate, options: Omit<PlanOptions, 'config' | 'instances'>): Promise<Plan> {
-  const observation = await observeEstate(conns, estate)
+export async function planOn(conns: Connections, estate: Estate, options: Omit<PlanOptions, 'config' | 'instances'> & {tolerateUnreachable?: boolean}): Promise<Plan> {
+  const observation = await observeEstate(conns, estate, {tolerateUnreachable: options.tolerateUnreachable})
   const ctx = diffContext(estate, observation, options)
   let {actions, warnings} = diffEstate(observation, ctx)
   let databases = estate.databases
@@ -240,7 +255,7 @@ export async function planOn(conns: Connections, estate: Estate, options: Omit<P
 }
 
 /** `db plan`: observe the server, diff it against the estate; changes nothing and takes no lock. */
-export async function planEstate(options: PlanOptions): Promise<Plan> {
+export async function planEstate(options: PlanOptions & {tolerateUnreachable?: boolean}): Promise<Plan> {
   const conns = await Connections.open(options.config, options.applicationName ?? 'singularity db plan')
   try {
     const estate = options.instances ? configuredEstate(options.config, options.instances) : await discoverEstate(options.config, conns.admin)

@@ -65,7 +65,7 @@ describe('db init --dry-run', () => {
     expect(plan.status).toBe('planned')
     expect(plan.databases.map((d: {name: string}) => d.name)).toEqual([`${P}singularity`, `${P}genesis`, `${P}centralcloud`, `${P}nexus`, `${P}shared_queue`])
     expect(plan.roles.every((r: {exists: boolean}) => !r.exists)).toBe(true)
-    const creates = plan.actions.filter((a: {area: string; reason: string}) => a.area === 'databases' && a.reason === 'missing' && a.sql[0].startsWith('CREATE DATABASE'))
+    const creates = plan.actions.filter((a: {area: string; reason: string; sql: string[]}) => a.area === 'databases' && a.reason === 'missing' && a.sql[0].startsWith('CREATE DATABASE'))
     expect(creates).toHaveLength(5)
     expect(plan.actions.filter((a: {area: string}) => a.area === 'sql').length).toBeGreaterThan(10)
     for (const a of plan.actions) expect(a).toEqual(expect.objectContaining({description: expect.any(String), sql: expect.any(Array), destructive: expect.any(Boolean), privilege: expect.any(String), reason: expect.any(String)}))

@@ -4,7 +4,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {runCli} from '../helpers/cli.js'
 
 // A server that accepts connections and never answers: a command that got past its flags and
-// tried to connect would hang here until runCli's timeout kills it (exit code null), so exit 2
+// tried to connect would hang here until runCli times out (and fails naming the command), so exit 2
 // proves the blank value was refused before anything connected.
 let server: Server
 let url: string

@@ -67,7 +67,7 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
     try {
       const estate = await discoverEstate(config, admin)
       const databases = selectDatabases(estate.databases, this.flags.db).map((db) => ({name: db.name, kind: db.kind, target: databaseTarget(config, db)}))
-      const taken = await takeBackup({
+      const taken = await this.withProgress('backup', (progress) => takeBackup({
         admin,
         adminTarget: target,
         databases,
@@ -76,8 +76,8 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
         prefix: config.prefix,
         jobs: this.flags.jobs,
         signal: controller.signal,
-        progress: (m) => this.note(m),
-      })
+        progress: (m) => progress.line(m),
+      }))
       const m = taken.manifest
       const result: BackupTakeResult = {
         id: taken.id,
@@ -95,7 +95,7 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
         verified: 'no',
       }
       if (this.flags.verify) {
-        const v = await verifyBackup({dir, id: taken.id, progress: (msg) => this.note(`verify ${msg}`)})
+        const v = await this.withProgress('verify', (progress) => verifyBackup({dir, id: taken.id, progress: (msg) => progress.line(`verify ${msg}`)}))
         result.verified = v.ok ? 'yes' : 'failed'
         result.verification = {ok: v.ok, problems: v.files.filter((f) => !f.ok).map((f) => `${f.file}: ${f.problem}`)}
         if (!v.ok) this.exitAfterOutput(1)

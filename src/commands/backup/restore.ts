@@ -49,25 +49,25 @@ Exit codes: 0 restored · 1 restore failed (nothing left behind) · 2 bad input 
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
     try {
-      return await restoreBackup({
+      return await this.withProgress('restore', (progress) => restoreBackup({
         admin,
         adminTarget: target,
         dir,
         id: this.args.id,
         db: this.flags.db,
         as: this.flags.as,
-        confirmOverwrite: (name) =>
+        confirmOverwrite: (name) => progress.aside(() =>
           confirmDestructive({
             action: `replace the existing database ${name} with the backup's copy (its sessions are ended, its data is lost)`,
             name,
             confirmFlag: this.flags.confirm,
             command: `singularity backup restore ${this.args.id}${this.flags.db ? ` --db ${this.flags.db}` : ''} --as ${name}`,
-          }),
+          })),
         jobs: this.flags.jobs,
         noOwner: this.flags['no-owner'],
         signal: controller.signal,
-        progress: (m) => this.note(m),
-      })
+        progress: (m) => progress.line(m),
+      }))
     } finally {
       process.off('SIGINT', onSignal)
       process.off('SIGTERM', onSignal)

@@ -112,7 +112,7 @@ Output: readable lines on a terminal (time, action, table, key | changed columns
     const notices = new Set<string>()
     let result: StreamResult
     try {
-      result = await streamChanges(replication, {
+      result = await this.withProgress('starting the change stream…', (progress) => streamChanges(replication, {
         slot,
         tables,
         actions,
@@ -135,8 +135,10 @@ Output: readable lines on a terminal (time, action, table, key | changed columns
             const what = slot.kind === 'consume' ? `consuming slot ${info.slot}` : slot.kind === 'copy' ? `reading a temporary copy of ${slot.source}` : `temporary slot ${info.slot}`
             this.note(`tailing ${db.name} (${what}${tables.length > 0 ? `, tables ${tables.map((t) => `${t.schema}.${t.table}`).join(', ')}` : ''}); Ctrl-C to stop`)
           }
+          progress.waiting('waiting for the first change…')
         },
-      })
+        onFirstOutput: () => progress.stop(),
+      }))
     } finally {
       process.removeListener('SIGINT', onSignal)
       process.removeListener('SIGTERM', onSignal)

@@ -35,15 +35,16 @@ Idempotent: a second run changes nothing and says "up to date". Concurrent runs 
     const config = resolveConfig({...this.flags, instances: this.flags.instances})
     const passwordsFile =
       this.flags['passwords-file'] ?? process.env.SINGULARITY_PASSWORDS_FILE ?? join(dirname(config.localDir), config.prefix ? `role-passwords.${config.prefix.replace(/_$/, '')}.json` : 'role-passwords.json')
-    const result = await initEstate({
+    const hooks = await provisionHooks()
+    const result = await this.withProgress('db init', (progress) => initEstate({
       config,
       instances: this.flags.instances ?? config.instances ?? 1,
       queueEngine: this.flags['queue-engine'] as 'auto' | 'extension' | 'bundled',
       dryRun: this.flags['dry-run'],
       passwordsFile,
-      progress: (message) => this.note(message),
-      hooks: await provisionHooks(),
-    })
+      progress: (message) => progress.line(message),
+      hooks,
+    }))
     if (this.flags['show-passwords']) {
       const all = readPasswordFile(passwordsFile)
       for (const value of Object.values(all)) revealSecret(value)

@@ -23,8 +23,12 @@ export class ConfirmingOutput {
       advanced(): void
       pauseInput(): void
       resumeInput(): void
+      /** called once, just before the first line is written */
+      beforeFirstWrite?(): void
     },
   ) {}
+
+  private written = false
 
   /** The last position whose lines are all written. */
   get safeLsn(): Lsn {
@@ -66,6 +70,10 @@ export class ConfirmingOutput {
     if (this.closed) {
       this.pending = ''
       return
+    }
+    if (!this.written) {
+      this.written = true
+      this.hooks.beforeFirstWrite?.()
     }
     const ack = this.pendingAck
     const chunk = this.pending

@@ -53,6 +53,8 @@ export interface StreamOptions {
   signal?: AbortSignal
   /** server notices (e.g. wal2json's "no tuple identifier for UPDATE") */
   onNotice?: (message: string) => void
+  /** called once, just before the first line is written to `out` */
+  onFirstOutput?: () => void
   /** called once streaming has started */
   onStart?: (info: {slot: string; temporary: boolean; startLsn: string | null}) => void
   /** standby status every this many ms even when idle (default 10 s) */
@@ -143,6 +145,7 @@ export async function streamChanges(client: pg.Client, options: StreamOptions): 
     },
     pauseInput: () => channel.pause(),
     resumeInput: () => channel.resume(),
+    beforeFirstWrite: () => options.onFirstOutput?.(),
   })
 
   // --- the hot path: one CopyData payload, chunk[start..end) --------------------------------------

@@ -54,6 +54,13 @@ describe('pg_cron versions: what each accepts (validateScheduleFor)', () => {
     }
   })
 
+  it('macros as pg_cron reads them: lower case only, @restart is @reboot', () => {
+    const restart = validateScheduleFor('1.4-1', '@restart')
+    expect(restart.kind === 'cron' && restart.cron.reboot).toBe(true)
+    expect(refusal('1.6', '@DAILY').code).toBe('BAD_CRON_EXPRESSION')
+    expect(refusal('1.6', '@Reboot').hint).toBe('write @reboot')
+  })
+
   it('1.4 refuses interval schedules and `$`, naming the version that accepts them (exit 2)', () => {
     for (const [schedule, needs] of [
       ['30 seconds', '1.5+'],

@@ -76,9 +76,17 @@ function tooOld(schedule: string, feature: PgCronFeature, version: PgCronVersion
  */
 export function validateScheduleFor(version: string | PgCronVersion | null | undefined, schedule: string): PgCronSchedule {
   const v = asVersion(version)
+  const macro = /^\s*(@\S*)\s*$/.exec(schedule)?.[1]
+  if (macro !== undefined && macro !== macro.toLowerCase()) {
+    throw new UsageError(`invalid cron expression ${JSON.stringify(schedule)}: pg_cron reads its @-macros in lower case only`, {
+      hint: `write ${macro.toLowerCase()}`,
+      code: 'BAD_CRON_EXPRESSION',
+    })
+  }
   let cronError: CliError
   try {
-    const cron = parseCron(schedule, {lastDayOfMonth: true})
+    // @restart is pg_cron's other name for @reboot
+    const cron = macro === '@restart' ? {...parseCron('@reboot'), source: macro} : parseCron(schedule, {lastDayOfMonth: true})
     if (cron.lastDayOfMonth && !pgCronSupports(v, 'lastDayOfMonth')) {
       throw tooOld(schedule, 'lastDayOfMonth', v, "use days 28-31 with a date check in the command (e.g. WHERE (now() + interval '1 day')::date = date_trunc('month', now() + interval '1 day'))")
     }

@@ -1,5 +1,5 @@
 import {UsageError} from '../cli/errors.js'
-import {instantsAt, isKnownTimeZone, isUtcZone, wallTime} from './timezone.js'
+import {instantsAt, isKnownTimeZone, isUtcZone, wallTime, zoneOffsetMs} from './timezone.js'
 
 /**
  * Cron expressions as pg_cron 1.4 reads them (its parser is Vixie cron's): five fields, minute
@@ -268,6 +268,8 @@ function nextWallMatch(cron: CronExpression, from: Date, loose: boolean): Date |
 
 /** How far back of `from`'s wall time a run can still lie ahead of `from` (a fall-back repeats up to this). */
 const MAX_ZONE_SHIFT_MS = 3 * 3600_000
+/** Same offset this far before and after `from`: no change of offset near it (zones change at most twice a year). */
+const ZONE_STEADY_MS = 2 * DAY_MS
 
 /**
  * The first minute strictly after `from` at which the expression fires; in UTC (GMT) unless
@@ -283,9 +285,10 @@ export function nextRun(expression: CronExpression | string, from: Date = new Da
   if (isUtcZone(zone)) return nextWallMatch(cron, from, false)
   if (!isKnownTimeZone(zone!)) return null
   const fromMs = from.getTime()
-  // walk wall-clock matches from a little before `from`'s wall time: in a fall-back overlap an
-  // earlier wall time can still be a later instant
-  let wall: Date | null = new Date(wallTime(fromMs, zone!).getTime() - MAX_ZONE_SHIFT_MS)
+  // walk wall-clock matches from `from`'s wall time; near a change of offset from a little before
+  // it, since in a fall-back overlap an earlier wall time can still be a later instant
+  const steady = zoneOffsetMs(fromMs - ZONE_STEADY_MS, zone!) === zoneOffsetMs(fromMs + ZONE_STEADY_MS, zone!)
+  let wall: Date | null = new Date(wallTime(fromMs, zone!).getTime() - (steady ? 0 : MAX_ZONE_SHIFT_MS))
   const limit = from.getUTCFullYear() + HORIZON_YEARS
   while ((wall = nextWallMatch(cron, wall, true)) && wall.getUTCFullYear() <= limit) {
     for (const t of instantsAt(wall, zone!)) {

@@ -191,6 +191,14 @@ describe('next runs under a time zone (hand-checked: Europe/Berlin is UTC+1, UTC
     expect(runs('0 9 * * *', '2025-11-01T00:00:00Z', 2, 'America/New_York')).toEqual(['2025-11-01T13:00:00.000Z', '2025-11-02T14:00:00.000Z'])
   })
 
+  it('the zone path agrees with the GMT path in a zone that is always UTC+0 (Africa/Abidjan)', () => {
+    const expressions = ['*/5 * * * *', '0 2 * * *', '0 0 * * 0', '0 5 1-7 * 0', '0 0 */2 * 1', '0 0 29 2 *', '0 0 $ * *', '@monthly', '0 0 30 2 *']
+    for (let day = 0; day < 400; day += 7) {
+      const from = new Date(Date.UTC(2025, 0, 1 + day, (day * 5) % 24, (day * 13) % 60))
+      for (const e of expressions) expect(nextRun(e, from, {timezone: 'Africa/Abidjan'}), `${e} after ${from.toISOString()}`).toEqual(nextRun(e, from))
+    }
+  })
+
   it('`$`: the last day of the month, in GMT and in a zone', () => {
     expect(runs('0 0 $ * *', '2024-02-01T00:00:00Z', 3)).toEqual(['2024-02-29T00:00:00.000Z', '2024-03-31T00:00:00.000Z', '2024-04-30T00:00:00.000Z'])
     expect(runs('0 12 $ * *', '2025-02-01T00:00:00Z', 2, BERLIN)).toEqual(['2025-02-28T11:00:00.000Z', '2025-03-31T10:00:00.000Z'])

@@ -1,6 +1,6 @@
 import {CliError} from '../cli/errors.js'
 import type {ResolvedConfig} from '../config/resolve.js'
-import {estate as expandEstate, OPTIONAL_EXTENSIONS, type Estate, type QueueEngine, type ScheduleSpec} from '../../topology.js'
+import {CRON_EXTENSION, estate as expandEstate, OPTIONAL_EXTENSIONS, type Estate, type QueueEngine, type ScheduleSpec} from '../../topology.js'
 import {driftError} from '../migrate/runner.js'
 import {publicAction, type Action, type PublicAction} from '../reconcile/action.js'
 import {applyActions} from '../reconcile/apply.js'
@@ -188,8 +188,7 @@ export async function initEstate(options: InitOptions): Promise<InitResult> {
 
     // pg_cron: the extension, then the jobs in one transaction (serialised with installSchedules).
     let server = plan.observation.server
-    const cronActions = diffSchedules(server, planContext).actions
-    const extension = cronActions.filter((a) => a.subject === 'pg_cron' && a.reason === 'missing' && a.step.kind === 'sql' && a.step.on === 'cron' && a.description.startsWith('create extension'))
+    const extension = diffSchedules(server, planContext).actions.filter((a) => a.subject === CRON_EXTENSION)
     if (extension.length > 0) {
       await run(extension)
       server = await observeServer(conns.admin, e, async (name) => conns.database(name))

@@ -135,7 +135,7 @@ export interface EstateObservation {
 }
 
 const ACL = (column: string, kind: string, owner: string) =>
-  `(SELECT coalesce(json_agg(json_build_object('grantee', CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END, 'privilege', a.privilege_type) ORDER BY 1), '[]')
+  `(SELECT coalesce(json_agg(json_build_object('grantee', CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END, 'privilege', a.privilege_type)), '[]')
       FROM aclexplode(coalesce(${column}, acldefault(${kind}, ${owner}))) a)`
 
 /** A subquery's rows as one JSON array (several catalog reads in one statement). */

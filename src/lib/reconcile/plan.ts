@@ -241,7 +241,7 @@ export async function planOn(conns: Connections, estate: Estate, options: Omit<P
   if (options.databases && options.databases.length > 0) {
     databases = selectDatabases(estate.databases, options.databases)
     const names = new Set(databases.map((d) => d.name))
-    actions = actions.filter((a) => a.database !== null && (names.has(a.database) || (a.area === 'cron' && names.has(a.database))))
+    actions = actions.filter((a) => a.database !== null && names.has(a.database))
   }
   const f = observation.server.facts
   return {

@@ -65,6 +65,8 @@ export interface CdcSpec {
   slotSuffix: string
   plugin: 'wal2json'
   tables: string[]
+  /** the service that must read the slot (named when the slot is created, idle or lost) */
+  consumer: string
 }
 
 export interface DatabaseSpec {
@@ -148,7 +150,7 @@ export const DATABASES: Readonly<Record<DatabaseKind, DatabaseSpec>> = {
     grants: [{role: 'singularity', schema: 'public', access: 'readwrite'}],
     queueAccess: [...SINGULARITY_QUEUE_ACCESS],
     archiveReaders: [],
-    cdc: {slotSuffix: 'centralcloud_cdc', plugin: 'wal2json', tables: ['learned_patterns', 'agent_sessions']},
+    cdc: {slotSuffix: 'centralcloud_cdc', plugin: 'wal2json', tables: ['learned_patterns', 'agent_sessions'], consumer: 'CentralCloud'},
   },
   genesis: {
     kind: 'genesis',

@@ -16,11 +16,13 @@ export interface ServerFacts {
   available: Map<string, string>
   /** whether this build has the output_plugin_libraries setting (not upstream PostgreSQL) */
   outputPluginLibraries: string[] | null
+  /** max_slot_wal_keep_size as the server reports it ('-1': unlimited) */
+  maxSlotWalKeepSize: string | null
 }
 
 export async function serverFacts(client: pg.Client): Promise<ServerFacts> {
   const {rows} = await client.query<{
-    version: string; num: string; superuser: boolean; usr: string; wal_level: string; slots: string; preload: string; cron_db: string | null; opl: string | null
+    version: string; num: string; superuser: boolean; usr: string; wal_level: string; slots: string; preload: string; cron_db: string | null; opl: string | null; slot_cap: string | null
   }>(`SELECT current_setting('server_version') AS version,
              current_setting('server_version_num') AS num,
              (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser,
@@ -30,7 +32,8 @@ export async function serverFacts(client: pg.Client): Promise<ServerFacts> {
              -- pg_settings hides superuser-only values from others instead of failing
              coalesce((SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries'), '') AS preload,
              (SELECT setting FROM pg_settings WHERE name = 'cron.database_name') AS cron_db,
-             (SELECT setting FROM pg_settings WHERE name = 'output_plugin_libraries') AS opl`)
+             (SELECT setting FROM pg_settings WHERE name = 'output_plugin_libraries') AS opl,
+             current_setting('max_slot_wal_keep_size', true) AS slot_cap`)
   const available = await client.query<{name: string; default_version: string}>('SELECT name, default_version FROM pg_available_extensions')
   const r = rows[0]
   return {
@@ -44,6 +47,7 @@ export async function serverFacts(client: pg.Client): Promise<ServerFacts> {
     cronDatabase: r.cron_db || 'postgres',
     available: new Map(available.rows.map((e) => [e.name, e.default_version])),
     outputPluginLibraries: r.opl === null ? null : r.opl.split(',').map((s) => s.trim()).filter(Boolean),
+    maxSlotWalKeepSize: r.slot_cap,
   }
 }
 

@@ -19,7 +19,7 @@ import {diffGrants} from './grants.js'
 import {emptyDatabase, observeDatabase, observeServer, type DatabaseObservation, type EstateObservation, type ServerObservation} from './observe.js'
 import {diffQueues} from './queues.js'
 import {diffRoles} from './roles.js'
-import {diffServer} from './server.js'
+import {diffServer, serverWarnings} from './server.js'
 import {diffSql, fileStates} from './sql.js'
 
 /** Connections of one reconciliation: the admin one and, lazily, one per database (as the admin). */
@@ -145,7 +145,7 @@ export function diffSchedules(server: ServerObservation, ctx: DiffContext): {act
 export function diffEstate(observation: EstateObservation, ctx: DiffContext): {actions: Action[]; warnings: string[]} {
   const {server} = observation
   const actions: Action[] = [...diffServer(server), ...diffRoles(ctx.estate, server.roles, ctx.roles.plans, ctx.roles.passwords), ...diffDatabases(ctx.estate, server.databases)]
-  const warnings: string[] = []
+  const warnings: string[] = [...serverWarnings(server)]
   for (const db of ctx.estate.databases) {
     const result = diffDatabase(db, observation.databases.get(db.name) ?? emptyDatabase(db.name), server, ctx)
     actions.push(...result.actions)

@@ -104,7 +104,7 @@ export function adaptToAdmin(actions: Action[], facts: AdminFacts, estate: Estat
       const role = estate.roles.find((r) => r.name === action.subject)
       if (action.reason === 'missing' && role?.replication && action.step.kind === 'sql') {
         const strip = (s: string) => s.replace(roleAttributes(true), roleAttributes(false))
-        if (lacks(facts, 'createrole')) out.lacking.push(action)
+        if (lacks(facts, 'createrole')) out.lacking.push({...action, privilege: 'createrole'})
         else out.actions.push(sql(action, action.step.statements.map(strip), 'createrole', {sql: action.sql.map(strip), description: `${action.description}, without REPLICATION`}))
         out.provider.push(replicationStep(action, role.name))
         continue
@@ -126,7 +126,8 @@ export function adaptToAdmin(actions: Action[], facts: AdminFacts, estate: Estat
       const db = estate.databases.find((d) => d.name === action.database)!
       const needs: Privilege = action.reason === 'missing' ? 'createdb' : 'owner'
       if (lacks(facts, needs) || !facts.createrole) {
-        out.lacking.push(action)
+        // joining the owner role takes CREATEROLE (PostgreSQL 15: only a member may create a database for a role)
+        out.lacking.push({...action, privilege: lacks(facts, needs) ? needs : 'createrole'})
         continue
       }
       const membership = `GRANT ${quoteIdent(db.owner)} TO ${admin}`

@@ -6,7 +6,7 @@ import {fileURLToPath} from 'node:url'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {runCli} from '../helpers/cli.js'
-import {adminUrl, connect, uniqueSuffix, urlFor, withClient} from '../helpers/db.js'
+import {connect, uniqueSuffix, urlFor, withClient} from '../helpers/db.js'
 import {queueAccessMatrix} from '../../src/topology.js'
 
 /**

@@ -121,6 +121,7 @@ describe('a managed server: the whole flow as an admin without superuser', () =>
     const status = await asAdmin(['db', 'status', '--prefix', P, '--json'], 120_000)
     expect(status.exitCode, status.stdout).toBe(0)
     expect(status.json().verdict).toBe('ok')
+    expect(status.json().plan.providerSteps).toHaveLength(result.providerSteps.length)
   })
 
   it("holds seed 003's isolation matrix cell by cell", async () => {

@@ -43,6 +43,8 @@ export default class DbStatus extends BaseCommand<typeof DbStatus> {
       const byArea = Object.entries(s.plan.summary.byArea).map(([area, n]) => `${area} ${n}`).join(', ')
       this.out(`plan: ${s.plan.summary.actions} action(s) (${byArea})${s.plan.summary.destructive > 0 ? `, ${s.plan.summary.destructive} destructive (security drift: extra privileges, foreign-looking jobs of ours)` : ''}; \`singularity db plan\` lists them`)
     }
+    // a managed server: steps only the provider can take (never drift, so the verdict can be ok)
+    if (s.plan.providerSteps.length > 0) this.out(`provider steps: ${s.plan.providerSteps.length} waiting for the server's provider; \`singularity db plan\` lists them`)
     const fallbacks = s.databases.find((d) => d.fallbacks.length > 0)?.fallbacks ?? []
     if (fallbacks.length > 0) this.out(`features: ${fallbacks.map((f) => `${f.feature} → ${f.implementation}`).join('; ')}`)
     const refused = s.plan.summary.refused > 0

@@ -73,7 +73,8 @@ export interface DiffContext {
  */
 export async function observeEstate(conns: Connections, estate: Estate, options: {tolerateUnreachable?: boolean} = {}): Promise<EstateObservation> {
   // connect to the existing databases while the server is read (connecting is the slow part)
-  const {rows} = await conns.admin.query<{datname: string}>('SELECT datname FROM pg_database WHERE datallowconn AND (datname = ANY($1) OR datname = coalesce(current_setting($2, true), $3))', [
+  // pg_settings, not current_setting(): cron.database_name is superuser-only, and pg_settings hides it from others instead of failing
+  const {rows} = await conns.admin.query<{datname: string}>('SELECT datname FROM pg_database WHERE datallowconn AND (datname = ANY($1) OR datname = coalesce((SELECT setting FROM pg_settings WHERE name = $2), $3))', [
     estate.databases.map((d) => d.name), 'cron.database_name', 'postgres',
   ])
   const connectable = new Set(rows.map((r) => r.datname))

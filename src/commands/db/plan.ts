@@ -6,7 +6,7 @@ import {ExitCode} from '../../lib/cli/errors.js'
 import {resolveConfig} from '../../lib/config/resolve.js'
 import {defaultPasswordsFile} from '../../lib/provision/passwords.js'
 import {planDocument, planEstate} from '../../lib/reconcile/plan.js'
-import {renderPlan} from '../../lib/reconcile/render.js'
+import {renderPlan, renderProviderSteps} from '../../lib/reconcile/render.js'
 import {schedulesFor} from '../../schedules.js'
 
 type PlanDocument = ReturnType<typeof planDocument>
@@ -42,7 +42,7 @@ Changes nothing and takes no lock. Exit 0 when there is nothing to do, 3 when th
       databases: this.flags.db,
     })
     const document = planDocument(plan)
-    if (document.actions.length > 0) this.exitAfterOutput(ExitCode.unhealthy)
+    if (document.actions.length > 0 || document.lacking.length > 0) this.exitAfterOutput(ExitCode.unhealthy)
     return document
   }
 
@@ -56,5 +56,7 @@ Changes nothing and takes no lock. Exit 0 when there is nothing to do, 3 when th
       this.out(s.refused > 0 ? 'next: restore the refused files (applied migrations are never edited), then `singularity db init`' : 'next: `singularity db init` applies it')
     }
     for (const warning of plan.warnings) this.out(`warning: ${warning}`)
+    for (const a of plan.lacking) this.out(`cannot: ${a.description} (needs ${a.privilege}, which '${plan.server.user}' lacks)`)
+    for (const line of renderProviderSteps(plan.providerSteps, plan.server.user)) this.out(line)
   }
 }

@@ -12,19 +12,21 @@ export function jobChecks(jobs: JobsListResult): CheckResult[] {
   const cron = jobs.jobs.filter((j) => j.runner === 'pg_cron')
   const failing = cron.filter((j) => j.lastRun?.status === 'failed')
   const missing = cron.filter((j) => j.drift.includes('missing'))
-  const drifted = cron.filter((j) => j.drift.length > 0 && !j.drift.includes('missing'))
+  const provider = cron.filter((j) => j.drift.includes('provider step'))
+  const drifted = cron.filter((j) => j.drift.length > 0 && !j.drift.includes('missing') && !j.drift.includes('provider step'))
   const oban = jobs.jobs.filter((j) => j.runner === 'oban' && (j.missedRuns ?? 0) > 0)
   return [
     {
       check: 'pg_cron jobs',
-      status: failing.length > 0 || missing.length > 0 ? 'fail' : drifted.length > 0 ? 'warn' : 'ok',
+      status: failing.length > 0 || missing.length > 0 ? 'fail' : drifted.length + provider.length > 0 ? 'warn' : 'ok',
       detail:
-        failing.length + missing.length + drifted.length === 0
+        failing.length + missing.length + drifted.length + provider.length === 0
           ? `${cron.length} jobs installed, none failing`
           : [
               failing.length > 0 ? `failing: ${failing.map((j) => `${j.job} (streak ${j.failureStreak ?? 1})`).join(', ')}` : '',
               missing.length > 0 ? `missing: ${missing.map((j) => j.job).join(', ')}` : '',
               drifted.length > 0 ? `drifted: ${drifted.map((j) => j.job).join(', ')}` : '',
+              provider.length > 0 ? `${provider.length} to be scheduled by the provider (see db plan)` : '',
             ].filter(Boolean).join('; '),
       next: failing.length > 0 ? `singularity jobs history ${failing[0].job}` : missing.length > 0 ? 'singularity db init' : 'singularity jobs list',
     },

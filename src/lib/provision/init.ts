@@ -10,6 +10,7 @@ import {readPasswordFile, writePasswordFile} from './passwords.js'
 import type {EngineChoice} from './queue-engine.js'
 import type {RolePlan} from './roles.js'
 import {preflightProblems, type ServerFacts} from './server.js'
+import {lackingError} from '../reconcile/managed.js'
 
 export interface InitOptions {
   config: ResolvedConfig
@@ -52,6 +53,8 @@ export interface InitResult {
   actions: PublicAction[]
   /** one line per applied action */
   changes: string[]
+  /** steps only the server's provider can take (an admin without superuser): not applied; the rest was */
+  providerSteps: PublicAction[]
   warnings: string[]
 }
 
@@ -117,6 +120,8 @@ export async function initEstate(options: InitOptions): Promise<InitResult> {
     }
     const plan = await planOn(conns, e, {queueEngine: options.queueEngine, passwordsFile: options.passwordsFile, env, schedules: options.schedules})
     refuseForeignDatabases(e, plan)
+    // an admin without superuser: decided from the whole plan, before anything changes
+    if (plan.lacking.length > 0) throw lackingError(plan.lacking, plan.server.user)
 
     const report = (actions: Action[], status: InitResult['status'], warnings: string[]): InitResult => ({
       status,
@@ -134,6 +139,7 @@ export async function initEstate(options: InitOptions): Promise<InitResult> {
       optionalExtensions: optionalReport(facts),
       actions: actions.map(publicAction),
       changes: options.dryRun ? [] : actions.map((a) => (a.database && !a.description.includes(a.database) ? `${a.description} (${a.database})` : a.description)),
+      providerSteps: plan.providerSteps.map(publicAction),
       warnings,
     })
 

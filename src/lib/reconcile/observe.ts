@@ -3,6 +3,7 @@ import type pg from 'pg'
 import {readCronJobs, type InstalledCronJob} from '../cron/install.js'
 import {isEstateJob} from '../cron/names.js'
 import {serverFacts, type ServerFacts} from '../provision/server.js'
+import {CRON_IN_OTHER_DATABASES_SQL} from './managed.js'
 import {JOB_PREFIX, MANAGED_SCHEMAS, type ConcreteDatabase, type Estate, type QueueEngine} from '../../topology.js'
 
 /**
@@ -48,6 +49,8 @@ export interface CronObservation {
   installed: boolean
   /** the estate's jobs (our prefix, our databases), any user */
   jobs: InstalledCronJob[]
+  /** the admin may call cron.schedule_in_database and cron.alter_job (pg_cron keeps them for superusers unless granted) */
+  scheduleInOtherDatabases: boolean
 }
 
 export interface ServerObservation {
@@ -164,9 +167,11 @@ export async function observeServer(admin: pg.Client, estate: Estate, openCron: 
   if (facts.preload.includes('pg_cron')) {
     const client = await openCron(facts.cronDatabase)
     if (client) {
-      const {rows} = await client.query<{installed: boolean}>("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') AS installed")
+      const {rows} = await client.query<{installed: boolean; other: boolean}>(
+        `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') AS installed, ${CRON_IN_OTHER_DATABASES_SQL} AS other`,
+      )
       const jobs = rows[0].installed ? (await readCronJobs(client, `${JOB_PREFIX}${estate.prefix}`)).filter((j) => isEstateJob(j, estate, facts.cronDatabase)) : []
-      cron = {database: facts.cronDatabase, installed: rows[0].installed, jobs}
+      cron = {database: facts.cronDatabase, installed: rows[0].installed, jobs, scheduleInOtherDatabases: rows[0].other}
     }
   }
   return {

@@ -40,6 +40,8 @@ export function renderDbStatus(s: EstateStatus, options: TableOptions): {table: 
       ),
     )
   }
+  // a managed server: steps only the provider can take (never drift, so the verdict can be ok)
+  if (s.plan.providerSteps.length > 0) after.push(...fold(`provider steps: ${s.plan.providerSteps.length} waiting for the server's provider; \`singularity db plan\` lists them`, width, '  '))
   const fallbacks = s.databases.find((d) => d.fallbacks.length > 0)?.fallbacks ?? []
   if (fallbacks.length > 0) after.push(...fold(`features: ${fallbacks.map((f) => `${f.feature} → ${f.implementation}`).join('; ')}`, width, '  '))
   const next = s.plan.summary.refused > 0 ? 'restore the drifted file (applied migrations are never edited), then `singularity db init`' : '`singularity db plan` to see it, `singularity db init` to apply it'

@@ -21,6 +21,6 @@ export const localFlags = {
  * filter" (`cdc tail --table ''` would otherwise stream every table).
  */
 export async function nonBlank(value: string, _context?: unknown, flag?: {name?: string}): Promise<string> {
-  if (/^[\s,]*$/.test(value)) throw new Error(`--${flag?.name ?? 'flag'} is blank: give a name or leave the flag out`)
+  if (/^[\s,]*$/.test(value)) throw new Error(`a blank value is not a filter: give a name, or leave --${flag?.name ?? 'the flag'} out`)
   return value
 }

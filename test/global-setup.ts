@@ -1,4 +1,4 @@
-import {mkdtempSync} from 'node:fs'
+import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import type {TestProject} from 'vitest/node'
@@ -25,8 +25,9 @@ declare module 'vitest' {
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const server = await startServer(project)
+  // the template roles' generated passwords: needed only while the template is made
+  const secrets = mkdtempSync(join(tmpdir(), 'singularity-test-template-'))
   try {
-    const secrets = mkdtempSync(join(tmpdir(), 'singularity-test-template-'))
     const template = await createEstateTemplate(server.adminUrl, join(secrets, 'passwords.json'))
     project.provide('estateTemplate', template)
     return async () => {
@@ -36,6 +37,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   } catch (error) {
     await server.stop()
     throw error
+  } finally {
+    rmSync(secrets, {recursive: true, force: true})
   }
 }
 

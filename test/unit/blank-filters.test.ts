@@ -42,7 +42,7 @@ describe('a blank name filter exits 2 before connecting, never read as "no filte
   for (const [command, flag] of cases) {
     for (const value of ['', ' ', ' , ']) {
       it(`${command.join(' ')} ${flag} ${JSON.stringify(value)}`, async () => {
-        const r = await runCli([...command, flag, value, '--json'], {noAdmin: true, env: {SINGULARITY_ADMIN_URL: url}, timeoutMs: 20_000})
+        const r = await runCli([...command, flag, value, '--json'], {noAdmin: true, env: {SINGULARITY_ADMIN_URL: url}, timeoutMs: 90_000})
         expect(r.exitCode).toBe(2)
         const error = r.json().error
         expect(error.exitCode).toBe(2)

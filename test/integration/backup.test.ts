@@ -11,7 +11,7 @@ import {adminUrl, urlFor, withClient} from '../helpers/db.js'
 
 /**
  * Backups against the real test server, on an estate of this file's own (prefix t_bk_) made by
- * `db init` (or by hand when db init is not usable), plus test data in schema bk_test of each
+ * `db init` (a failing db init fails the suite), plus test data in schema bk_test of each
  * database. The estate's pg_cron jobs are paused so row counts stay still while we compare.
  */
 const P = 't_bk_'
@@ -41,17 +41,9 @@ async function dropEstate(): Promise<void> {
 }
 
 async function makeEstate(): Promise<void> {
-  // the bundled engine: queue tables of the pgmq extension are extension members, which pg_dump leaves out
-  const init = await runCli(['db', 'init', '--prefix', P, '--passwords-file', join(root, 'passwords.json'), '--queue-engine', 'bundled'], {timeoutMs: 180_000})
-  if (init.exitCode !== 0) {
-    process.stderr.write(`db init failed (${init.exitCode}); creating the ${P} databases by hand\n${init.stderr}\n`)
-    await admin(async (c) => {
-      if ((await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [OWNER])).rowCount === 0) await c.query(`CREATE ROLE "${OWNER}" NOLOGIN`)
-      for (const db of DBS) {
-        if ((await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [db])).rowCount === 0) await c.query(`CREATE DATABASE "${db}"${db === OWNER ? ` OWNER "${OWNER}"` : ''}`)
-      }
-    })
-  }
+  // the engine is named: this file's own queue tests cover both (see below)
+  const init = await runCli(['db', 'init', '--prefix', P, '--queue-engine', 'bundled', '--passwords-file', join(root, 'passwords.json')], {timeoutMs: 180_000})
+  if (init.exitCode !== 0) throw new Error(`db init --prefix ${P} failed (exit ${init.exitCode}): ${init.stderr}`)
   // pause the estate's scheduled jobs: they would change row counts while we compare
   await admin((c) => c.query("UPDATE cron.job SET active = false WHERE jobname LIKE 'singularity:t\\_bk\\_%' OR database LIKE 't\\_bk\\_%'")).catch(() => {})
   await withClient(urlFor(`${P}singularity`), async (c) => {
@@ -387,6 +379,161 @@ describe('backup: take, list, verify, prune, restore', () => {
       const help = await runCli([...cmd, '--help'])
       expect(help.exitCode).toBe(0)
       expect(help.stdout).toContain('EXAMPLES')
+    }
+  })
+})
+
+/**
+ * Queues survive backup → restore on both queue engines: the bundled SQL (ordinary tables, carried
+ * by pg_dump) and the pgmq extension (queue tables are extension members, which pg_dump leaves out:
+ * carried by the backup's queue file). The extension is the test fixture that the test
+ * prerequisites install (.ci/install-pgmq-fixture.sh), or a real pgmq where the server has one.
+ */
+type QueueState = {
+  queues: {name: string; partitioned: boolean; unlogged: boolean}[]
+  rows: Record<string, {q: unknown[]; a: unknown[]; maxId: number}>
+}
+
+async function queueState(db: string): Promise<QueueState> {
+  return withClient(urlFor(db), async (c) => {
+    const queues = (await c.query('SELECT queue_name AS name, is_partitioned AS partitioned, is_unlogged AS unlogged FROM pgmq.meta ORDER BY 1')).rows
+    const rows: QueueState['rows'] = {}
+    for (const {name} of queues) {
+      const t = (k: string) => `pgmq."${k}_${name.toLowerCase()}"`
+      const q = (await c.query(`SELECT msg_id::text, read_ct, enqueued_at, vt, message, headers FROM ${t('q')} ORDER BY msg_id`)).rows
+      const a = (await c.query(`SELECT msg_id::text, read_ct, enqueued_at, archived_at, vt, message, headers FROM ${t('a')} ORDER BY msg_id`)).rows
+      const seq = (await c.query<{v: string | null}>(`SELECT last_value AS v FROM pg_sequences WHERE format('%I.%I', schemaname, sequencename) = pg_get_serial_sequence($1, 'msg_id')`, [t('q')])).rows[0]
+      rows[name] = {q, a, maxId: Number(seq?.v ?? 0)}
+    }
+    return {queues, rows}
+  })
+}
+
+/** Messages in flight (read, invisible), visible ones, archived ones, deleted ones (the highest id too). */
+async function fillQueues(db: string, queues: string[]): Promise<void> {
+  await withClient(urlFor(db), async (c) => {
+    for (const [i, q] of queues.entries()) {
+      await c.query(`SELECT pgmq.send_batch($1, array(SELECT jsonb_build_object('queue', $1::text, 'n', g, 'body', repeat('é', g % 7)) FROM generate_series(1, $2::int) g),
+                                            array(SELECT jsonb_build_object('trace', md5(g::text), 'n', g) FROM generate_series(1, $2::int) g))`, [q, 12 + i])
+      await c.query('SELECT pgmq.read($1, 600, 3)', [q]) // in flight
+      await c.query('SELECT pgmq.archive($1, ARRAY[4, 5, 6]::bigint[])', [q])
+      await c.query('SELECT pgmq.delete($1, $2::bigint)', [q, 12 + i]) // the highest id: the sequence must still continue above it
+    }
+  })
+}
+
+const ENGINES = ['bundled', 'extension'] as const
+
+describe.each(ENGINES)('queues survive backup → restore (%s engine)', (engine) => {
+  const Q = `t_bq${engine[0]}_`
+  const dir = join(root, `queues-${engine}`)
+  const SQ = `${Q}shared_queue`
+  const SING = `${Q}singularity`
+  const PARTITIONED = 'partitioned_work'
+
+  async function dropQueueEstate(): Promise<void> {
+    await admin(async (c) => {
+      await c.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database LIKE $1 AND NOT active', [`${Q.replaceAll('_', '\\_')}%`]).catch(() => {})
+      await c.query('DELETE FROM cron.job WHERE jobname LIKE $1 OR database LIKE $2', [`singularity:${Q.replaceAll('_', '\\_')}%`, `${Q.replaceAll('_', '\\_')}%`]).catch(() => {})
+      const {rows} = await c.query<{datname: string}>('SELECT datname FROM pg_database WHERE datname LIKE $1', [`${Q.replaceAll('_', '\\_')}%`])
+      for (const r of rows) await c.query(`DROP DATABASE IF EXISTS "${r.datname}" WITH (FORCE)`)
+      const roles = await c.query<{rolname: string}>('SELECT rolname FROM pg_roles WHERE rolname LIKE $1', [`${Q.replaceAll('_', '\\_')}%`])
+      for (const r of roles.rows) {
+        await c.query(`DROP OWNED BY "${r.rolname}"`).catch(() => {})
+        await c.query(`DROP ROLE IF EXISTS "${r.rolname}"`).catch(() => {})
+      }
+    })
+  }
+
+  beforeAll(async () => {
+    await dropQueueEstate()
+    const init = await runCli(['db', 'init', '--prefix', Q, '--queue-engine', engine, '--passwords-file', join(root, `passwords-${engine}.json`)], {timeoutMs: 240_000})
+    if (init.exitCode !== 0) throw new Error(`db init --prefix ${Q} --queue-engine ${engine} failed (exit ${init.exitCode}): ${init.stderr}`)
+    await admin((c) => c.query('UPDATE cron.job SET active = false WHERE jobname LIKE $1 OR database LIKE $2', [`singularity:${Q.replaceAll('_', '\\_')}%`, `${Q.replaceAll('_', '\\_')}%`]))
+    // a partitioned queue (pg_partman is a test prerequisite), by msg_id in partitions of 5
+    await withClient(urlFor(SQ), async (c) => {
+      await c.query('CREATE SCHEMA IF NOT EXISTS partman; CREATE EXTENSION IF NOT EXISTS pg_partman SCHEMA partman')
+      await c.query("SELECT pgmq.create_partitioned($1, '5', '1000')", [PARTITIONED])
+    })
+    await fillQueues(SQ, ['llm_requests', 'approval_requests', PARTITIONED])
+    await fillQueues(SING, ['agent-sessions', 'centralcloud-new-patterns'])
+  }, 300_000)
+
+  afterAll(async () => {
+    await dropQueueEstate()
+  })
+
+  it('carries every queue, in flight and archived messages, and new ids continue above the old ones', async () => {
+    // the engine is what was asked for, read from the server
+    const live = await withClient(urlFor(SQ), async (c) => (await c.query("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pgmq') AS ext")).rows[0].ext)
+    expect(live).toBe(engine === 'extension')
+    const before = {[SQ]: await queueState(SQ), [SING]: await queueState(SING)}
+    expect(before[SQ].queues.find((q) => q.name === PARTITIONED)).toMatchObject({partitioned: true})
+    expect(before[SQ].rows.llm_requests.q.length).toBe(12 - 3 - 1)
+    expect(before[SQ].rows.llm_requests.a.length).toBe(3)
+
+    const taken = await runCli(['backup', '--prefix', Q, '--db', 'shared_queue', '--db', 'singularity', '--dir', dir, '--json'], {timeoutMs: 180_000})
+    expect(taken.stderr).not.toMatch(/^error/m)
+    expect(taken.exitCode).toBe(0)
+    const {id} = taken.json()
+    const manifest = JSON.parse(readFileSync(join(dir, id, 'manifest.json'), 'utf8'))
+    for (const d of manifest.databases) {
+      expect(d.contents.queueEngine).toBe(engine)
+      const carriedBy = new Set(d.contents.queues.map((q: {carriedBy: string}) => q.carriedBy))
+      expect([...carriedBy]).toEqual([engine === 'extension' ? 'queue-file' : 'archive'])
+      if (engine === 'extension') {
+        expect(d.queueFile).toMatchObject({file: `${d.name}.queues`})
+        expect(sha256(join(dir, id, d.queueFile.file))).toBe(d.queueFile.sha256)
+        expect(statSync(join(dir, id, d.queueFile.file)).mode & 0o777).toBe(0o600)
+      } else {
+        expect(d.queueFile).toBeNull()
+      }
+      const q = d.contents.queues.find((x: {name: string}) => x.name === (d.name === SQ ? 'llm_requests' : 'agent-sessions'))
+      expect(q).toMatchObject({length: 8, archived: 3, lastMsgId: 12})
+    }
+    expect(manifest.databases.find((d: {name: string}) => d.name === SQ).contents.queues.find((q: {name: string}) => q.name === PARTITIONED)).toMatchObject({
+      partitioned: true,
+      partitionInterval: '5',
+      retentionInterval: '1000',
+    })
+
+    const verified = await runCli(['backup', 'verify', id, '--dir', dir, '--restore-test', '--json'], {timeoutMs: 300_000})
+    expect(verified.stderr).not.toMatch(/^error/m)
+    expect(verified.json().files.filter((f: {ok: boolean}) => !f.ok).map((f: {problem: string}) => f.problem)).toEqual([])
+    expect(verified.exitCode).toBe(0)
+    const files = verified.json().files.filter((f: {restore?: unknown}) => f.restore)
+    expect(files).toHaveLength(2)
+    for (const f of files) expect(f.restore).toMatchObject({ok: true, problems: []})
+    // the scratch databases are gone
+    expect((await admin((c) => c.query("SELECT datname FROM pg_database WHERE datname LIKE 'singularity\\_rt\\_%'"))).rows).toEqual([])
+
+    for (const db of [SQ, SING]) {
+      const copy = `${db}_copy`
+      const restored = await runCli(['backup', 'restore', id, '--db', db, '--as', copy, '--dir', dir, '--json'], {timeoutMs: 180_000})
+      expect(restored.stderr).not.toMatch(/^error/m)
+      expect(restored.exitCode).toBe(0)
+      const after = await queueState(copy)
+      // same queues, lengths, archive sizes, bodies, headers, read counts and times
+      expect(after.queues).toEqual(before[db].queues)
+      for (const name of Object.keys(before[db].rows)) {
+        expect(after.rows[name].q).toEqual(before[db].rows[name].q)
+        expect(after.rows[name].a).toEqual(before[db].rows[name].a)
+      }
+      await withClient(urlFor(copy), async (c) => {
+        if (engine === 'extension') {
+          // restored with pgmq's functions: the copy's queue tables are members of the extension again
+          const members = await c.query(
+            "SELECT count(*)::int AS n FROM pg_depend d JOIN pg_class k ON k.oid = d.objid WHERE d.deptype = 'e' AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pgmq') AND k.relkind IN ('r', 'p') AND k.relname ~ '^[qa]_'",
+          )
+          expect(members.rows[0].n).toBe(before[db].queues.length * 2)
+        }
+        for (const {name} of before[db].queues) {
+          const old = Math.max(before[db].rows[name].maxId, ...before[db].rows[name].a.map((r) => Number((r as {msg_id: string}).msg_id)))
+          const sent = await c.query<{id: string}>(`SELECT * FROM pgmq.send($1, '{"after":"restore"}'::jsonb) AS id`, [name])
+          expect(Number(sent.rows[0].id)).toBeGreaterThan(old)
+          expect(Number(sent.rows[0].id)).toBe(old + 1)
+        }
+      })
     }
   })
 })

@@ -1,11 +1,14 @@
 /**
  * The on-disk shape of a backup: `<dir>/<id>/` holds one `<db>.dump` (pg_dump -Fc) per database,
  * `globals.sql` (pg_dumpall --globals-only, mode 0600: it holds role password hashes) and
- * `manifest.json`; `verify.json` is written next to them by `backup verify`.
+ * `manifest.json`; `verify.json` is written next to them by `backup verify`. A database whose queues
+ * are members of the pgmq extension also has `<db>.queues` (their rows, see queue-file.ts).
  * A backup is written into `<dir>/.<id>.partial/` and renamed only once complete, so a directory
  * named like an id is complete by construction; partial ones are never listed as complete.
  */
 import {z} from 'zod'
+
+import {contentsSchema} from './snapshot.js'
 
 export const BACKUP_KINDS = ['hourly', 'daily', 'monthly', 'manual'] as const
 export type BackupKind = (typeof BACKUP_KINDS)[number]
@@ -35,6 +38,10 @@ export const databaseEntrySchema = fileEntry.extend({
   ctype: z.string().nullable(),
   databaseSize: z.number().nullable(),
   durationMs: z.number(),
+  /** row counts and queues in the dump's snapshot (backups before this field have none) */
+  contents: contentsSchema.optional(),
+  /** rows of extension-member queues, which pg_dump does not write (null: none to carry) */
+  queueFile: fileEntry.nullable().optional(),
 })
 
 export const manifestSchema = z.object({
@@ -71,8 +78,13 @@ export const verificationSchema = z.object({
       archive: z.enum(['ok', 'unreadable', 'n/a']),
       entries: z.number().nullable(),
       problem: z.string().nullable(),
+      /** `verify --restore-test`: the archive restored into a scratch database and compared with its manifest */
+      restore: z
+        .object({ok: z.boolean(), database: z.string(), scratch: z.string(), durationMs: z.number(), tables: z.number(), queues: z.number(), problems: z.array(z.string())})
+        .optional(),
     }),
   ),
+  restoreTested: z.boolean().optional(),
 })
 
 export type Verification = z.infer<typeof verificationSchema>

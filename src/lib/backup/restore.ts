@@ -20,8 +20,9 @@ import {connect} from '../db/connect.js'
 import {onDatabase} from '../estate/targets.js'
 import {validateName} from '../names.js'
 import type {DatabaseEntry} from './manifest.js'
+import {PgRestoreError, restoreArchive} from './restore-archive.js'
 import {findBackup, hashFile} from './store.js'
-import {findClientTools, libpqEnv, parseToolVersion} from './tools.js'
+import {findClientTools, parseToolVersion} from './tools.js'
 
 export interface RestoreOptions {
   admin: pg.Client
@@ -78,7 +79,8 @@ async function exists(admin: pg.Client, name: string): Promise<boolean> {
   return (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount! > 0
 }
 
-async function dropDatabase(admin: pg.Client, name: string): Promise<void> {
+/** DROP DATABASE, ending its sessions first. */
+export async function dropDatabase(admin: pg.Client, name: string): Promise<void> {
   const num = Number((await admin.query<{n: string}>("SELECT current_setting('server_version_num') AS n")).rows[0].n)
   if (dropDatabaseForceSupported(num)) {
     const {rows} = await admin.query<{sql: string}>("SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', $1::text) AS sql", [name])
@@ -111,13 +113,14 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   }
   const source = pickDatabase(entry.manifest.databases, options.db, entry.id)
   const target = validateName('database', options.as ?? defaultRestoreName(source.name, now()))
-  const archive = join(entry.path, source.file)
-  const actual = await hashFile(archive).catch(() => undefined)
-  if (!actual || actual.sha256 !== source.sha256) {
-    throw new CliError(`${source.file} in backup ${entry.id} does not match its manifest checksum; nothing was changed`, {
-      hint: `run \`singularity backup verify ${entry.id}\` and choose another backup`,
-      code: 'BACKUP_CORRUPT',
-    })
+  for (const file of [source, ...(source.queueFile ? [source.queueFile] : [])]) {
+    const actual = await hashFile(join(entry.path, file.file)).catch(() => undefined)
+    if (!actual || actual.sha256 !== file.sha256) {
+      throw new CliError(`${file.file} in backup ${entry.id} does not match its manifest checksum; nothing was changed`, {
+        hint: `run \`singularity backup verify ${entry.id}\` and choose another backup`,
+        code: 'BACKUP_CORRUPT',
+      })
+    }
   }
   const archiveNum = parseToolVersion(`(PostgreSQL) ${entry.manifest.tools.pgDump}`)?.num ?? entry.manifest.server.versionNum
   const tools = await findClientTools(archiveNum, {purpose: 'restore'})
@@ -152,34 +155,33 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     await create(false)
   }
 
-  // 4. pg_restore; on any failure the new database is dropped again.
+  // 4. pg_restore (and the queues of the pgmq extension); on any failure the new database is dropped again.
   try {
     progress(`restoring ${source.name} from ${entry.id} into ${scratch}…`)
-    const args = ['--no-password', '--exit-on-error', '-d', scratch]
-    if (options.jobs > 1) args.push(`--jobs=${options.jobs}`)
-    if (options.noOwner) args.push('--no-owner', '--no-privileges')
-    args.push(archive)
-    const {execa} = await import('execa')
-    const result = await execa(tools.pgRestore, args, {
-      env: libpqEnv(options.adminTarget, scratch),
-      extendEnv: false,
-      stdin: 'ignore',
-      stdout: 'ignore',
-      stderr: 'pipe',
-      reject: false,
-      cancelSignal: options.signal,
+    await restoreArchive({
+      adminTarget: options.adminTarget,
+      database: scratch,
+      backupPath: entry.path,
+      source,
+      pgRestore: tools.pgRestore,
+      jobs: options.jobs,
+      noOwner: options.noOwner,
+      signal: options.signal,
+      progress,
     })
-    if (result.isCanceled || options.signal?.aborted) throw new CliError('restore interrupted; the new database was dropped', {exitCode: ExitCode.interrupted, code: 'INTERRUPTED'})
-    if (result.exitCode !== 0) {
-      const reason = String(result.stderr ?? '').trim().split('\n').filter((l) => !/^pg_restore: (detail|hint|while|from TOC)/.test(l)).pop()?.replace(/^pg_restore: (error: )?/, '') ?? `exit ${result.exitCode}`
-      const roleProblem = /role .* does not exist/.test(String(result.stderr))
-      throw new CliError(`pg_restore into ${scratch} failed: ${reason}; the new database was dropped`, {
+  } catch (error) {
+    await dropDatabase(options.admin, scratch).catch(() => {})
+    if ((error as CliError).code === 'INTERRUPTED' || options.signal?.aborted) {
+      throw new CliError('restore interrupted; the new database was dropped', {exitCode: ExitCode.interrupted, code: 'INTERRUPTED'})
+    }
+    if (error instanceof PgRestoreError) {
+      const roleProblem = /role .* does not exist/.test(error.stderr)
+      throw new CliError(`pg_restore into ${scratch} failed: ${error.message}; the new database was dropped`, {
         hint: roleProblem ? `the backup's roles are missing here: restore ${join(entry.path, 'globals.sql')} with psql first, or pass --no-owner` : 'nothing else was changed',
         code: 'RESTORE_FAILED',
       })
     }
-  } catch (error) {
-    await dropDatabase(options.admin, scratch).catch(() => {})
+    if (error instanceof CliError) throw new CliError(`${error.message}; the new database was dropped`, {hint: error.hint, code: error.code})
     throw error
   }
 

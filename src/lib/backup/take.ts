@@ -3,9 +3,10 @@
  * --globals-only, written into `<dir>/.<id>.partial/` and renamed to `<dir>/<id>/` only once every
  * file is written, checksummed and fsynced and the manifest says complete.
  */
+import {createWriteStream} from 'node:fs'
 import {mkdir, open, rename, rm} from 'node:fs/promises'
 import {hostname} from 'node:os'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
 import type pg from 'pg'
 
 import {CliError, ExitCode} from '../cli/errors.js'
@@ -23,7 +24,10 @@ import {
   type DatabaseEntry,
   type Manifest,
 } from './manifest.js'
-import {fsyncPath, hashFile, writeFileAtomic} from './store.js'
+import {connect} from '../db/connect.js'
+import {queueFileName, writeQueueRows} from './queue-file.js'
+import {countTables, exactTablePattern, readQueues, type DumpContents} from './snapshot.js'
+import {fsyncPath, hashFile, manifestSize, writeFileAtomic} from './store.js'
 import {findClientTools, libpqEnv, type ClientTools} from './tools.js'
 
 export interface BackupSource {
@@ -214,7 +218,7 @@ export async function takeBackup(options: TakeOptions): Promise<TakeResult> {
       const t0 = Date.now()
       progress(`${db.name}: dumping…`)
       await createPrivateFile(path)
-      await run(tools.pgDump, ['--format=custom', '--no-password', '-f', path], libpqEnv(db.target, db.name), `pg_dump of ${db.name}`)
+      const dumped = await dumpInSnapshot(db, path, (args) => run(tools.pgDump, args, libpqEnv(db.target, db.name), `pg_dump of ${db.name}`), internal.signal)
       await fsyncPath(path)
       const {sha256, size} = await hashFile(path)
       const meta = info.get(db.name)!
@@ -231,6 +235,8 @@ export async function takeBackup(options: TakeOptions): Promise<TakeResult> {
         ctype: meta.ctype,
         databaseSize: meta.size === null ? null : Number(meta.size),
         durationMs,
+        contents: dumped.contents,
+        queueFile: dumped.queueFile,
       })
       done++
       progress(`${db.name}: ${formatBytes(size)} in ${(durationMs / 1000).toFixed(1)}s [${done}/${names.length}]`)
@@ -246,7 +252,7 @@ export async function takeBackup(options: TakeOptions): Promise<TakeResult> {
     const final = join(options.dir, id)
     await rename(partial, final)
     await fsyncPath(options.dir)
-    const size = manifest.databases.reduce((s, d) => s + d.size, 0) + (manifest.globals?.size ?? 0)
+    const size = manifestSize(manifest)
     return {id, path: final, manifest, durationMs: Date.parse(manifest.endedAt) - startedAt.getTime(), size}
   } catch (error) {
     internal.abort()
@@ -255,6 +261,55 @@ export async function takeBackup(options: TakeOptions): Promise<TakeResult> {
     throw error
   } finally {
     options.signal?.removeEventListener('abort', onAbort)
+  }
+}
+
+/**
+ * pg_dump of one database in a snapshot exported by our own transaction, which stays open while
+ * pg_dump runs: the row counts and queue definitions recorded, and the rows of extension-member
+ * queues copied into the queue file, are those of the archive.
+ */
+async function dumpInSnapshot(
+  db: BackupSource,
+  path: string,
+  pgDump: (args: string[]) => Promise<void>,
+  signal: AbortSignal,
+): Promise<{contents: DumpContents; queueFile: {file: string; size: number; sha256: string} | null}> {
+  const client = await connect(db.target, {applicationName: 'singularity-backup', statementTimeoutMs: 0})
+  const cancel = () => void client.end().catch(() => {})
+  signal.addEventListener('abort', cancel, {once: true})
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+    const {rows} = await client.query<{snapshot: string}>('SELECT pg_export_snapshot() AS snapshot')
+    const queues = await readQueues(client)
+    const args = ['--format=custom', '--no-password', `--snapshot=${rows[0].snapshot}`, '-f', path]
+    for (const t of queues.excludeTables) args.push(`--exclude-table=${exactTablePattern(t)}`)
+    const carried = queues.queues.some((q) => q.carriedBy === 'queue-file')
+    const queuePath = join(dirname(path), queueFileName(db.name))
+    // pg_dump and our reads run side by side in the same snapshot
+    const ours = (async () => {
+      const tables = await countTables(client)
+      if (carried) {
+        await createPrivateFile(queuePath)
+        const out = createWriteStream(queuePath, {flags: 'w'})
+        const closed = new Promise<void>((resolve, reject) => out.on('close', resolve).on('error', reject))
+        await writeQueueRows(client, queues.queues, out)
+        out.end()
+        await closed
+      }
+      return tables
+    })()
+    const [tables] = await Promise.all([ours, pgDump(args)])
+    await client.query('COMMIT')
+    let queueFile = null
+    if (carried) {
+      await fsyncPath(queuePath)
+      queueFile = {file: queueFileName(db.name), ...(await hashFile(queuePath))}
+    }
+    return {contents: {queueEngine: queues.engine, tables, queues: queues.queues}, queueFile}
+  } finally {
+    signal.removeEventListener('abort', cancel)
+    await client.end().catch(() => {})
   }
 }
 

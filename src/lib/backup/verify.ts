@@ -5,14 +5,20 @@
 import {existsSync} from 'node:fs'
 import {join} from 'node:path'
 
+import type pg from 'pg'
+
 import {CliError} from '../cli/errors.js'
-import {VERIFY_FILE, type Verification} from './manifest.js'
+import type {Target} from '../config/resolve.js'
+import {VERIFY_FILE, type DatabaseEntry, type Verification} from './manifest.js'
+import {dropStaleScratch, restoreTest} from './restore-test.js'
 import {findBackup, hashFile, writeFileAtomic} from './store.js'
 import {findClientTools, parseToolVersion} from './tools.js'
 
 export interface VerifyOptions {
   dir: string
   id: string
+  /** also restore each archive into a scratch database and compare it with the manifest */
+  restoreTest?: {admin: pg.Client; adminTarget: Target; jobs: number; signal?: AbortSignal}
   progress?: (message: string) => void
   now?: () => Date
 }
@@ -34,8 +40,15 @@ export async function verifyBackup(options: VerifyOptions): Promise<Verification
   const files: Verification['files'] = []
   const expected = [
     ...(manifest.globals ? [{...manifest.globals, archive: false}] : []),
-    ...manifest.databases.map((d) => ({file: d.file, size: d.size, sha256: d.sha256, archive: true})),
+    ...manifest.databases.flatMap((d) => [
+      {file: d.file, size: d.size, sha256: d.sha256, archive: true, database: d as DatabaseEntry | undefined},
+      ...(d.queueFile ? [{...d.queueFile, archive: false}] : []),
+    ]),
   ]
+  if (options.restoreTest) {
+    const dropped = await dropStaleScratch(options.restoreTest.admin)
+    for (const name of dropped) progress(`dropped ${name}, left by a restore test that was killed`)
+  }
   for (const f of expected) {
     const path = join(entry.path, f.file)
     if (!existsSync(path)) {
@@ -60,8 +73,17 @@ export async function verifyBackup(options: VerifyOptions): Promise<Verification
         problem = problem ? `${problem}; pg_restore --list: ${reason}` : `pg_restore --list: ${reason}`
       }
     }
-    const ok = shaOk && archive !== 'unreadable'
-    files.push({file: f.file, ok, size: actual.size, sha256: shaOk ? 'ok' : 'mismatch', archive, entries, problem})
+    let restore: Verification['files'][number]['restore']
+    const database = 'database' in f ? f.database : undefined
+    if (options.restoreTest && database && shaOk && archive === 'ok') {
+      const rt = options.restoreTest
+      const tested = await restoreTest({admin: rt.admin, adminTarget: rt.adminTarget, backupPath: entry.path, source: database, pgRestore: tools.pgRestore, jobs: rt.jobs, signal: rt.signal, progress})
+      restore = tested
+      if (!tested.ok) problem = tested.problems.join('; ')
+      progress(`${f.file}: ${tested.ok ? `restored and matches the manifest (${tested.tables} tables, ${tested.queues} queues)` : 'restore test FAILED'} in ${(tested.durationMs / 1000).toFixed(1)}s`)
+    }
+    const ok = shaOk && archive !== 'unreadable' && (restore?.ok ?? true)
+    files.push({file: f.file, ok, size: actual.size, sha256: shaOk ? 'ok' : 'mismatch', archive, entries, problem, ...(restore ? {restore} : {})})
   }
 
   const verification: Verification = {
@@ -70,6 +92,7 @@ export async function verifyBackup(options: VerifyOptions): Promise<Verification
     verifiedAt: (options.now ?? (() => new Date()))().toISOString(),
     pgRestore: tools.version.version,
     files,
+    restoreTested: Boolean(options.restoreTest),
   }
   await writeFileAtomic(join(entry.path, VERIFY_FILE), JSON.stringify(verification, null, 2) + '\n')
   return {...verification, path: entry.path}

@@ -1,7 +1,7 @@
-import {spawn, type ChildProcess} from 'node:child_process'
-import {chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
+import {chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {createHash} from 'node:crypto'
-import {tmpdir} from 'node:os'
+import {hostname, tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -217,6 +217,51 @@ describe('backup: take, list, verify, prune, restore', () => {
     const missing = await runCli(['backup', 'verify', '20200101T000000Z-hourly', '--dir', dir, '--json'])
     expect(missing.exitCode).toBe(4)
     expect(missing.json().error.exitCode).toBe(4)
+  })
+
+  it('an archive that does not restore what its manifest recorded fails verify --restore-test, naming database and table', async () => {
+    const dir = join(root, 'broken')
+    const db = `${P}singularity`
+    // a restore test killed outright left its scratch database behind: the next one drops it
+    const leftover = 'singularity_rt_20200101000000_0badc0de'
+    await admin(async (c) => {
+      await c.query(`CREATE DATABASE ${leftover}`)
+      await c.query(`COMMENT ON DATABASE ${leftover} IS '${JSON.stringify({by: 'test', host: hostname(), pid: 2 ** 22 + 1})}'`)
+    })
+    const taken = await runCli(['backup', '--prefix', P, '--db', 'singularity', '--dir', dir, '--kind', 'daily', '--verify', '--json'], {timeoutMs: 300_000})
+    expect(taken.stderr).not.toMatch(/^error/m)
+    expect(taken.exitCode).toBe(0)
+    // daily + --verify: restore-tested by default
+    expect(taken.json()).toMatchObject({verified: 'yes', verification: {ok: true, restoreTested: true}})
+    expect(taken.stderr).toContain(`dropped ${leftover}`)
+    expect((await admin((c) => c.query("SELECT datname FROM pg_database WHERE datname LIKE 'singularity\\_rt\\_%'"))).rows).toEqual([])
+    const {id} = taken.json()
+
+    // the same archive without one table's rows, its checksum updated: only a restore shows it
+    const {findServerBinaries} = await import('../../src/lib/local-cluster/binaries.js')
+    const file = join(dir, id, `${db}.dump`)
+    const url = new URL(urlFor(db))
+    const dumped = spawnSync(join(findServerBinaries().binDir, 'pg_dump'), ['--format=custom', '--exclude-table-data=bk_test.sessions', '-f', `${file}.broken`, '-d', db], {
+      env: {...process.env, PGHOST: url.hostname, PGPORT: url.port, PGUSER: decodeURIComponent(url.username), PGPASSWORD: decodeURIComponent(url.password)},
+    })
+    expect(String(dumped.stderr)).toBe('')
+    renameSync(`${file}.broken`, file)
+    const manifestPath = join(dir, id, 'manifest.json')
+    const m = JSON.parse(readFileSync(manifestPath, 'utf8'))
+    Object.assign(m.databases[0], {sha256: sha256(file), size: statSync(file).size})
+    writeFileSync(manifestPath, JSON.stringify(m))
+
+    const listOnly = await runCli(['backup', 'verify', id, '--dir', dir, '--json'])
+    expect(listOnly.exitCode).toBe(0)
+    const verified = await runCli(['backup', 'verify', id, '--dir', dir, '--restore-test', '--json'], {timeoutMs: 300_000})
+    expect(verified.exitCode).toBe(1)
+    const f = verified.json().files.find((x: {file: string}) => x.file === `${db}.dump`)
+    expect(f).toMatchObject({ok: false, sha256: 'ok', archive: 'ok', restore: {ok: false}})
+    expect(f.problem).toBe(`database ${db} table bk_test.sessions: 400 rows at dump time, 0 restored`)
+    const human = await runCli(['backup', 'verify', id, '--dir', dir, '--restore-test'], {timeoutMs: 300_000})
+    expect(human.exitCode).toBe(1)
+    expect(human.stdout).toContain(`FAILED  ${db}.dump  database ${db} table bk_test.sessions: 400 rows at dump time, 0 restored`)
+    expect((await admin((c) => c.query("SELECT datname FROM pg_database WHERE datname LIKE 'singularity\\_rt\\_%'"))).rows).toEqual([])
   })
 
   it('a backup killed mid-dump is never listed as complete, and prune removes what it left', async () => {

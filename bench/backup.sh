@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Wall time of `singularity backup` (five databases in parallel, --jobs at a time, checksums, fsync,
 # manifest) next to the same pg_dump calls run one after another, in one run, on a throwaway
-# cluster filled with pgbench data. Prints the figures; asserts nothing.
+# cluster filled with pgbench data; then `backup verify` with and without --restore-test (each
+# archive restored into a scratch database and compared with the manifest). Prints the figures;
+# asserts nothing.
 #
 #   bash bench/backup.sh            # scale 5 per database (≈ 75 MB of tables each)
 #   SCALE=20 JOBS=3 REPEAT=5 bash bench/backup.sh
@@ -79,6 +81,9 @@ PAR_SIZE=$(size_of "$TMP/b1/$PAR_ID")
 a=$(now)
 node bin/run.js backup verify "$PAR_ID" --dir "$TMP/b1" >/dev/null 2>&1
 VER=$(elapsed "$a" "$(now)")
+a=$(now)
+node bin/run.js backup verify "$PAR_ID" --dir "$TMP/b1" --restore-test --prefix "$PREFIX" --jobs "$JOBS" >/dev/null 2>&1
+VER_RT=$(elapsed "$a" "$(now)")
 
 CORES=$(nproc)
 echo
@@ -88,5 +93,6 @@ printf '%-52s %s  %s\n' "pg_dump -Fc x5 + pg_dumpall -g, one after another" "$(s
 printf '%-52s %s  %s\n' "singularity backup --jobs $JOBS" "$(stats "${PAR[@]}")" "$(mb "$PAR_SIZE")"
 printf '%-52s %s\n' "singularity backup --jobs 1" "$(stats "${ONE[@]}")"
 printf '%-52s %6.2f\n' "singularity backup verify (sha256 + pg_restore --list)" "$VER"
+printf '%-52s %6.2f\n' "singularity backup verify --restore-test --jobs $JOBS" "$VER_RT"
 best() { printf '%s\n' "$@" | sort -n | head -1; }
 awk -v s="$(best "${SEQ[@]}")" -v p="$(best "${PAR[@]}")" 'BEGIN { printf "singularity backup --jobs '"$JOBS"' vs sequential pg_dump (best of each): %.2fx\n", s / p }'

@@ -264,6 +264,67 @@ describe('backup: take, list, verify, prune, restore', () => {
     expect((await admin((c) => c.query("SELECT datname FROM pg_database WHERE datname LIKE 'singularity\\_rt\\_%'"))).rows).toEqual([])
   })
 
+  it('a restored copy keeps the source database\'s isolation: other services get 42501 on CONNECT, the source roles what they have on the source', async () => {
+    const dir = join(root, 'isolation')
+    const taken = await runCli(['backup', '--prefix', P, '--db', 'genesis', '--db', 'shared_queue', '--dir', dir, '--json'], {timeoutMs: 180_000})
+    expect(taken.exitCode).toBe(0)
+    const {id} = taken.json()
+    const passwords = JSON.parse(readFileSync(join(root, 'passwords.json'), 'utf8')) as Record<string, string>
+    const roles = Object.keys(passwords).filter((r) => r.startsWith(P)).sort()
+    expect(roles).toEqual([`${P}centralcloud`, `${P}centralcloud_analytics`, `${P}genesis`, `${P}nexus`, `${P}singularity`])
+    const connectAs = async (role: string, db: string) => {
+      const url = new URL(urlFor(db))
+      url.username = role
+      url.password = passwords[role]
+      try {
+        await withClient(url.toString(), (c) => c.query('SELECT 1'))
+        return 'ok'
+      } catch (error) {
+        return (error as {code?: string}).code ?? String(error)
+      }
+    }
+    for (const [db, copy, extra] of [
+      [OWNER, `${OWNER}_check`, []],
+      [`${P}shared_queue`, `${P}shared_queue_check`, ['--no-owner']],
+    ] as const) {
+      const restored = await runCli(['backup', 'restore', id, '--db', db, '--as', copy, '--dir', dir, ...extra, '--json'], {timeoutMs: 180_000})
+      expect(restored.stderr).not.toMatch(/^error/m)
+      expect(restored.exitCode).toBe(0)
+      expect(restored.json().access.some((g: {grantee: string}) => g.grantee === 'PUBLIC')).toBe(false)
+      const matrix = await admin(async (c) =>
+        (await c.query<{role: string; source: boolean; copy: boolean; public_copy: boolean}>(
+          `SELECT r AS role, has_database_privilege(r, $1, 'CONNECT') AS source, has_database_privilege(r, $2, 'CONNECT') AS copy,
+                  EXISTS (SELECT 1 FROM pg_database d, aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a WHERE d.datname = $2 AND a.grantee = 0) AS public_copy
+             FROM unnest($3::text[]) r ORDER BY r`, [db, copy, roles])).rows,
+      )
+      for (const row of matrix) expect(row.copy, `${row.role} CONNECT on ${copy}`).toBe(row.source)
+      expect(matrix.every((r) => !r.public_copy)).toBe(true)
+      for (const role of roles) {
+        const onSource = await connectAs(role, db)
+        const onCopy = await connectAs(role, copy)
+        expect(onCopy, `${role} connecting to ${copy}`).toBe(onSource)
+        expect(['ok', '42501']).toContain(onCopy)
+      }
+      const owner = await admin((c) => c.query('SELECT pg_get_userbyid(datdba) AS o FROM pg_database WHERE datname = $1', [copy]))
+      expect(owner.rows[0].o).toBe(extra.length === 0 ? OWNER : new URL(adminUrl()).username)
+    }
+    // genesis is its service's alone; shared_queue is open to the services (seed 003)
+    expect(await connectAs(`${P}nexus`, `${OWNER}_check`)).toBe('42501')
+    expect(await connectAs(`${P}genesis`, `${OWNER}_check`)).toBe('ok')
+    expect(await connectAs(`${P}nexus`, `${P}shared_queue_check`)).toBe('ok')
+
+    // the copies are on the registry, with their ACL; the estate's own databases are not
+    const {listCopies} = await import('../../src/lib/backup/copies.js')
+    const copies = await admin((c) => listCopies(c))
+    expect(copies.map((x) => [x.database, x.source, x.backup, x.openToPublic])).toEqual(
+      expect.arrayContaining([
+        [`${OWNER}_check`, OWNER, id, false],
+        [`${P}shared_queue_check`, `${P}shared_queue`, id, false],
+      ]),
+    )
+    expect(copies.map((x) => x.database)).not.toContain(OWNER)
+  })
+
   it('a backup killed mid-dump is never listed as complete, and prune removes what it left', async () => {
     const dir = join(root, 'killed')
     // hold a lock so pg_dump of genesis waits: the backup is certainly in the middle when killed

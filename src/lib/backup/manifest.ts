@@ -8,6 +8,7 @@
  */
 import {z} from 'zod'
 
+import {databaseGrantSchema} from './copies.js'
 import {contentsSchema} from './snapshot.js'
 
 export const BACKUP_KINDS = ['hourly', 'daily', 'monthly', 'manual'] as const
@@ -38,6 +39,8 @@ export const databaseEntrySchema = fileEntry.extend({
   ctype: z.string().nullable(),
   databaseSize: z.number().nullable(),
   durationMs: z.number(),
+  /** the database's grants (CONNECT/TEMPORARY/CREATE) at dump time: copies restored from it get the same */
+  access: z.array(databaseGrantSchema).optional(),
   /** row counts and queues in the dump's snapshot (backups before this field have none) */
   contents: contentsSchema.optional(),
   /** rows of extension-member queues, which pg_dump does not write (null: none to carry) */

@@ -4,7 +4,7 @@
  * lengths). `pg_restore --list` only reads an archive's table of contents; this proves it restores.
  *
  * Scratch databases are named `singularity_rt_<UTC time>_<random>`, closed to PUBLIC (CONNECT and
- * TEMP revoked), commented with the host and pid of the run, and dropped when the test ends, also
+ * TEMP revoked, granted as on the source database), commented with the host and pid of the run, and dropped when the test ends, also
  * on failure or interruption. One killed outright (SIGKILL, power loss) is dropped by the next
  * restore test on the server once its process is gone (or, from another host, after a day).
  */
@@ -17,6 +17,7 @@ import {connect} from '../db/connect.js'
 import {onDatabase} from '../estate/targets.js'
 import type {DatabaseEntry} from './manifest.js'
 import {restoreArchive} from './restore-archive.js'
+import {applySourceAccess} from './copies.js'
 import {dropDatabase} from './restore.js'
 import {countTables, readQueues} from './snapshot.js'
 import {writerAlive} from './store.js'
@@ -99,7 +100,8 @@ export async function restoreTest(options: RestoreTestOptions): Promise<RestoreT
   const noOwner = !who[0].has
   await ddl(admin, 'CREATE DATABASE %I TEMPLATE template0', scratch)
   try {
-    await ddl(admin, 'REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', scratch)
+    // closed like its source (CONNECT/TEMP revoked from PUBLIC, granted as on the source)
+    await applySourceAccess(admin, scratch, source.access)
     await ddl(admin, 'COMMENT ON DATABASE %I IS %L', scratch, JSON.stringify({by: 'singularity backup verify --restore-test', host: hostname(), pid: process.pid, source: source.name}))
     options.progress?.(`${source.file}: restoring into scratch database ${scratch}${noOwner ? ` (role ${source.owner} is missing here: without owners and grants)` : ''}…`)
     try {

@@ -20,6 +20,7 @@ import {connect} from '../db/connect.js'
 import {onDatabase} from '../estate/targets.js'
 import {validateName} from '../names.js'
 import type {DatabaseEntry} from './manifest.js'
+import {applySourceAccess, markCopy, type DatabaseGrant} from './copies.js'
 import {PgRestoreError, restoreArchive} from './restore-archive.js'
 import {findBackup, hashFile} from './store.js'
 import {findClientTools, parseToolVersion} from './tools.js'
@@ -50,6 +51,8 @@ export interface RestoreResult {
   replaced: boolean
   owner: string
   ownerIsOriginal: boolean
+  /** database grants given to the new database: those of the source (PUBLIC has none unless the source gave it) */
+  access: DatabaseGrant[]
   tables: number
   durationMs: number
 }
@@ -130,11 +133,11 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   if (replace) await options.confirmOverwrite(target)
   const scratch = replace ? `${target.slice(0, MAX_NAME - 15)}_restoring_${randomBytes(2).toString('hex')}` : target
 
-  // 3. The new database, owned by the original owner when that role exists.
+  // 3. The new database, owned by the original owner when that role exists (and not --no-owner).
   const {rows: who} = await options.admin.query<{me: string; has: boolean}>('SELECT current_user AS me, EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AS has', [source.owner ?? ''])
-  const ownerIsOriginal = Boolean(source.owner && who[0].has)
+  const ownerIsOriginal = Boolean(source.owner && who[0].has && !options.noOwner)
   const owner = ownerIsOriginal ? source.owner! : who[0].me
-  if (!ownerIsOriginal) progress(`role ${source.owner ?? '(unknown)'} does not exist here: ${target} will be owned by ${owner}`)
+  if (!ownerIsOriginal && !options.noOwner) progress(`role ${source.owner ?? '(unknown)'} does not exist here: ${target} will be owned by ${owner}`)
   const create = async (withLocale: boolean) => {
     const {rows} = await options.admin.query<{sql: string}>(
       withLocale
@@ -155,8 +158,13 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     await create(false)
   }
 
-  // 4. pg_restore (and the queues of the pgmq extension); on any failure the new database is dropped again.
+  // 4. The source's isolation (pg_dump does not carry database grants), then pg_restore (and the
+  //    queues of the pgmq extension); on any failure the new database is dropped again.
+  let access: {granted: DatabaseGrant[]; missingRoles: string[]} = {granted: [], missingRoles: []}
   try {
+    access = await applySourceAccess(options.admin, scratch, source.access)
+    if (access.missingRoles.length > 0) progress(`roles ${access.missingRoles.join(', ')} do not exist here: their access to ${source.name} is not granted on ${target}`)
+    if (target !== source.name) await markCopy(options.admin, scratch, {source: source.name, backup: entry.id, restoredAt: now().toISOString()})
     progress(`restoring ${source.name} from ${entry.id} into ${scratch}…`)
     await restoreArchive({
       adminTarget: options.adminTarget,
@@ -203,5 +211,5 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   } finally {
     await client.end().catch(() => {})
   }
-  return {id: entry.id, source: source.name, kind: source.kind, database: target, replaced: replace, owner, ownerIsOriginal, tables, durationMs: Date.now() - t0}
+  return {id: entry.id, source: source.name, kind: source.kind, database: target, replaced: replace, owner, ownerIsOriginal, access: access.granted, tables, durationMs: Date.now() - t0}
 }

@@ -25,6 +25,7 @@ import {
   type Manifest,
 } from './manifest.js'
 import {connect} from '../db/connect.js'
+import {DATABASE_ACCESS_SQL, type DatabaseGrant} from './copies.js'
 import {queueFileName, writeQueueRows} from './queue-file.js'
 import {countTables, exactTablePattern, readQueues, type DumpContents} from './snapshot.js'
 import {fsyncPath, hashFile, manifestSize, writeFileAtomic} from './store.js'
@@ -64,6 +65,7 @@ export interface TakeResult {
 
 interface DbInfo {
   datname: string
+  access: DatabaseGrant[]
   owner: string | null
   encoding: string | null
   collate: string | null
@@ -136,9 +138,9 @@ export async function takeBackup(options: TakeOptions): Promise<TakeResult> {
   const serverVersion = server.rows[0].version
   const {rows: infoRows} = await options.admin.query<DbInfo>(
     `SELECT datname, pg_get_userbyid(datdba) AS owner, pg_encoding_to_char(encoding) AS encoding,
-            datcollate AS collate, datctype AS ctype,
-            CASE WHEN has_database_privilege(oid, 'CONNECT') THEN pg_database_size(oid) END AS size
-       FROM pg_database WHERE datname = ANY($1::text[])`,
+            datcollate AS collate, datctype AS ctype, ${DATABASE_ACCESS_SQL} AS access,
+            CASE WHEN has_database_privilege(d.oid, 'CONNECT') THEN pg_database_size(d.oid) END AS size
+       FROM pg_database d WHERE datname = ANY($1::text[])`,
     [names],
   )
   const info = new Map(infoRows.map((r) => [r.datname, r]))
@@ -235,6 +237,7 @@ export async function takeBackup(options: TakeOptions): Promise<TakeResult> {
         ctype: meta.ctype,
         databaseSize: meta.size === null ? null : Number(meta.size),
         durationMs,
+        access: meta.access,
         contents: dumped.contents,
         queueFile: dumped.queueFile,
       })

@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../../base-command.js'
 import {connectionFlags, nonBlank} from '../../flags.js'
 import {BACKUP_KINDS, type BackupKind} from '../../lib/backup/manifest.js'
+import {currentKey, keyFilePath} from '../../lib/backup/keys.js'
 import {takeBackup} from '../../lib/backup/take.js'
 import {verifyBackup} from '../../lib/backup/verify.js'
 import {formatBytes, formatDuration} from '../../lib/cli/format.js'
@@ -54,6 +55,8 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
     dir: Flags.string({description: 'Backup directory; default SINGULARITY_BACKUP_DIR, the config file, then next to the local cluster.'}),
     jobs: Flags.integer({description: 'pg_dump processes at a time.', default: 2, min: 1, max: 16}),
     verify: Flags.boolean({description: 'Verify the backup right after taking it (checksums + pg_restore --list; for daily and monthly backups also a restore test); exit 1 when it fails.'}),
+    encrypt: Flags.boolean({description: 'Encrypt every file while it streams (AES-256-GCM in chunks); --no-encrypt for storage that encrypts itself (the manifest then says encrypted: false).', default: true, allowNo: true}),
+    'key-file': Flags.string({description: 'Backup key file (created 0600 on first use); default SINGULARITY_BACKUP_KEY_FILE, else backup-keys.json beside the role passwords file. Keep it outside the backup directory.'}),
     'restore-test': Flags.boolean({description: 'With --verify: restore each archive into a scratch database and compare it with the manifest (default: on for daily and monthly backups).', allowNo: true}),
   }
 
@@ -69,7 +72,15 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
     try {
       const estate = await discoverEstate(config, admin)
       const databases = selectDatabases(estate.databases, this.flags.db).map((db) => ({name: db.name, kind: db.kind, target: databaseTarget(config, db)}))
+      let encryption: {key: Buffer; keyId: string} | null = null
+      if (this.flags.encrypt) {
+        const path = keyFilePath(this.flags['key-file'], config.localDir)
+        const current = currentKey(path)
+        if (current.created) this.note(`created backup key ${current.id} in ${path} (mode 0600): keep a copy of it away from the backups`)
+        encryption = {key: current.key, keyId: current.id}
+      }
       const taken = await this.withProgress('backup', (progress) => takeBackup({
+        encryption,
         admin,
         adminTarget: target,
         databases,
@@ -103,6 +114,7 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
           verifyBackup({
             dir,
             id: taken.id,
+            keyFile: keyFilePath(this.flags['key-file'], config.localDir),
             restoreTest: restoreTest ? {admin, adminTarget: target, jobs: this.flags.jobs, signal: controller.signal} : undefined,
             progress: (msg) => progress.line(`verify ${msg}`),
           }),

@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
 import {connectionFlags, nonBlank} from '../../flags.js'
+import {keyFilePath} from '../../lib/backup/keys.js'
 import {restoreBackup, type RestoreResult} from '../../lib/backup/restore.js'
 import {confirmDestructive} from '../../lib/cli/confirm.js'
 import {formatDuration} from '../../lib/cli/format.js'
@@ -36,6 +37,7 @@ Exit codes: 0 restored · 1 restore failed (nothing left behind) · 2 bad input 
     as: Flags.string({parse: nonBlank, description: 'Name of the database to restore into (default <db>_restored_<YYYYMMDD_HHMMSS>).'}),
     confirm: Flags.string({description: 'Allow replacing an existing database: pass its name.'}),
     jobs: Flags.integer({description: 'Parallel pg_restore jobs.', default: 2, min: 1, max: 16}),
+    'key-file': Flags.string({description: 'Backup key file for encrypted backups; default SINGULARITY_BACKUP_KEY_FILE, else backup-keys.json beside the role passwords file.'}),
     'no-owner': Flags.boolean({description: 'The connecting user owns the new database and its objects; object grants are not restored (pg_restore --no-owner --no-privileges). Database access is still as on the source.'}),
   }
 
@@ -65,6 +67,7 @@ Exit codes: 0 restored · 1 restore failed (nothing left behind) · 2 bad input 
           })),
         jobs: this.flags.jobs,
         noOwner: this.flags['no-owner'],
+        keyFile: keyFilePath(this.flags['key-file'], config.localDir),
         signal: controller.signal,
         progress: (m) => progress.line(m),
       }))

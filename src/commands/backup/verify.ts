@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
 import type {Verification} from '../../lib/backup/manifest.js'
+import {keyFilePath} from '../../lib/backup/keys.js'
 import {verifyBackup} from '../../lib/backup/verify.js'
 import {formatBytes} from '../../lib/cli/format.js'
 import {resolveConfig} from '../../lib/config/resolve.js'
@@ -33,6 +34,7 @@ Exit codes: 0 verified · 1 a file is missing, changed or unreadable, a restore 
   static override flags = {
     ...connectionFlags,
     dir: Flags.string({description: 'Backup directory; default SINGULARITY_BACKUP_DIR, the config file, then next to the local cluster.'}),
+    'key-file': Flags.string({description: 'Backup key file for encrypted backups; default SINGULARITY_BACKUP_KEY_FILE, else backup-keys.json beside the role passwords file.'}),
     'restore-test': Flags.boolean({description: 'Also restore each archive into a scratch database and compare rows per table and queues with the manifest.'}),
     jobs: Flags.integer({description: 'Parallel pg_restore jobs for --restore-test.', default: 2, min: 1, max: 16}),
   }
@@ -40,8 +42,9 @@ Exit codes: 0 verified · 1 a file is missing, changed or unreadable, a restore 
   protected async execute(): Promise<VerifyResult> {
     const config = resolveConfig(this.flags)
     const dir = this.flags.dir ?? config.backupDir
+    const keyFile = keyFilePath(this.flags['key-file'], config.localDir)
     if (!this.flags['restore-test']) {
-      const result = await verifyBackup({dir, id: this.args.id, progress: (m) => this.note(m)})
+      const result = await verifyBackup({dir, id: this.args.id, keyFile, progress: (m) => this.note(m)})
       if (!result.ok) this.exitAfterOutput(1)
       return result
     }
@@ -52,7 +55,7 @@ Exit codes: 0 verified · 1 a file is missing, changed or unreadable, a restore 
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
     try {
-      const result = await verifyBackup({dir, id: this.args.id, restoreTest: {admin, adminTarget: target, jobs: this.flags.jobs, signal: controller.signal}, progress: (m) => this.note(m)})
+      const result = await verifyBackup({dir, id: this.args.id, keyFile, restoreTest: {admin, adminTarget: target, jobs: this.flags.jobs, signal: controller.signal}, progress: (m) => this.note(m)})
       if (!result.ok) this.exitAfterOutput(1)
       return result
     } finally {

@@ -59,6 +59,10 @@ export const manifestSchema = z.object({
   tools: z.object({pgDump: z.string(), binDir: z.string()}),
   databases: z.array(databaseEntrySchema),
   globals: fileEntry.extend({rolePasswords: z.boolean()}).nullable(),
+  /** false: written with --no-encrypt (older backups: absent, not encrypted) */
+  encrypted: z.boolean().optional(),
+  /** every file of the backup is encrypted with this cipher and key (checksums are of the encrypted files) */
+  encryption: z.object({cipher: z.string(), keyId: z.string().regex(/^[0-9a-f]{32}$/), chunkSize: z.number().int().positive()}).nullable().optional(),
   /** who is writing a partial backup (dropped once complete) */
   writer: z.object({pid: z.number(), host: z.string()}).optional(),
   error: z.string().optional(),
@@ -81,6 +85,8 @@ export const verificationSchema = z.object({
       archive: z.enum(['ok', 'unreadable', 'n/a']),
       entries: z.number().nullable(),
       problem: z.string().nullable(),
+      /** encrypted backups: every chunk's tag checked */
+      decrypt: z.enum(['ok', 'failed']).optional(),
       /** `verify --restore-test`: the archive restored into a scratch database and compared with its manifest */
       restore: z
         .object({ok: z.boolean(), database: z.string(), scratch: z.string(), durationMs: z.number(), tables: z.number(), queues: z.number(), problems: z.array(z.string())})

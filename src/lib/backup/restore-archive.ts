@@ -7,7 +7,6 @@
  * pg_partman's configuration, which the extensions mark for dumping); then the queues recreated
  * with pgmq's own functions and their rows loaded from the queue file; then those grants.
  */
-import {createReadStream} from 'node:fs'
 import {mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -17,6 +16,7 @@ import type {Target} from '../config/resolve.js'
 import {connect} from '../db/connect.js'
 import {onDatabase} from '../estate/targets.js'
 import type {DatabaseEntry} from './manifest.js'
+import {openPlain, runFed, type KeyLookup} from './plain.js'
 import {restoreQueues} from './queue-file.js'
 import type {QueueDefinition} from './snapshot.js'
 import {libpqEnv} from './tools.js'
@@ -33,6 +33,8 @@ export interface RestoreArchiveOptions {
   noOwner: boolean
   signal?: AbortSignal
   progress?: (message: string) => void
+  /** the backup is encrypted: keys by id */
+  keys?: KeyLookup
 }
 
 export interface RestoreArchiveResult {
@@ -86,20 +88,23 @@ export async function restoreArchive(options: RestoreArchiveOptions): Promise<Re
   const archive = join(options.backupPath, options.source.file)
   const carried = (options.source.contents?.queues ?? []).filter((q) => q.carriedBy === 'queue-file')
   const {execa} = await import('execa')
+  // an encrypted archive is decrypted into pg_restore's stdin (one pass, so no parallel jobs)
+  const keys = options.keys
   const pgRestore = async (extra: string[], parallel: boolean) => {
     const args = ['--no-password', '--exit-on-error', '-d', options.database, ...extra]
-    if (parallel && options.jobs > 1) args.push(`--jobs=${options.jobs}`)
+    if (parallel && options.jobs > 1 && !keys) args.push(`--jobs=${options.jobs}`)
     if (options.noOwner) args.push('--no-owner', '--no-privileges')
-    args.push(archive)
-    const result = await execa(options.pgRestore, args, {
+    if (!keys) args.push(archive)
+    const child = execa(options.pgRestore, args, {
       env: libpqEnv(options.adminTarget, options.database),
       extendEnv: false,
-      stdin: 'ignore',
+      stdin: keys ? 'pipe' : 'ignore',
       stdout: 'ignore',
       stderr: 'pipe',
       reject: false,
       cancelSignal: options.signal,
     })
+    const result = await runFed(child, keys ? openPlain(archive, keys) : undefined)
     if (result.isCanceled || options.signal?.aborted) throw new CliError('restore interrupted', {exitCode: ExitCode.interrupted, code: 'INTERRUPTED'})
     if (result.exitCode !== 0) {
       const stderr = String(result.stderr ?? '')
@@ -115,7 +120,10 @@ export async function restoreArchive(options: RestoreArchiveOptions): Promise<Re
   if (!options.source.queueFile) {
     throw new CliError(`the manifest lists queues carried by a queue file for ${options.source.name}, but no queue file`, {code: 'BACKUP_CORRUPT'})
   }
-  const listed = await execa(options.pgRestore, ['--list', archive], {reject: false, stdin: 'ignore', extendEnv: true, cancelSignal: options.signal})
+  const listed = await runFed(
+    execa(options.pgRestore, keys ? ['--list'] : ['--list', archive], {reject: false, stdin: keys ? 'pipe' : 'ignore', extendEnv: true, cancelSignal: options.signal}),
+    keys ? openPlain(archive, keys) : undefined,
+  )
   if (listed.exitCode !== 0) throw new PgRestoreError(String(listed.stderr).trim().split('\n').pop() ?? 'pg_restore --list failed', String(listed.stderr))
   const toc = splitToc(String(listed.stdout), carried)
   const work = await mkdtemp(join(tmpdir(), 'singularity-restore-'))
@@ -127,7 +135,7 @@ export async function restoreArchive(options: RestoreArchiveOptions): Promise<Re
     const client = await connect(onDatabase(options.adminTarget, options.database), {applicationName: 'singularity-backup', statementTimeoutMs: 0})
     let loaded: {queues: number; rows: number}
     try {
-      const input = createReadStream(join(options.backupPath, options.source.queueFile.file))
+      const input = openPlain(join(options.backupPath, options.source.queueFile.file), keys)
       loaded = await restoreQueues(client, carried, input, options.source.queueFile.file)
     } finally {
       await client.end().catch(() => {})

@@ -18,6 +18,7 @@ import {onDatabase} from '../estate/targets.js'
 import type {DatabaseEntry} from './manifest.js'
 import {restoreArchive} from './restore-archive.js'
 import {applySourceAccess} from './copies.js'
+import type {KeyLookup} from './plain.js'
 import {dropDatabase} from './restore.js'
 import {countTables, readQueues} from './snapshot.js'
 import {writerAlive} from './store.js'
@@ -85,6 +86,7 @@ export interface RestoreTestOptions {
   jobs: number
   signal?: AbortSignal
   progress?: (message: string) => void
+  keys?: KeyLookup
 }
 
 /** Restores one archive into a scratch database, compares it with the manifest, drops it. */
@@ -114,6 +116,7 @@ export async function restoreTest(options: RestoreTestOptions): Promise<RestoreT
         jobs: options.jobs,
         noOwner,
         signal: options.signal,
+        keys: options.keys,
       })
     } catch (error) {
       if (options.signal?.aborted) throw error

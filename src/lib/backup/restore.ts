@@ -21,6 +21,7 @@ import {onDatabase} from '../estate/targets.js'
 import {validateName} from '../names.js'
 import type {DatabaseEntry} from './manifest.js'
 import {applySourceAccess, markCopy, type DatabaseGrant} from './copies.js'
+import {keyLookup} from './keys.js'
 import {PgRestoreError, restoreArchive} from './restore-archive.js'
 import {findBackup, hashFile} from './store.js'
 import {findClientTools, parseToolVersion} from './tools.js'
@@ -38,6 +39,8 @@ export interface RestoreOptions {
   confirmOverwrite: (name: string) => Promise<void>
   jobs: number
   noOwner: boolean
+  /** key file for encrypted backups */
+  keyFile: string
   signal?: AbortSignal
   progress?: (message: string) => void
   now?: () => Date
@@ -125,6 +128,9 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       })
     }
   }
+  // an encrypted backup needs its key before anything is created: a wrong or missing key changes nothing
+  const keys = entry.manifest.encryption ? keyLookup(options.keyFile) : undefined
+  if (keys && entry.manifest.encryption) keys(entry.manifest.encryption.keyId)
   const archiveNum = parseToolVersion(`(PostgreSQL) ${entry.manifest.tools.pgDump}`)?.num ?? entry.manifest.server.versionNum
   const tools = await findClientTools(archiveNum, {purpose: 'restore'})
 
@@ -176,6 +182,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       noOwner: options.noOwner,
       signal: options.signal,
       progress,
+      keys,
     })
   } catch (error) {
     await dropDatabase(options.admin, scratch).catch(() => {})

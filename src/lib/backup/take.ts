@@ -4,6 +4,8 @@
  * file is written, checksummed and fsynced and the manifest says complete.
  */
 import {createWriteStream} from 'node:fs'
+import {PassThrough} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
 import {mkdir, open, rename, rm} from 'node:fs/promises'
 import {hostname} from 'node:os'
 import {dirname, join} from 'node:path'
@@ -25,6 +27,7 @@ import {
   type Manifest,
 } from './manifest.js'
 import {connect} from '../db/connect.js'
+import {CHUNK_SIZE, CIPHER, encryptStream} from './cipher.js'
 import {DATABASE_ACCESS_SQL, type DatabaseGrant} from './copies.js'
 import {queueFileName, writeQueueRows} from './queue-file.js'
 import {countTables, exactTablePattern, readQueues, type DumpContents} from './snapshot.js'
@@ -53,6 +56,8 @@ export interface TakeOptions {
   signal?: AbortSignal
   progress?: (message: string) => void
   now?: () => Date
+  /** encrypt every file while it streams (null: --no-encrypt) */
+  encryption: {key: Buffer; keyId: string} | null
 }
 
 export interface TakeResult {
@@ -177,6 +182,8 @@ export async function takeBackup(options: TakeOptions): Promise<TakeResult> {
     tools: {pgDump: tools.version.version, binDir: tools.binDir},
     databases: [],
     globals: null,
+    encrypted: options.encryption !== null,
+    encryption: options.encryption ? {cipher: CIPHER, keyId: options.encryption.keyId, chunkSize: CHUNK_SIZE} : null,
     writer: {pid: process.pid, host: hostname()},
   }
   const writeManifest = () => writeFileAtomic(join(partial, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n')
@@ -185,9 +192,16 @@ export async function takeBackup(options: TakeOptions): Promise<TakeResult> {
   const onAbort = () => internal.abort()
   options.signal?.addEventListener('abort', onAbort, {once: true})
   const {execa} = await import('execa')
-  const run = async (file: string, args: string[], env: Record<string, string>, what: string) => {
+  /** Runs a dump tool; its output goes to `output`: through the cipher when encrypting (no plaintext on disk), else with -f. */
+  const run = async (file: string, args: string[], env: Record<string, string>, what: string, output: string) => {
     if (internal.signal.aborted) throw new CliError('cancelled', {code: 'CANCELLED'})
-    const result = await execa(file, args, {env, extendEnv: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', reject: false, cancelSignal: internal.signal})
+    const encrypt = options.encryption
+    const child = execa(file, encrypt ? args : [...args, '-f', output], {env, extendEnv: false, stdin: 'ignore', stdout: encrypt ? 'pipe' : 'ignore', stderr: 'pipe', reject: false, cancelSignal: internal.signal, buffer: {stdout: false}})
+    const written = encrypt ? pipeline(child.stdout!, encryptStream(encrypt.key, encrypt.keyId), createWriteStream(output, {flags: 'w'})) : Promise.resolve()
+    const [result] = await Promise.all([child, written.catch((error: Error) => error)]).then(async ([r, w]) => {
+      if (w instanceof Error && r.exitCode === 0) throw new CliError(`${what} failed: writing ${output}: ${w.message}`, {code: 'BACKUP_FAILED'})
+      return [r]
+    })
     if (result.isCanceled || internal.signal.aborted && result.exitCode !== 0) throw new CliError('cancelled', {code: 'CANCELLED'})
     if (result.exitCode !== 0 || result.failed) {
       const reason = lastLine(String(result.stderr ?? '')) || result.shortMessage?.split('\n')[0] || `exit code ${result.exitCode}`
@@ -204,9 +218,9 @@ export async function takeBackup(options: TakeOptions): Promise<TakeResult> {
     await createPrivateFile(globalsPath)
     const superuser = server.rows[0].superuser === true
     const adminEnv = libpqEnv(options.adminTarget)
-    const globalsArgs = ['--globals-only', '--no-password', '-f', globalsPath, '-l', adminEnv.PGDATABASE ?? 'postgres']
+    const globalsArgs = ['--globals-only', '--no-password', '-l', adminEnv.PGDATABASE ?? 'postgres']
     if (!superuser) globalsArgs.push('--no-role-passwords')
-    await run(tools.pgDumpAll, globalsArgs, adminEnv, 'pg_dumpall --globals-only')
+    await run(tools.pgDumpAll, globalsArgs, adminEnv, 'pg_dumpall --globals-only', globalsPath)
     await fsyncPath(globalsPath)
     manifest.globals = {file: GLOBALS_FILE, ...(await hashFile(globalsPath)), rolePasswords: superuser}
     progress(`globals: roles${superuser ? '' : ' (without passwords: not a superuser)'} saved`)
@@ -220,7 +234,7 @@ export async function takeBackup(options: TakeOptions): Promise<TakeResult> {
       const t0 = Date.now()
       progress(`${db.name}: dumping…`)
       await createPrivateFile(path)
-      const dumped = await dumpInSnapshot(db, path, (args) => run(tools.pgDump, args, libpqEnv(db.target, db.name), `pg_dump of ${db.name}`), internal.signal)
+      const dumped = await dumpInSnapshot(db, path, (args) => run(tools.pgDump, args, libpqEnv(db.target, db.name), `pg_dump of ${db.name}`, path), internal.signal, options.encryption)
       await fsyncPath(path)
       const {sha256, size} = await hashFile(path)
       const meta = info.get(db.name)!
@@ -277,6 +291,7 @@ async function dumpInSnapshot(
   path: string,
   pgDump: (args: string[]) => Promise<void>,
   signal: AbortSignal,
+  encryption: TakeOptions['encryption'],
 ): Promise<{contents: DumpContents; queueFile: {file: string; size: number; sha256: string} | null}> {
   const client = await connect(db.target, {applicationName: 'singularity-backup', statementTimeoutMs: 0})
   const cancel = () => void client.end().catch(() => {})
@@ -285,7 +300,7 @@ async function dumpInSnapshot(
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
     const {rows} = await client.query<{snapshot: string}>('SELECT pg_export_snapshot() AS snapshot')
     const queues = await readQueues(client)
-    const args = ['--format=custom', '--no-password', `--snapshot=${rows[0].snapshot}`, '-f', path]
+    const args = ['--format=custom', '--no-password', `--snapshot=${rows[0].snapshot}`]
     for (const t of queues.excludeTables) args.push(`--exclude-table=${exactTablePattern(t)}`)
     const carried = queues.queues.some((q) => q.carriedBy === 'queue-file')
     const queuePath = join(dirname(path), queueFileName(db.name))
@@ -294,8 +309,9 @@ async function dumpInSnapshot(
       const tables = await countTables(client)
       if (carried) {
         await createPrivateFile(queuePath)
-        const out = createWriteStream(queuePath, {flags: 'w'})
-        const closed = new Promise<void>((resolve, reject) => out.on('close', resolve).on('error', reject))
+        const file = createWriteStream(queuePath, {flags: 'w'})
+        const out = encryption ? encryptStream(encryption.key, encryption.keyId) : new PassThrough()
+        const closed = pipeline(out, file)
         await writeQueueRows(client, queues.queues, out)
         out.end()
         await closed

@@ -3,6 +3,8 @@
  * reads every archive. The result is stored in `<id>/verify.json` (list shows it).
  */
 import {existsSync} from 'node:fs'
+import {Writable} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
 import {join} from 'node:path'
 
 import type pg from 'pg'
@@ -10,6 +12,8 @@ import type pg from 'pg'
 import {CliError} from '../cli/errors.js'
 import type {Target} from '../config/resolve.js'
 import {VERIFY_FILE, type DatabaseEntry, type Verification} from './manifest.js'
+import {keyFilePath, keyLookup} from './keys.js'
+import {openPlain, runFed} from './plain.js'
 import {dropStaleScratch, restoreTest} from './restore-test.js'
 import {findBackup, hashFile, writeFileAtomic} from './store.js'
 import {findClientTools, parseToolVersion} from './tools.js'
@@ -19,6 +23,8 @@ export interface VerifyOptions {
   id: string
   /** also restore each archive into a scratch database and compare it with the manifest */
   restoreTest?: {admin: pg.Client; adminTarget: Target; jobs: number; signal?: AbortSignal}
+  /** the key file of an encrypted backup */
+  keyFile?: string
   progress?: (message: string) => void
   now?: () => Date
 }
@@ -36,6 +42,7 @@ export async function verifyBackup(options: VerifyOptions): Promise<Verification
   const archiveNum = parseToolVersion(`(PostgreSQL) ${manifest.tools.pgDump}`)?.num ?? manifest.server.versionNum
   const tools = await findClientTools(archiveNum, {purpose: 'restore'})
   const {execa} = await import('execa')
+  const keys = manifest.encryption ? keyLookup(options.keyFile ?? keyFilePath(undefined, process.env.SINGULARITY_LOCAL_DIR ?? '.')) : undefined
 
   const files: Verification['files'] = []
   const expected = [
@@ -62,7 +69,32 @@ export async function verifyBackup(options: VerifyOptions): Promise<Verification
     let archive: 'ok' | 'unreadable' | 'n/a' = 'n/a'
     let entries: number | null = null
     let problem: string | null = shaOk ? null : actual.size === f.size ? 'sha256 differs from the manifest' : `size ${actual.size} differs from the manifest (${f.size})`
-    if (f.archive) {
+    // encrypted: every chunk's tag is checked while the plaintext streams (into pg_restore --list for archives)
+    let decrypt: 'ok' | 'failed' | undefined
+    if (keys) {
+      try {
+        if (f.archive) {
+          const listed = await runFed(execa(tools.pgRestore, ['--list'], {reject: false, stdin: 'pipe', extendEnv: true}), openPlain(path, keys))
+          decrypt = 'ok'
+          if (listed.exitCode === 0) {
+            archive = 'ok'
+            entries = String(listed.stdout).split('\n').filter((l) => l.trim() && !l.startsWith(';')).length
+          } else {
+            archive = 'unreadable'
+            const reason = String(listed.stderr).trim().split('\n').pop()?.replace(/^pg_restore: (error: )?/, '') ?? `exit ${listed.exitCode}`
+            problem = problem ? `${problem}; pg_restore --list: ${reason}` : `pg_restore --list: ${reason}`
+          }
+        } else {
+          await pipeline(openPlain(path, keys), new Writable({write: (_chunk, _encoding, done) => done()}))
+          decrypt = 'ok'
+        }
+      } catch (error) {
+        decrypt = 'failed'
+        if (f.archive) archive = 'unreadable'
+        const reason = `${f.file}: ${(error as Error).message}`
+        problem = problem ? `${problem}; ${reason}` : reason
+      }
+    } else if (f.archive) {
       const listed = await execa(tools.pgRestore, ['--list', path], {reject: false, stdin: 'ignore', extendEnv: true})
       if (listed.exitCode === 0) {
         archive = 'ok'
@@ -77,13 +109,13 @@ export async function verifyBackup(options: VerifyOptions): Promise<Verification
     const database = 'database' in f ? f.database : undefined
     if (options.restoreTest && database && shaOk && archive === 'ok') {
       const rt = options.restoreTest
-      const tested = await restoreTest({admin: rt.admin, adminTarget: rt.adminTarget, backupPath: entry.path, source: database, pgRestore: tools.pgRestore, jobs: rt.jobs, signal: rt.signal, progress})
+      const tested = await restoreTest({admin: rt.admin, adminTarget: rt.adminTarget, backupPath: entry.path, source: database, pgRestore: tools.pgRestore, jobs: rt.jobs, signal: rt.signal, progress, keys})
       restore = tested
       if (!tested.ok) problem = tested.problems.join('; ')
       progress(`${f.file}: ${tested.ok ? `restored and matches the manifest (${tested.tables} tables, ${tested.queues} queues)` : 'restore test FAILED'} in ${(tested.durationMs / 1000).toFixed(1)}s`)
     }
-    const ok = shaOk && archive !== 'unreadable' && (restore?.ok ?? true)
-    files.push({file: f.file, ok, size: actual.size, sha256: shaOk ? 'ok' : 'mismatch', archive, entries, problem, ...(restore ? {restore} : {})})
+    const ok = shaOk && archive !== 'unreadable' && decrypt !== 'failed' && (restore?.ok ?? true)
+    files.push({file: f.file, ok, size: actual.size, sha256: shaOk ? 'ok' : 'mismatch', archive, entries, problem, ...(decrypt ? {decrypt} : {}), ...(restore ? {restore} : {})})
   }
 
   const verification: Verification = {

@@ -11,6 +11,7 @@ import {existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync
 import {dirname, join} from 'node:path'
 
 import {CliError} from '../cli/errors.js'
+import {listBackups} from './store.js'
 
 export interface KeyFile {
   current: string
@@ -89,4 +90,11 @@ export function rotateKey(path: string): {id: string; previous: string | null; k
   const keys = {...(existing?.keys ?? {}), [id]: key.toString('base64')}
   write(path, {current: id, keys})
   return {id, previous: existing?.current ?? null, keys: Object.keys(keys).length}
+}
+
+/** For `doctor`: a one-line warning when the newest complete backup is not encrypted (null when it is, or there is none). */
+export function unencryptedBackupWarning(dir: string): string | null {
+  const newest = listBackups(dir).find((b) => b.status === 'complete')
+  if (!newest?.manifest || newest.manifest.encryption) return null
+  return `backup ${newest.id} is not encrypted (taken with --no-encrypt or before encryption): its files hold role password hashes and the session key in clear`
 }

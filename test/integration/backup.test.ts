@@ -137,7 +137,8 @@ function cloneBackup(dir: string, fromId: string, toId: string, startedAt: Date)
 
 const stamp = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '')
 
-describe('backup: take, list, verify, prune, restore', () => {
+// generous limits for a loaded shared machine (nothing here asserts speed)
+describe('backup: take, list, verify, prune, restore', {timeout: 900_000}, () => {
   beforeAll(async () => {
     await dropEstate()
     await makeEstate()

@@ -112,3 +112,59 @@ $fn$;
 
 COMMENT ON FUNCTION pgmq._get_partition_col(text) IS
   'Partition column for a pg_partman interval: msg_id when numeric, enqueued_at when a time interval';
+
+-- Like the real pgmq, makes a queue's tables (and its msg_id sequence) members of extension pgmq
+-- when this SQL runs as that extension (the test fixture); a no-op for the bundled engine.
+CREATE OR REPLACE FUNCTION pgmq._adopt_into_extension(relations regclass[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+AS $fn$
+DECLARE
+  ext oid := (SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname = 'pgmq');
+  rel regclass;
+  kind "char";
+BEGIN
+  IF ext IS NULL THEN
+    RETURN;
+  END IF;
+  FOREACH rel IN ARRAY relations LOOP
+    CONTINUE WHEN rel IS NULL OR EXISTS (
+      SELECT 1 FROM pg_catalog.pg_depend d
+      WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = rel
+        AND d.refclassid = 'pg_catalog.pg_extension'::regclass AND d.refobjid = ext AND d.deptype = 'e');
+    SELECT c.relkind INTO kind FROM pg_catalog.pg_class c WHERE c.oid = rel;
+    EXECUTE format('ALTER EXTENSION pgmq ADD %s %s', CASE WHEN kind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, rel);
+  END LOOP;
+END;
+$fn$;
+
+COMMENT ON FUNCTION pgmq._adopt_into_extension(regclass[]) IS
+  'Internal: adds queue tables and sequences to extension pgmq when installed as one (membership as in the real pgmq); no-op otherwise';
+
+-- Removes relations from extension pgmq (before a queue's tables are dropped, or an archive is
+-- detached); a no-op for the bundled engine and for relations that are not members.
+CREATE OR REPLACE FUNCTION pgmq._release_from_extension(relations regclass[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+AS $fn$
+DECLARE
+  ext oid := (SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname = 'pgmq');
+  rel regclass;
+  kind "char";
+BEGIN
+  IF ext IS NULL THEN
+    RETURN;
+  END IF;
+  FOREACH rel IN ARRAY relations LOOP
+    CONTINUE WHEN rel IS NULL OR NOT EXISTS (
+      SELECT 1 FROM pg_catalog.pg_depend d
+      WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = rel
+        AND d.refclassid = 'pg_catalog.pg_extension'::regclass AND d.refobjid = ext AND d.deptype = 'e');
+    SELECT c.relkind INTO kind FROM pg_catalog.pg_class c WHERE c.oid = rel;
+    EXECUTE format('ALTER EXTENSION pgmq DROP %s %s', CASE WHEN kind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, rel);
+  END LOOP;
+END;
+$fn$;
+
+COMMENT ON FUNCTION pgmq._release_from_extension(regclass[]) IS
+  'Internal: removes queue tables and sequences from extension pgmq (before drop or detach); no-op for the bundled engine';

@@ -54,6 +54,12 @@ BEGIN
     EXECUTE format('GRANT SELECT ON TABLE pgmq.%I TO pg_monitor', atable);
   END IF;
 
+  -- As the real pgmq does: the queue's tables are members of the extension when it runs as one.
+  PERFORM pgmq._adopt_into_extension(ARRAY[
+    to_regclass(format('pgmq.%I', qtable)),
+    pg_get_serial_sequence(format('pgmq.%I', qtable), 'msg_id')::regclass,
+    to_regclass(format('pgmq.%I', atable))]);
+
   -- Names differing only in case share their tables, so they are one queue with one meta row.
   INSERT INTO pgmq.meta (queue_name, is_partitioned, is_unlogged)
   SELECT _create_queue.queue_name, false, _create_queue.unlogged
@@ -169,6 +175,12 @@ BEGIN
     EXECUTE format('GRANT SELECT ON TABLE pgmq.%I TO pg_monitor', atable);
   END IF;
 
+  -- As the real pgmq does: the queue's tables are members of the extension when it runs as one.
+  PERFORM pgmq._adopt_into_extension(ARRAY[
+    to_regclass(format('pgmq.%I', qtable)),
+    pg_get_serial_sequence(format('pgmq.%I', qtable), 'msg_id')::regclass,
+    to_regclass(format('pgmq.%I', atable))]);
+
   INSERT INTO pgmq.meta (queue_name, is_partitioned, is_unlogged)
   SELECT create_partitioned.queue_name, true, false
   WHERE NOT EXISTS (SELECT 1 FROM pgmq.meta m WHERE lower(m.queue_name) = lower(create_partitioned.queue_name))
@@ -212,9 +224,14 @@ BEGIN
   END IF;
 
   IF existed THEN
+    PERFORM pgmq._release_from_extension(ARRAY[
+      to_regclass(format('pgmq.%I', qtable)),
+      pg_get_serial_sequence(format('pgmq.%I', qtable), 'msg_id')::regclass,
+      to_regclass(format('pgmq.%I', atable))]);
     EXECUTE format('DROP TABLE pgmq.%I', qtable);
   END IF;
   IF to_regclass(format('pgmq.%I', atable)) IS NOT NULL THEN
+    PERFORM pgmq._release_from_extension(ARRAY[to_regclass(format('pgmq.%I', atable))]);
     EXECUTE format('DROP TABLE pgmq.%I', atable);
   END IF;
   DELETE FROM pgmq.meta m WHERE lower(m.queue_name) = lower(drop_queue.queue_name);
@@ -255,11 +272,12 @@ LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 AS $fn$
 BEGIN
   PERFORM pgmq.validate_queue_name(queue_name);
+  PERFORM pgmq._release_from_extension(ARRAY[to_regclass(format('pgmq.%I', pgmq.format_table_name(queue_name, 'a')))]);
 END;
 $fn$;
 
 COMMENT ON FUNCTION pgmq.detach_archive(text) IS
-  'No-op in the bundled engine (there is no extension to detach the archive from); validates the name';
+  'Detaches the archive table from extension pgmq so DROP EXTENSION keeps it; a no-op in the bundled engine; validates the name';
 
 -- Lists the queues: the rows of pgmq.meta.
 CREATE OR REPLACE FUNCTION pgmq.list_queues()

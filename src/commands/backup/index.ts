@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../../base-command.js'
 import {connectionFlags, nonBlank} from '../../flags.js'
 import {BACKUP_KINDS, type BackupKind} from '../../lib/backup/manifest.js'
+import {currentKey, keyFilePath} from '../../lib/backup/keys.js'
 import {takeBackup} from '../../lib/backup/take.js'
 import {verifyBackup} from '../../lib/backup/verify.js'
 import {formatBytes, formatDuration} from '../../lib/cli/format.js'
@@ -24,7 +25,7 @@ export interface BackupTakeResult {
   databases: {name: string; kind: string; file: string; size: number; sha256: string; durationMs: number}[]
   globals: {file: string; size: number; rolePasswords: boolean} | null
   verified: 'yes' | 'failed' | 'no'
-  verification?: {ok: boolean; problems: string[]}
+  verification?: {ok: boolean; restoreTested: boolean; problems: string[]}
 }
 
 export default class Backup extends BaseCommand<typeof Backup> {
@@ -38,6 +39,7 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
   static override examples = [
     {description: 'A manual backup of the whole estate', command: '<%= config.bin %> backup'},
     {description: 'What the hourly system-cron line runs (seed 001: hourly, keep 6)', command: '<%= config.bin %> backup --kind hourly --verify'},
+    {description: 'Daily: verified and restore-tested into a scratch database', command: '<%= config.bin %> backup --kind daily --verify'},
     {description: 'Only two databases, into a chosen directory', command: '<%= config.bin %> backup --db genesis --db nexus --dir /srv/backups'},
     {description: 'For scripts', command: '<%= config.bin %> backup --kind daily --json'},
   ]
@@ -52,7 +54,10 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
     db: Flags.string({parse: nonBlank, description: 'Only this database (name or kind: singularity, genesis, centralcloud, nexus, shared_queue); repeatable.', multiple: true}),
     dir: Flags.string({description: 'Backup directory; default SINGULARITY_BACKUP_DIR, the config file, then next to the local cluster.'}),
     jobs: Flags.integer({description: 'pg_dump processes at a time.', default: 2, min: 1, max: 16}),
-    verify: Flags.boolean({description: 'Verify the backup right after taking it (checksums + pg_restore --list); exit 1 when it fails.'}),
+    verify: Flags.boolean({description: 'Verify the backup right after taking it (checksums + pg_restore --list; for daily and monthly backups also a restore test); exit 1 when it fails.'}),
+    encrypt: Flags.boolean({description: 'Encrypt every file while it streams (AES-256-GCM in chunks); --no-encrypt for storage that encrypts itself (the manifest then says encrypted: false).', default: true, allowNo: true}),
+    'key-file': Flags.string({description: 'Backup key file (created 0600 on first use); default SINGULARITY_BACKUP_KEY_FILE, else backup-keys.json beside the role passwords file. Keep it outside the backup directory.'}),
+    'restore-test': Flags.boolean({description: 'With --verify: restore each archive into a scratch database and compare it with the manifest (default: on for daily and monthly backups).', allowNo: true}),
   }
 
   protected async execute(): Promise<BackupTakeResult> {
@@ -67,7 +72,15 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
     try {
       const estate = await discoverEstate(config, admin)
       const databases = selectDatabases(estate.databases, this.flags.db).map((db) => ({name: db.name, kind: db.kind, target: databaseTarget(config, db)}))
+      let encryption: {key: Buffer; keyId: string} | null = null
+      if (this.flags.encrypt) {
+        const path = keyFilePath(this.flags['key-file'], config.localDir)
+        const current = currentKey(path)
+        if (current.created) this.note(`created backup key ${current.id} in ${path} (mode 0600): keep a copy of it away from the backups`)
+        encryption = {key: current.key, keyId: current.id}
+      }
       const taken = await this.withProgress('backup', (progress) => takeBackup({
+        encryption,
         admin,
         adminTarget: target,
         databases,
@@ -95,9 +108,19 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
         verified: 'no',
       }
       if (this.flags.verify) {
-        const v = await this.withProgress('verify', (progress) => verifyBackup({dir, id: taken.id, progress: (msg) => progress.line(`verify ${msg}`)}))
+        const kind = this.flags.kind as BackupKind
+        const restoreTest = this.flags['restore-test'] ?? (kind === 'daily' || kind === 'monthly')
+        const v = await this.withProgress('verify', (progress) =>
+          verifyBackup({
+            dir,
+            id: taken.id,
+            keyFile: keyFilePath(this.flags['key-file'], config.localDir),
+            restoreTest: restoreTest ? {admin, adminTarget: target, jobs: this.flags.jobs, signal: controller.signal} : undefined,
+            progress: (msg) => progress.line(`verify ${msg}`),
+          }),
+        )
         result.verified = v.ok ? 'yes' : 'failed'
-        result.verification = {ok: v.ok, problems: v.files.filter((f) => !f.ok).map((f) => `${f.file}: ${f.problem}`)}
+        result.verification = {ok: v.ok, restoreTested: restoreTest, problems: v.files.filter((f) => !f.ok).map((f) => `${f.file}: ${f.problem}`)}
         if (!v.ok) this.exitAfterOutput(1)
       }
       return result
@@ -114,7 +137,7 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
     for (const d of r.databases) this.out(`  ${d.name.padEnd(width)}  ${formatBytes(d.size).padStart(8)}  ${(d.durationMs / 1000).toFixed(1)}s`)
     this.out(`path:     ${r.path}`)
     if (r.verification) {
-      this.out(`verified: ${r.verified}`)
+      this.out(`verified: ${r.verified}${r.verification.restoreTested ? ' (restore-tested)' : ''}`)
       for (const p of r.verification.problems) this.out(`  ${p}`)
     } else {
       this.out(`verify:   singularity backup verify ${r.id}`)

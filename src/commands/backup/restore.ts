@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
 import {connectionFlags, nonBlank} from '../../flags.js'
+import {keyFilePath} from '../../lib/backup/keys.js'
 import {restoreBackup, type RestoreResult} from '../../lib/backup/restore.js'
 import {confirmDestructive} from '../../lib/cli/confirm.js'
 import {formatDuration} from '../../lib/cli/format.js'
@@ -15,7 +16,7 @@ export default class BackupRestore extends BaseCommand<typeof BackupRestore> {
   static override summary = 'Restore one database of a backup into a NEW database (default <db>_restored_<time>, or --as).'
   static override description = `Nothing existing is touched by default. When the target database exists (e.g. --as with the original name), it is replaced only with --confirm <name> (or a typed answer on a terminal): the backup is restored into a scratch database first, and only when that succeeded is the old database dropped (its sessions are ended) and the new one renamed into place. A failed restore drops what it created.
 
-The database is created owned by the original owner when that role exists here, with the original encoding and locale. Objects keep their owners and grants; on a server without the estate's roles restore the backup's globals.sql with psql first, or pass --no-owner (everything owned by the connecting user, no grants). The archive's checksum is checked before anything is created. Replication slots and pg_cron schedules are not part of a database backup: \`singularity db init\` recreates them.
+The database is created owned by the original owner when that role exists here (the connecting user with --no-owner), with the original encoding and locale, and with the source database's access: CONNECT/TEMP revoked from PUBLIC and granted exactly as the source had them when it was dumped, so a copy of one service's database is as closed as the original. Copies are marked as such (COMMENT ON DATABASE: source, backup, time) so the estate's status can list them. Objects keep their owners and grants; on a server without the estate's roles restore the backup's globals.sql with psql first, or pass --no-owner (everything owned by the connecting user, no grants). The archive's checksum is checked before anything is created. Replication slots and pg_cron schedules are not part of a database backup: \`singularity db init\` recreates them.
 
 Exit codes: 0 restored · 1 restore failed (nothing left behind) · 2 bad input or overwrite refused · 4 no such backup.`
 
@@ -36,7 +37,8 @@ Exit codes: 0 restored · 1 restore failed (nothing left behind) · 2 bad input 
     as: Flags.string({parse: nonBlank, description: 'Name of the database to restore into (default <db>_restored_<YYYYMMDD_HHMMSS>).'}),
     confirm: Flags.string({description: 'Allow replacing an existing database: pass its name.'}),
     jobs: Flags.integer({description: 'Parallel pg_restore jobs.', default: 2, min: 1, max: 16}),
-    'no-owner': Flags.boolean({description: 'Do not restore object owners and grants (pg_restore --no-owner --no-privileges).'}),
+    'key-file': Flags.string({description: 'Backup key file for encrypted backups; default SINGULARITY_BACKUP_KEY_FILE, else backup-keys.json beside the role passwords file.'}),
+    'no-owner': Flags.boolean({description: 'The connecting user owns the new database and its objects; object grants are not restored (pg_restore --no-owner --no-privileges). Database access is still as on the source.'}),
   }
 
   protected async execute(): Promise<RestoreResult> {
@@ -65,6 +67,7 @@ Exit codes: 0 restored · 1 restore failed (nothing left behind) · 2 bad input 
           })),
         jobs: this.flags.jobs,
         noOwner: this.flags['no-owner'],
+        keyFile: keyFilePath(this.flags['key-file'], config.localDir),
         signal: controller.signal,
         progress: (m) => progress.line(m),
       }))
@@ -77,6 +80,8 @@ Exit codes: 0 restored · 1 restore failed (nothing left behind) · 2 bad input 
 
   protected override human(r: RestoreResult): void {
     this.out(`${r.replaced ? 'replaced' : 'restored'} ${r.database} from ${r.source} in backup ${r.id}: ${r.tables} table${r.tables === 1 ? '' : 's'}, owner ${r.owner}, ${seconds(r.durationMs)}`)
+    const connect = r.access.filter((g) => g.privileges.includes('CONNECT')).map((g) => g.grantee)
+    this.out(`access:   as on ${r.source}: CONNECT for ${connect.length > 0 ? connect.join(', ') : 'its owner only'}${connect.includes('PUBLIC') ? '' : ' (not PUBLIC)'}`)
     if (!r.replaced) this.out(`inspect it with: psql -d ${r.database}   (drop it when done: DROP DATABASE ${r.database})`)
   }
 }

@@ -1,11 +1,15 @@
 /**
  * The on-disk shape of a backup: `<dir>/<id>/` holds one `<db>.dump` (pg_dump -Fc) per database,
  * `globals.sql` (pg_dumpall --globals-only, mode 0600: it holds role password hashes) and
- * `manifest.json`; `verify.json` is written next to them by `backup verify`.
+ * `manifest.json`; `verify.json` is written next to them by `backup verify`. A database whose queues
+ * are members of the pgmq extension also has `<db>.queues` (their rows, see queue-file.ts).
  * A backup is written into `<dir>/.<id>.partial/` and renamed only once complete, so a directory
  * named like an id is complete by construction; partial ones are never listed as complete.
  */
 import {z} from 'zod'
+
+import {databaseGrantSchema} from './copies.js'
+import {contentsSchema} from './snapshot.js'
 
 export const BACKUP_KINDS = ['hourly', 'daily', 'monthly', 'manual'] as const
 export type BackupKind = (typeof BACKUP_KINDS)[number]
@@ -35,6 +39,12 @@ export const databaseEntrySchema = fileEntry.extend({
   ctype: z.string().nullable(),
   databaseSize: z.number().nullable(),
   durationMs: z.number(),
+  /** the database's grants (CONNECT/TEMPORARY/CREATE) at dump time: copies restored from it get the same */
+  access: z.array(databaseGrantSchema).optional(),
+  /** row counts and queues in the dump's snapshot (backups before this field have none) */
+  contents: contentsSchema.optional(),
+  /** rows of extension-member queues, which pg_dump does not write (null: none to carry) */
+  queueFile: fileEntry.nullable().optional(),
 })
 
 export const manifestSchema = z.object({
@@ -49,6 +59,10 @@ export const manifestSchema = z.object({
   tools: z.object({pgDump: z.string(), binDir: z.string()}),
   databases: z.array(databaseEntrySchema),
   globals: fileEntry.extend({rolePasswords: z.boolean()}).nullable(),
+  /** false: written with --no-encrypt (older backups: absent, not encrypted) */
+  encrypted: z.boolean().optional(),
+  /** every file of the backup is encrypted with this cipher and key (checksums are of the encrypted files) */
+  encryption: z.object({cipher: z.string(), keyId: z.string().regex(/^[0-9a-f]{32}$/), chunkSize: z.number().int().positive()}).nullable().optional(),
   /** who is writing a partial backup (dropped once complete) */
   writer: z.object({pid: z.number(), host: z.string()}).optional(),
   error: z.string().optional(),
@@ -71,8 +85,15 @@ export const verificationSchema = z.object({
       archive: z.enum(['ok', 'unreadable', 'n/a']),
       entries: z.number().nullable(),
       problem: z.string().nullable(),
+      /** encrypted backups: every chunk's tag checked */
+      decrypt: z.enum(['ok', 'failed']).optional(),
+      /** `verify --restore-test`: the archive restored into a scratch database and compared with its manifest */
+      restore: z
+        .object({ok: z.boolean(), database: z.string(), scratch: z.string(), durationMs: z.number(), tables: z.number(), queues: z.number(), problems: z.array(z.string())})
+        .optional(),
     }),
   ),
+  restoreTested: z.boolean().optional(),
 })
 
 export type Verification = z.infer<typeof verificationSchema>

@@ -20,8 +20,11 @@ import {connect} from '../db/connect.js'
 import {onDatabase} from '../estate/targets.js'
 import {validateName} from '../names.js'
 import type {DatabaseEntry} from './manifest.js'
+import {applySourceAccess, markCopy, type DatabaseGrant} from './copies.js'
+import {keyLookup} from './keys.js'
+import {PgRestoreError, restoreArchive} from './restore-archive.js'
 import {findBackup, hashFile} from './store.js'
-import {findClientTools, libpqEnv, parseToolVersion} from './tools.js'
+import {findClientTools, parseToolVersion} from './tools.js'
 
 export interface RestoreOptions {
   admin: pg.Client
@@ -36,6 +39,8 @@ export interface RestoreOptions {
   confirmOverwrite: (name: string) => Promise<void>
   jobs: number
   noOwner: boolean
+  /** key file for encrypted backups */
+  keyFile: string
   signal?: AbortSignal
   progress?: (message: string) => void
   now?: () => Date
@@ -49,6 +54,8 @@ export interface RestoreResult {
   replaced: boolean
   owner: string
   ownerIsOriginal: boolean
+  /** database grants given to the new database: those of the source (PUBLIC has none unless the source gave it) */
+  access: DatabaseGrant[]
   tables: number
   durationMs: number
 }
@@ -78,7 +85,8 @@ async function exists(admin: pg.Client, name: string): Promise<boolean> {
   return (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount! > 0
 }
 
-async function dropDatabase(admin: pg.Client, name: string): Promise<void> {
+/** DROP DATABASE, ending its sessions first. */
+export async function dropDatabase(admin: pg.Client, name: string): Promise<void> {
   const num = Number((await admin.query<{n: string}>("SELECT current_setting('server_version_num') AS n")).rows[0].n)
   if (dropDatabaseForceSupported(num)) {
     const {rows} = await admin.query<{sql: string}>("SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', $1::text) AS sql", [name])
@@ -111,14 +119,18 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   }
   const source = pickDatabase(entry.manifest.databases, options.db, entry.id)
   const target = validateName('database', options.as ?? defaultRestoreName(source.name, now()))
-  const archive = join(entry.path, source.file)
-  const actual = await hashFile(archive).catch(() => undefined)
-  if (!actual || actual.sha256 !== source.sha256) {
-    throw new CliError(`${source.file} in backup ${entry.id} does not match its manifest checksum; nothing was changed`, {
-      hint: `run \`singularity backup verify ${entry.id}\` and choose another backup`,
-      code: 'BACKUP_CORRUPT',
-    })
+  for (const file of [source, ...(source.queueFile ? [source.queueFile] : [])]) {
+    const actual = await hashFile(join(entry.path, file.file)).catch(() => undefined)
+    if (!actual || actual.sha256 !== file.sha256) {
+      throw new CliError(`${file.file} in backup ${entry.id} does not match its manifest checksum; nothing was changed`, {
+        hint: `run \`singularity backup verify ${entry.id}\` and choose another backup`,
+        code: 'BACKUP_CORRUPT',
+      })
+    }
   }
+  // an encrypted backup needs its key before anything is created: a wrong or missing key changes nothing
+  const keys = entry.manifest.encryption ? keyLookup(options.keyFile) : undefined
+  if (keys && entry.manifest.encryption) keys(entry.manifest.encryption.keyId)
   const archiveNum = parseToolVersion(`(PostgreSQL) ${entry.manifest.tools.pgDump}`)?.num ?? entry.manifest.server.versionNum
   const tools = await findClientTools(archiveNum, {purpose: 'restore'})
 
@@ -127,11 +139,11 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   if (replace) await options.confirmOverwrite(target)
   const scratch = replace ? `${target.slice(0, MAX_NAME - 15)}_restoring_${randomBytes(2).toString('hex')}` : target
 
-  // 3. The new database, owned by the original owner when that role exists.
+  // 3. The new database, owned by the original owner when that role exists (and not --no-owner).
   const {rows: who} = await options.admin.query<{me: string; has: boolean}>('SELECT current_user AS me, EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AS has', [source.owner ?? ''])
-  const ownerIsOriginal = Boolean(source.owner && who[0].has)
+  const ownerIsOriginal = Boolean(source.owner && who[0].has && !options.noOwner)
   const owner = ownerIsOriginal ? source.owner! : who[0].me
-  if (!ownerIsOriginal) progress(`role ${source.owner ?? '(unknown)'} does not exist here: ${target} will be owned by ${owner}`)
+  if (!ownerIsOriginal && !options.noOwner) progress(`role ${source.owner ?? '(unknown)'} does not exist here: ${target} will be owned by ${owner}`)
   const create = async (withLocale: boolean) => {
     const {rows} = await options.admin.query<{sql: string}>(
       withLocale
@@ -152,34 +164,39 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     await create(false)
   }
 
-  // 4. pg_restore; on any failure the new database is dropped again.
+  // 4. The source's isolation (pg_dump does not carry database grants), then pg_restore (and the
+  //    queues of the pgmq extension); on any failure the new database is dropped again.
+  let access: {granted: DatabaseGrant[]; missingRoles: string[]} = {granted: [], missingRoles: []}
   try {
+    access = await applySourceAccess(options.admin, scratch, source.access)
+    if (access.missingRoles.length > 0) progress(`roles ${access.missingRoles.join(', ')} do not exist here: their access to ${source.name} is not granted on ${target}`)
+    if (target !== source.name) await markCopy(options.admin, scratch, {source: source.name, backup: entry.id, restoredAt: now().toISOString()})
     progress(`restoring ${source.name} from ${entry.id} into ${scratch}…`)
-    const args = ['--no-password', '--exit-on-error', '-d', scratch]
-    if (options.jobs > 1) args.push(`--jobs=${options.jobs}`)
-    if (options.noOwner) args.push('--no-owner', '--no-privileges')
-    args.push(archive)
-    const {execa} = await import('execa')
-    const result = await execa(tools.pgRestore, args, {
-      env: libpqEnv(options.adminTarget, scratch),
-      extendEnv: false,
-      stdin: 'ignore',
-      stdout: 'ignore',
-      stderr: 'pipe',
-      reject: false,
-      cancelSignal: options.signal,
+    await restoreArchive({
+      adminTarget: options.adminTarget,
+      database: scratch,
+      backupPath: entry.path,
+      source,
+      pgRestore: tools.pgRestore,
+      jobs: options.jobs,
+      noOwner: options.noOwner,
+      signal: options.signal,
+      progress,
+      keys,
     })
-    if (result.isCanceled || options.signal?.aborted) throw new CliError('restore interrupted; the new database was dropped', {exitCode: ExitCode.interrupted, code: 'INTERRUPTED'})
-    if (result.exitCode !== 0) {
-      const reason = String(result.stderr ?? '').trim().split('\n').filter((l) => !/^pg_restore: (detail|hint|while|from TOC)/.test(l)).pop()?.replace(/^pg_restore: (error: )?/, '') ?? `exit ${result.exitCode}`
-      const roleProblem = /role .* does not exist/.test(String(result.stderr))
-      throw new CliError(`pg_restore into ${scratch} failed: ${reason}; the new database was dropped`, {
+  } catch (error) {
+    await dropDatabase(options.admin, scratch).catch(() => {})
+    if ((error as CliError).code === 'INTERRUPTED' || options.signal?.aborted) {
+      throw new CliError('restore interrupted; the new database was dropped', {exitCode: ExitCode.interrupted, code: 'INTERRUPTED'})
+    }
+    if (error instanceof PgRestoreError) {
+      const roleProblem = /role .* does not exist/.test(error.stderr)
+      throw new CliError(`pg_restore into ${scratch} failed: ${error.message}; the new database was dropped`, {
         hint: roleProblem ? `the backup's roles are missing here: restore ${join(entry.path, 'globals.sql')} with psql first, or pass --no-owner` : 'nothing else was changed',
         code: 'RESTORE_FAILED',
       })
     }
-  } catch (error) {
-    await dropDatabase(options.admin, scratch).catch(() => {})
+    if (error instanceof CliError) throw new CliError(`${error.message}; the new database was dropped`, {hint: error.hint, code: error.code})
     throw error
   }
 
@@ -201,5 +218,5 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   } finally {
     await client.end().catch(() => {})
   }
-  return {id: entry.id, source: source.name, kind: source.kind, database: target, replaced: replace, owner, ownerIsOriginal, tables, durationMs: Date.now() - t0}
+  return {id: entry.id, source: source.name, kind: source.kind, database: target, replaced: replace, owner, ownerIsOriginal, access: access.granted, tables, durationMs: Date.now() - t0}
 }

@@ -129,8 +129,8 @@ export function writerAlive(writer: {pid: number; host: string} | undefined): bo
   }
 }
 
-function manifestSize(m: Manifest): number {
-  return m.databases.reduce((sum, d) => sum + d.size, 0) + (m.globals?.size ?? 0)
+export function manifestSize(m: Manifest): number {
+  return m.databases.reduce((sum, d) => sum + d.size + (d.queueFile?.size ?? 0), 0) + (m.globals?.size ?? 0)
 }
 
 function entryFor(dir: string, name: string): BackupEntry | undefined {

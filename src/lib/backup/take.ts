@@ -3,9 +3,12 @@
  * --globals-only, written into `<dir>/.<id>.partial/` and renamed to `<dir>/<id>/` only once every
  * file is written, checksummed and fsynced and the manifest says complete.
  */
+import {createWriteStream} from 'node:fs'
+import {PassThrough} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
 import {mkdir, open, rename, rm} from 'node:fs/promises'
 import {hostname} from 'node:os'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
 import type pg from 'pg'
 
 import {CliError, ExitCode} from '../cli/errors.js'
@@ -23,7 +26,12 @@ import {
   type DatabaseEntry,
   type Manifest,
 } from './manifest.js'
-import {fsyncPath, hashFile, writeFileAtomic} from './store.js'
+import {connect} from '../db/connect.js'
+import {CHUNK_SIZE, CIPHER, encryptStream} from './cipher.js'
+import {DATABASE_ACCESS_SQL, type DatabaseGrant} from './copies.js'
+import {queueFileName, writeQueueRows} from './queue-file.js'
+import {countTables, exactTablePattern, readQueues, type DumpContents} from './snapshot.js'
+import {fsyncPath, hashFile, manifestSize, writeFileAtomic} from './store.js'
 import {findClientTools, libpqEnv, type ClientTools} from './tools.js'
 
 export interface BackupSource {
@@ -48,6 +56,8 @@ export interface TakeOptions {
   signal?: AbortSignal
   progress?: (message: string) => void
   now?: () => Date
+  /** encrypt every file while it streams (null: --no-encrypt) */
+  encryption: {key: Buffer; keyId: string} | null
 }
 
 export interface TakeResult {
@@ -60,6 +70,7 @@ export interface TakeResult {
 
 interface DbInfo {
   datname: string
+  access: DatabaseGrant[]
   owner: string | null
   encoding: string | null
   collate: string | null
@@ -132,9 +143,9 @@ export async function takeBackup(options: TakeOptions): Promise<TakeResult> {
   const serverVersion = server.rows[0].version
   const {rows: infoRows} = await options.admin.query<DbInfo>(
     `SELECT datname, pg_get_userbyid(datdba) AS owner, pg_encoding_to_char(encoding) AS encoding,
-            datcollate AS collate, datctype AS ctype,
-            CASE WHEN has_database_privilege(oid, 'CONNECT') THEN pg_database_size(oid) END AS size
-       FROM pg_database WHERE datname = ANY($1::text[])`,
+            datcollate AS collate, datctype AS ctype, ${DATABASE_ACCESS_SQL} AS access,
+            CASE WHEN has_database_privilege(d.oid, 'CONNECT') THEN pg_database_size(d.oid) END AS size
+       FROM pg_database d WHERE datname = ANY($1::text[])`,
     [names],
   )
   const info = new Map(infoRows.map((r) => [r.datname, r]))
@@ -171,6 +182,8 @@ export async function takeBackup(options: TakeOptions): Promise<TakeResult> {
     tools: {pgDump: tools.version.version, binDir: tools.binDir},
     databases: [],
     globals: null,
+    encrypted: options.encryption !== null,
+    encryption: options.encryption ? {cipher: CIPHER, keyId: options.encryption.keyId, chunkSize: CHUNK_SIZE} : null,
     writer: {pid: process.pid, host: hostname()},
   }
   const writeManifest = () => writeFileAtomic(join(partial, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n')
@@ -179,9 +192,16 @@ export async function takeBackup(options: TakeOptions): Promise<TakeResult> {
   const onAbort = () => internal.abort()
   options.signal?.addEventListener('abort', onAbort, {once: true})
   const {execa} = await import('execa')
-  const run = async (file: string, args: string[], env: Record<string, string>, what: string) => {
+  /** Runs a dump tool; its output goes to `output`: through the cipher when encrypting (no plaintext on disk), else with -f. */
+  const run = async (file: string, args: string[], env: Record<string, string>, what: string, output: string) => {
     if (internal.signal.aborted) throw new CliError('cancelled', {code: 'CANCELLED'})
-    const result = await execa(file, args, {env, extendEnv: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', reject: false, cancelSignal: internal.signal})
+    const encrypt = options.encryption
+    const child = execa(file, encrypt ? args : [...args, '-f', output], {env, extendEnv: false, stdin: 'ignore', stdout: encrypt ? 'pipe' : 'ignore', stderr: 'pipe', reject: false, cancelSignal: internal.signal, buffer: {stdout: false}})
+    const written = encrypt ? pipeline(child.stdout!, encryptStream(encrypt.key, encrypt.keyId), createWriteStream(output, {flags: 'w'})) : Promise.resolve()
+    const [result] = await Promise.all([child, written.catch((error: Error) => error)]).then(async ([r, w]) => {
+      if (w instanceof Error && r.exitCode === 0) throw new CliError(`${what} failed: writing ${output}: ${w.message}`, {code: 'BACKUP_FAILED'})
+      return [r]
+    })
     if (result.isCanceled || internal.signal.aborted && result.exitCode !== 0) throw new CliError('cancelled', {code: 'CANCELLED'})
     if (result.exitCode !== 0 || result.failed) {
       const reason = lastLine(String(result.stderr ?? '')) || result.shortMessage?.split('\n')[0] || `exit code ${result.exitCode}`
@@ -198,9 +218,9 @@ export async function takeBackup(options: TakeOptions): Promise<TakeResult> {
     await createPrivateFile(globalsPath)
     const superuser = server.rows[0].superuser === true
     const adminEnv = libpqEnv(options.adminTarget)
-    const globalsArgs = ['--globals-only', '--no-password', '-f', globalsPath, '-l', adminEnv.PGDATABASE ?? 'postgres']
+    const globalsArgs = ['--globals-only', '--no-password', '-l', adminEnv.PGDATABASE ?? 'postgres']
     if (!superuser) globalsArgs.push('--no-role-passwords')
-    await run(tools.pgDumpAll, globalsArgs, adminEnv, 'pg_dumpall --globals-only')
+    await run(tools.pgDumpAll, globalsArgs, adminEnv, 'pg_dumpall --globals-only', globalsPath)
     await fsyncPath(globalsPath)
     manifest.globals = {file: GLOBALS_FILE, ...(await hashFile(globalsPath)), rolePasswords: superuser}
     progress(`globals: roles${superuser ? '' : ' (without passwords: not a superuser)'} saved`)
@@ -214,7 +234,7 @@ export async function takeBackup(options: TakeOptions): Promise<TakeResult> {
       const t0 = Date.now()
       progress(`${db.name}: dumping…`)
       await createPrivateFile(path)
-      await run(tools.pgDump, ['--format=custom', '--no-password', '-f', path], libpqEnv(db.target, db.name), `pg_dump of ${db.name}`)
+      const dumped = await dumpInSnapshot(db, path, (args) => run(tools.pgDump, args, libpqEnv(db.target, db.name), `pg_dump of ${db.name}`, path), internal.signal, options.encryption)
       await fsyncPath(path)
       const {sha256, size} = await hashFile(path)
       const meta = info.get(db.name)!
@@ -231,6 +251,9 @@ export async function takeBackup(options: TakeOptions): Promise<TakeResult> {
         ctype: meta.ctype,
         databaseSize: meta.size === null ? null : Number(meta.size),
         durationMs,
+        access: meta.access,
+        contents: dumped.contents,
+        queueFile: dumped.queueFile,
       })
       done++
       progress(`${db.name}: ${formatBytes(size)} in ${(durationMs / 1000).toFixed(1)}s [${done}/${names.length}]`)
@@ -246,7 +269,7 @@ export async function takeBackup(options: TakeOptions): Promise<TakeResult> {
     const final = join(options.dir, id)
     await rename(partial, final)
     await fsyncPath(options.dir)
-    const size = manifest.databases.reduce((s, d) => s + d.size, 0) + (manifest.globals?.size ?? 0)
+    const size = manifestSize(manifest)
     return {id, path: final, manifest, durationMs: Date.parse(manifest.endedAt) - startedAt.getTime(), size}
   } catch (error) {
     internal.abort()
@@ -255,6 +278,57 @@ export async function takeBackup(options: TakeOptions): Promise<TakeResult> {
     throw error
   } finally {
     options.signal?.removeEventListener('abort', onAbort)
+  }
+}
+
+/**
+ * pg_dump of one database in a snapshot exported by our own transaction, which stays open while
+ * pg_dump runs: the row counts and queue definitions recorded, and the rows of extension-member
+ * queues copied into the queue file, are those of the archive.
+ */
+async function dumpInSnapshot(
+  db: BackupSource,
+  path: string,
+  pgDump: (args: string[]) => Promise<void>,
+  signal: AbortSignal,
+  encryption: TakeOptions['encryption'],
+): Promise<{contents: DumpContents; queueFile: {file: string; size: number; sha256: string} | null}> {
+  const client = await connect(db.target, {applicationName: 'singularity-backup', statementTimeoutMs: 0})
+  const cancel = () => void client.end().catch(() => {})
+  signal.addEventListener('abort', cancel, {once: true})
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+    const {rows} = await client.query<{snapshot: string}>('SELECT pg_export_snapshot() AS snapshot')
+    const queues = await readQueues(client)
+    const args = ['--format=custom', '--no-password', `--snapshot=${rows[0].snapshot}`]
+    for (const t of queues.excludeTables) args.push(`--exclude-table=${exactTablePattern(t)}`)
+    const carried = queues.queues.some((q) => q.carriedBy === 'queue-file')
+    const queuePath = join(dirname(path), queueFileName(db.name))
+    // pg_dump and our reads run side by side in the same snapshot
+    const ours = (async () => {
+      const tables = await countTables(client)
+      if (carried) {
+        await createPrivateFile(queuePath)
+        const file = createWriteStream(queuePath, {flags: 'w'})
+        const out = encryption ? encryptStream(encryption.key, encryption.keyId) : new PassThrough()
+        const closed = pipeline(out, file)
+        await writeQueueRows(client, queues.queues, out)
+        out.end()
+        await closed
+      }
+      return tables
+    })()
+    const [tables] = await Promise.all([ours, pgDump(args)])
+    await client.query('COMMIT')
+    let queueFile = null
+    if (carried) {
+      await fsyncPath(queuePath)
+      queueFile = {file: queueFileName(db.name), ...(await hashFile(queuePath))}
+    }
+    return {contents: {queueEngine: queues.engine, tables, queues: queues.queues}, queueFile}
+  } finally {
+    signal.removeEventListener('abort', cancel)
+    await client.end().catch(() => {})
   }
 }
 

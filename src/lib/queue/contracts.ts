@@ -91,10 +91,14 @@ export const templatesUpdated = z.looseObject({
 export const anyObject = z.record(z.string(), z.unknown())
 
 // seed 000: the queues of each singularity database.
+// The producer is learn_patterns_from_analysis(): an analysis result may name no agent (none
+// attributed, or the agent was deleted: ON DELETE SET NULL) and may be unscored, and such a
+// pattern is still worth CentralCloud's knowing. So agent_id and confidence are present but may be
+// null; inventing an agent or a score in the producer would put false facts into the learning.
 export const newPattern = z.looseObject({
-  agent_id: nonEmpty,
-  pattern: z.unknown().refine((v) => v !== undefined, 'Required'),
-  confidence: ratio,
+  agent_id: nonEmpty.nullable(),
+  pattern: z.record(z.string(), z.unknown()),
+  confidence: ratio.nullable(),
   learned_at: timestamp,
   source: nonEmpty,
 })
@@ -152,7 +156,7 @@ export const QUEUE_CONTRACTS: Readonly<Record<string, Contract>> = {
   'centralcloud-new-patterns': {
     name: 'new_pattern',
     source: 'seed 000',
-    shape: '{agent_id, pattern, confidence, learned_at, source}',
+    shape: '{agent_id (or null), pattern (object), confidence (0..1 or null), learned_at, source}',
     schema: newPattern,
   },
   'agent-sessions': {name: 'agent_session', source: 'seed 000', shape: '{agent_id, session_id, session_state, confidence, synced_at}', schema: agentSession},

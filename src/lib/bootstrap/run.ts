@@ -265,6 +265,14 @@ export async function runBootstrap(options: BootstrapOptions): Promise<Bootstrap
   }
 }
 
+/**
+ * Seed 001 orders code ingest (Oban) before graph populate (pg_cron), but ingest runs in the
+ * application, after bootstrap: the graph populated here only holds what was ingested before.
+ * The graph catches up on its own; this says how, where the step would otherwise look complete.
+ */
+export const GRAPH_FOLLOWS_INGEST =
+  'the code-ingest-startup job is enqueued in the startup-jobs step; pg_cron repopulates the graph Sundays 07:00 and when PostgreSQL starts, `singularity jobs run graph-populate` does it now, and the next bootstrap does it once code chunks exist'
+
 interface Reporter {
   report: (r: Omit<StepReport, 'number' | 'title'>) => StepReport
   starting: (step: StepName, database?: string) => void
@@ -333,7 +341,10 @@ async function perDatabaseSteps(
       step: 'graph-populate',
       database: label,
       status: 'done',
-      summary: `populate_graph_dependencies() over ${d.codeChunks} code chunk(s): ${d.nodes_added} node(s) and ${d.edges_added} edge(s) added, ${d.edges_removed} removed (${d.nodes} nodes, ${d.edges} edges)`,
+      summary:
+        d.codeChunks === 0
+          ? `no code chunks yet, so the graph is empty: it follows code ingest (${GRAPH_FOLLOWS_INGEST})`
+          : `populate_graph_dependencies() over ${d.codeChunks} code chunk(s): ${d.nodes_added} node(s) and ${d.edges_added} edge(s) added, ${d.edges_removed} removed (${d.nodes} nodes, ${d.edges} edges)`,
       completedAt: when(graph.completedAt),
       detail: d,
     })

@@ -57,8 +57,8 @@ export function buildSchedules(sharedQueueRetentionDays = DEFAULT_SHARED_QUEUE_R
     pgCron('cleanup-code-chunks', '0 2 * * 0', 'SELECT public.cleanup_old_code_chunks()', 'Cleanup of stale code chunks, Sundays 02:00', S001),
     pgCron('reindex-indexes', '0 3 * * 0', 'SELECT * FROM public.reindex_bloated_indexes()', 'Reindex of bloated indexes, Sundays 03:00', S001),
     pgCron('vector-stats', '0 4 * * 0', 'SELECT * FROM public.refresh_vector_stats()', 'Vector statistics refresh, Sundays 04:00', S001),
-    pgCron('graph-populate', '0 7 * * 0', 'SELECT * FROM public.populate_graph_dependencies()', 'Graph populate from the code chunks’ dependencies, Sundays 07:00', S001),
-    pgCron('graph-populate-startup', '@reboot', 'SELECT * FROM public.populate_graph_dependencies()', 'Graph populate at startup (pg_cron runs @reboot jobs when PostgreSQL starts)', S001),
+    pgCron('graph-populate', '0 7 * * 0', 'CALL public.populate_graph_dependencies()', 'Graph populate from the code chunks’ dependencies, Sundays 07:00', S001),
+    pgCron('graph-populate-startup', '@reboot', 'CALL public.populate_graph_dependencies()', 'Graph populate at startup (pg_cron runs @reboot jobs when PostgreSQL starts)', S001),
     pgCron('planning-seed', '@reboot', 'SELECT public.seed_work_plan()', 'Planning seed: inserts the missing roadmap items (idempotent) when PostgreSQL starts', S001),
 
     // ── pg_cron in shared_queue and in the cron database ──
@@ -136,3 +136,26 @@ export function schedulesFor(env: NodeJS.ProcessEnv = process.env): JobSpec[] {
 
 /** The declared schedules with the default retention. */
 export const SCHEDULES: JobSpec[] = buildSchedules()
+
+/**
+ * The seeds' own pg_cron job names (runbooks and monitoring use them), as aliases of ours. Seed 000
+ * names learn-patterns-every-5min and sync-learning-every-10min, seed 001 daily-vacuum-analyze; the
+ * rest are the names of the migrations those seeds cite (20251025000004_schedule_autonomous_tasks,
+ * 20251025000010_add_comprehensive_pgcron_maintenance). `jobs run` and `jobs history` accept them.
+ */
+export const SEED_JOB_ALIASES: Readonly<Record<string, {name: string; source: string}>> = {
+  'learn-patterns-every-5min': {name: 'learn-patterns', source: S000},
+  'sync-learning-every-10min': {name: 'sync-learning', source: S000},
+  'update-knowledge-hourly': {name: 'update-knowledge', source: `${S000} (its migration)`},
+  'assign-tasks-every-2min': {name: 'assign-tasks', source: `${S000} (its migration)`},
+  'refresh-metrics-every-30min': {name: 'refresh-metrics', source: `${S000} (its migration)`},
+  'cleanup-sync-logs-every-6h': {name: 'cleanup-sync-logs', source: `${S000} (its migration)`},
+  'archive-tasks-daily': {name: 'archive-tasks', source: `${S000} (its migration)`},
+  'daily-vacuum-analyze': {name: 'vacuum-analyze', source: S001},
+  'weekly-cleanup-oban-jobs': {name: 'cleanup-oban-jobs', source: `${S001} (its migration)`},
+  'frequent-analyze-stats': {name: 'table-statistics', source: `${S001} (its migration)`},
+  'weekly-cleanup-old-artifacts': {name: 'cleanup-artifacts', source: `${S001} (its migration)`},
+  'weekly-cleanup-code-chunks': {name: 'cleanup-code-chunks', source: `${S001} (its migration)`},
+  'monthly-reindex-bloated': {name: 'reindex-indexes', source: `${S001} (its migration)`},
+  'weekly-vector-stats': {name: 'vector-stats', source: `${S001} (its migration)`},
+}

@@ -326,9 +326,9 @@ async function perDatabaseSteps(
   // 5. graph populate (inputs: the function and the code chunks it reads)
   starting('graph-populate', label)
   const chunks = await client.query<{n: string; last: Date | null; max_id: string | null}>('SELECT count(*) AS n, max(ingested_at) AS last, max(id) AS max_id FROM public.code_chunks')
-  const graphHash = sha(`${await functionHash(client, db.name, 'public.populate_graph_dependencies()')}:${chunks.rows[0].n}:${chunks.rows[0].last?.toISOString() ?? ''}:${chunks.rows[0].max_id ?? ''}`)
+  const graphHash = sha(`${await functionHash(client, db.name, 'public.populate_graph_dependencies_report()')}:${chunks.rows[0].n}:${chunks.rows[0].last?.toISOString() ?? ''}:${chunks.rows[0].max_id ?? ''}`)
   const graph = await inStepTransaction(client, 'graph-populate', graphHash, async () => {
-    const {rows} = await client.query<{nodes_added: number; edges_added: number; edges_removed: number}>('SELECT * FROM public.populate_graph_dependencies()')
+    const {rows} = await client.query<{nodes_added: number; edges_added: number; edges_removed: number}>('SELECT * FROM public.populate_graph_dependencies_report()')
     const counts = await client.query<{nodes: number; edges: number}>('SELECT (SELECT count(*)::int FROM public.graph_nodes) AS nodes, (SELECT count(*)::int FROM public.graph_edges) AS edges')
     const detail = {...rows[0], nodes: counts.rows[0].nodes, edges: counts.rows[0].edges, codeChunks: Number(chunks.rows[0].n)}
     return {detail, changed: rows[0].nodes_added + rows[0].edges_added + rows[0].edges_removed > 0}

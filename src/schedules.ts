@@ -21,6 +21,12 @@ export type JobSpec = ScheduleSpec & {
 /** seed 003/004: archive retention of shared_queue, SHARED_QUEUE_RETENTION_DAYS (default 90). */
 export const DEFAULT_SHARED_QUEUE_RETENTION_DAYS = 90
 
+/** Archive retention of each singularity database's own queues, SINGULARITY_QUEUE_RETENTION_DAYS (default 90, as shared_queue's). */
+export const DEFAULT_SINGULARITY_QUEUE_RETENTION_DAYS = 90
+
+/** Seed 002: raw metrics_events are kept 30 days (then dropped once rolled up); the rollups are kept. */
+export const METRICS_RAW_RETENTION_DAYS = 30
+
 /** Days kept in cron.job_run_details by the daily cleanup (enough for failure streaks and history). */
 export const CRON_HISTORY_RETENTION_DAYS = 14
 
@@ -36,7 +42,10 @@ function oban(name: string, schedule: string, worker: string, description: strin
 }
 
 /** The schedules, with the shared_queue archive retention given in days. */
-export function buildSchedules(sharedQueueRetentionDays = DEFAULT_SHARED_QUEUE_RETENTION_DAYS): JobSpec[] {
+export function buildSchedules(
+  sharedQueueRetentionDays = DEFAULT_SHARED_QUEUE_RETENTION_DAYS,
+  singularityQueueRetentionDays = DEFAULT_SINGULARITY_QUEUE_RETENTION_DAYS,
+): JobSpec[] {
   return [
     // ── pg_cron in each singularity database: seed 000's table and seed 001's pg_cron list ──
     pgCron('assign-tasks', '*/2 * * * *', 'SELECT * FROM public.assign_pending_tasks()', 'Task assignment: agents with capacity get pending tasks (at most 10 each)', `${S000}, ${S001}`),
@@ -60,6 +69,22 @@ export function buildSchedules(sharedQueueRetentionDays = DEFAULT_SHARED_QUEUE_R
     pgCron('graph-populate', '0 7 * * 0', 'CALL public.populate_graph_dependencies()', 'Graph populate from the code chunks’ dependencies, Sundays 07:00', S001),
     pgCron('graph-populate-startup', '@reboot', 'CALL public.populate_graph_dependencies()', 'Graph populate at startup (pg_cron runs @reboot jobs when PostgreSQL starts)', S001),
     pgCron('planning-seed', '@reboot', 'SELECT public.seed_work_plan()', 'Planning seed: inserts the missing roadmap items (idempotent) when PostgreSQL starts', S001),
+
+    // ── retention in each singularity database (issue 18) ──
+    pgCron(
+      'prune-instance-queue-archives',
+      '40 4 * * *',
+      `SELECT public.singularity_prune_queue_archives(${singularityQueueRetentionDays})`,
+      `Archive retention of this instance's queues: deletes archived messages older than ${singularityQueueRetentionDays} days (SINGULARITY_QUEUE_RETENTION_DAYS)`,
+      'seed 000, seed 003',
+    ),
+    pgCron(
+      'prune-metrics-events',
+      '17 * * * *',
+      `SELECT * FROM public.prune_metrics_events(${METRICS_RAW_RETENTION_DAYS})`,
+      `Metrics retention: raw metrics_events older than ${METRICS_RAW_RETENTION_DAYS} days dropped once rolled up (pg_partman day partitions, else bounded batched deletes); rollups kept`,
+      'seed 002',
+    ),
 
     // ── pg_cron in shared_queue and in the cron database ──
     pgCron(
@@ -119,19 +144,29 @@ export function buildSchedules(sharedQueueRetentionDays = DEFAULT_SHARED_QUEUE_R
   ]
 }
 
-/** SHARED_QUEUE_RETENTION_DAYS from the environment (default 90); exit 2 when it is not a positive integer. */
-export function sharedQueueRetentionDays(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.SHARED_QUEUE_RETENTION_DAYS
-  if (raw === undefined || raw === '') return DEFAULT_SHARED_QUEUE_RETENTION_DAYS
+/** A retention setting in days from the environment; exit 2 when it is not a positive integer. */
+function retentionDays(env: NodeJS.ProcessEnv, variable: string, fallback: number): number {
+  const raw = env[variable]
+  if (raw === undefined || raw === '') return fallback
   if (!/^\d+$/.test(raw.trim()) || Number(raw) < 1 || Number(raw) > 36_500) {
-    throw new UsageError(`invalid SHARED_QUEUE_RETENTION_DAYS: must be a whole number of days between 1 and 36500`, {code: 'BAD_CONFIG'})
+    throw new UsageError(`invalid ${variable}: must be a whole number of days between 1 and 36500`, {code: 'BAD_CONFIG'})
   }
   return Number(raw)
 }
 
-/** The schedules for this environment (SHARED_QUEUE_RETENTION_DAYS applied). */
+/** SHARED_QUEUE_RETENTION_DAYS from the environment (default 90); exit 2 when it is not a positive integer. */
+export function sharedQueueRetentionDays(env: NodeJS.ProcessEnv = process.env): number {
+  return retentionDays(env, 'SHARED_QUEUE_RETENTION_DAYS', DEFAULT_SHARED_QUEUE_RETENTION_DAYS)
+}
+
+/** SINGULARITY_QUEUE_RETENTION_DAYS from the environment (default 90); exit 2 when it is not a positive integer. */
+export function singularityQueueRetentionDays(env: NodeJS.ProcessEnv = process.env): number {
+  return retentionDays(env, 'SINGULARITY_QUEUE_RETENTION_DAYS', DEFAULT_SINGULARITY_QUEUE_RETENTION_DAYS)
+}
+
+/** The schedules for this environment (SHARED_QUEUE_RETENTION_DAYS and SINGULARITY_QUEUE_RETENTION_DAYS applied). */
 export function schedulesFor(env: NodeJS.ProcessEnv = process.env): JobSpec[] {
-  return buildSchedules(sharedQueueRetentionDays(env))
+  return buildSchedules(sharedQueueRetentionDays(env), singularityQueueRetentionDays(env))
 }
 
 /** The declared schedules with the default retention. */

@@ -132,6 +132,8 @@ export interface OptionalExtension {
   feature: string
   fallback: string
   databases: DatabaseKind[]
+  /** created into this schema (made when missing) rather than public */
+  schema?: string
 }
 
 export const OPTIONAL_EXTENSIONS: readonly OptionalExtension[] = [
@@ -142,6 +144,8 @@ export const OPTIONAL_EXTENSIONS: readonly OptionalExtension[] = [
   {name: 'lantern', feature: 'pattern similarity index (lantern)', fallback: 'plain SQL cosine similarity over float8[]', databases: ['singularity']},
   {name: 'h3', feature: 'geo-indexing of agent locations', fallback: 'latitude/longitude columns without an H3 index', databases: ['singularity']},
   {name: 'timescaledb_toolkit', feature: 'metrics percentiles', fallback: 'percentile_cont rollups in plain PostgreSQL', databases: ['singularity']},
+  // Debian has it: metrics_events partitioned by day, old days dropped whole (sql/singularity/020_metrics_partitions.sql)
+  {name: 'pg_partman', feature: 'metrics_events retention by day partitions', fallback: 'one table, DELETE in bounded batches', databases: ['singularity'], schema: 'partman'},
 ]
 
 /** The extension pg_cron lives in the server's cron database (cron.database_name). */

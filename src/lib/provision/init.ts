@@ -143,7 +143,9 @@ async function provisionDatabase(
     for (const ext of extensions.filter((e) => !installed.has(e))) {
       report.extensionsCreated.push(ext)
       if (!options.dryRun) {
-        await client.query(`CREATE EXTENSION IF NOT EXISTS ${quoteIdent(ext)}`)
+        const schema = OPTIONAL_EXTENSIONS.find((o) => o.name === ext)?.schema
+        if (schema) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`)
+        await client.query(`CREATE EXTENSION IF NOT EXISTS ${quoteIdent(ext)}${schema ? ` SCHEMA ${quoteIdent(schema)}` : ''}`)
         changes.push(`created extension ${ext} in ${db.name}`)
       }
     }

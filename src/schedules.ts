@@ -8,6 +8,7 @@
  * every Sunday and the command itself checks the date (maxDayOfMonth says so for `jobs list`).
  */
 import {UsageError} from './lib/cli/errors.js'
+import {CDC_BRIDGE} from './cdc-bridge.js'
 import {type ScheduleSpec} from './topology.js'
 
 export {JOB_PREFIX, type ScheduleSpec} from './topology.js'
@@ -16,6 +17,8 @@ export {JOB_PREFIX, type ScheduleSpec} from './topology.js'
 export type JobSpec = ScheduleSpec & {
   /** the command acts only on days 1..N of the month (e.g. 7 = first week: first Sunday) */
   maxDayOfMonth?: number
+  /** where pg_cron schedules in seconds (1.5+), run every this many seconds instead of `schedule` */
+  everySeconds?: number
 }
 
 /** seed 003/004: archive retention of shared_queue, SHARED_QUEUE_RETENTION_DAYS (default 90). */
@@ -85,6 +88,18 @@ export function buildSchedules(
       `Metrics retention: raw metrics_events older than ${METRICS_RAW_RETENTION_DAYS} days dropped once rolled up (pg_partman day partitions, else bounded batched deletes); rollups kept`,
       'seed 002',
     ),
+
+    // ── seed 002's CDC bridge: every minute on pg_cron 1.4, every 5 seconds where pg_cron has seconds ──
+    {
+      ...pgCron(
+        'cdc-bridge',
+        '* * * * *',
+        `SELECT * FROM public.cdc_bridge_run('${CDC_BRIDGE.slotSuffix}', '${JSON.stringify(CDC_BRIDGE.queues)}'::jsonb, ${CDC_BRIDGE.maxChangesPerRun})`,
+        `CDC bridge: up to ${CDC_BRIDGE.maxChangesPerRun} changes of ${CDC_BRIDGE.tables.join(', ')} from the slot <database>_${CDC_BRIDGE.slotSuffix} into ${Object.values(CDC_BRIDGE.queues).join(', ')}, exactly once`,
+        'seed 002',
+      ),
+      everySeconds: 5,
+    },
 
     // ── pg_cron in shared_queue and in the cron database ──
     pgCron(
@@ -193,4 +208,16 @@ export const SEED_JOB_ALIASES: Readonly<Record<string, {name: string; source: st
   'weekly-cleanup-code-chunks': {name: 'cleanup-code-chunks', source: `${S001} (its migration)`},
   'monthly-reindex-bloated': {name: 'reindex-indexes', source: `${S001} (its migration)`},
   'weekly-vector-stats': {name: 'vector-stats', source: `${S001} (its migration)`},
+}
+
+/** Whether a pg_cron version (cron.job's extension version, e.g. '1.4-1', '1.6') schedules in seconds: 1.5 and later. */
+export function pgCronHasSeconds(version: string | null | undefined): boolean {
+  const match = /^(\d+)\.(\d+)/.exec(version ?? '')
+  return match !== null && (Number(match[1]) > 1 || (Number(match[1]) === 1 && Number(match[2]) >= 5))
+}
+
+/** The schedules as this pg_cron runs them: '<n> seconds' for the jobs that want seconds, where it can. */
+export function schedulesForPgCron(schedules: JobSpec[], version: string | null | undefined): JobSpec[] {
+  if (!pgCronHasSeconds(version)) return schedules
+  return schedules.map((s) => (s.everySeconds ? {...s, schedule: `${s.everySeconds} seconds`} : s))
 }

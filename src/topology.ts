@@ -4,6 +4,10 @@
  * diff the server against it. Nothing else in the code repeats these facts.
  */
 
+import {CDC_BRIDGE, type CdcBridgeSpec} from './cdc-bridge.js'
+
+export {CDC_BRIDGE, type CdcBridgeSpec} from './cdc-bridge.js'
+
 export type DatabaseKind = 'singularity' | 'genesis' | 'centralcloud' | 'nexus' | 'shared_queue'
 export const DATABASE_KINDS: readonly DatabaseKind[] = ['singularity', 'genesis', 'centralcloud', 'nexus', 'shared_queue']
 
@@ -39,6 +43,7 @@ export interface CdcSpec {
   tables: string[]
 }
 
+
 export interface DatabaseSpec {
   kind: DatabaseKind
   owner: RoleKey
@@ -52,6 +57,7 @@ export interface DatabaseSpec {
   queues: string[]
   grants: SchemaGrant[]
   cdc?: CdcSpec
+  cdcBridge?: CdcBridgeSpec
 }
 
 /** seed 003/004: the queues of shared_queue. */
@@ -61,8 +67,8 @@ export const SHARED_QUEUE_QUEUES = [
   'pattern_messages', 'learned_patterns', 'template_updates', 'instance_heartbeat',
 ] as const
 
-/** seed 000: the queues of each singularity database. */
-export const SINGULARITY_QUEUES = ['centralcloud-new-patterns', 'agent-sessions', 'agent-knowledge-updates'] as const
+/** seed 000: the queues of each singularity database, and seed 002's CDC bridge queues. */
+export const SINGULARITY_QUEUES = ['centralcloud-new-patterns', 'agent-sessions', 'agent-knowledge-updates', ...Object.values(CDC_BRIDGE.queues)] as const
 
 export const DATABASES: Readonly<Record<DatabaseKind, DatabaseSpec>> = {
   singularity: {
@@ -77,6 +83,7 @@ export const DATABASES: Readonly<Record<DatabaseKind, DatabaseSpec>> = {
       {role: 'singularity', schema: 'pgmq', access: 'readwrite'},
     ],
     cdc: {slotSuffix: 'centralcloud_cdc', plugin: 'wal2json', tables: ['learned_patterns', 'agent_sessions']},
+    cdcBridge: CDC_BRIDGE,
   },
   genesis: {
     kind: 'genesis',
@@ -195,6 +202,8 @@ export interface ConcreteDatabase {
   spec: DatabaseSpec
   grants: {role: string; schema: string; access: Access}[]
   cdcSlot?: string
+  /** seed 002's bridge slot, <name>_cdc_bridge */
+  cdcBridgeSlot?: string
 }
 
 export function roleName(key: RoleKey, prefix = ''): string {
@@ -220,6 +229,7 @@ export function estate(options: {instances?: number; prefix?: string} = {}): Est
     spec,
     grants: spec.grants.map((g) => ({...g, role: roleName(g.role, prefix)})),
     cdcSlot: spec.cdc ? `${name}_${spec.cdc.slotSuffix}` : undefined,
+    cdcBridgeSlot: spec.cdcBridge ? `${name}_${spec.cdcBridge.slotSuffix}` : undefined,
   })
   const databases: ConcreteDatabase[] = []
   singularityDatabaseNames(instances, prefix).forEach((name, i) => databases.push(concrete(DATABASES.singularity, name, instances > 1 ? i + 1 : undefined)))

@@ -42,7 +42,7 @@ export default class CdcSlots extends BaseCommand<typeof CdcSlots> {
       adminTarget(config),
       async (client) => {
         const estate = await discoverEstate(config, client)
-        const estateSlots = estate.databases.flatMap((d) => (d.cdcSlot ? [d.cdcSlot] : []))
+        const estateSlots = estate.databases.flatMap((d) => [d.cdcSlot, d.cdcBridgeSlot].filter((s): s is string => s !== undefined))
         const report = await listSlots(client, estateSlots)
         const missing = estateSlots.filter((name) => !report.slots.some((s) => s.name === name))
         let threshold: SlotsResult['threshold'] = null

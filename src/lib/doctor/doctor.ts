@@ -47,7 +47,7 @@ export async function runDoctor(config: ResolvedConfig, thresholds: DoctorThresh
     checks.push(...(await guarded('queue backlog', 'singularity queue stats', () => queueChecks(config, reachable, thresholds))))
     checks.push(
       ...(await guarded('replication slots', 'singularity cdc slots', () =>
-        slotCheck(admin, estate.databases.flatMap((d) => (d.cdcSlot ? [d.cdcSlot] : [])), thresholds),
+        slotCheck(admin, estate.databases.flatMap((d) => [d.cdcSlot, d.cdcBridgeSlot].filter((s): s is string => s !== undefined)), thresholds),
       )),
     )
     checks.push(

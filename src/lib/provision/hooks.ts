@@ -14,11 +14,20 @@ export async function provisionHooks(): Promise<InitHooks> {
         ...(result.created ? [`created replication slot ${result.slot} (wal2json) on ${db.name}`] : []),
         ...result.replicaIdentityFixed.map((fix) => `${db.name}: ${fix}`),
       ]
-      return {changes, warnings: result.warnings, detail: result}
+      const warnings = [...result.warnings]
+      let bridge
+      if (db.cdcBridgeSlot && db.spec.cdcBridge) {
+        // seed 002's bridge reads its own slot: the same checks, its own tables
+        bridge = await ensureCdcSlot(client, {...db, cdcSlot: db.cdcBridgeSlot, spec: {...db.spec, cdc: db.spec.cdcBridge}})
+        if (bridge.created) changes.push(`created replication slot ${bridge.slot} (wal2json, CDC bridge) on ${db.name}`)
+        changes.push(...bridge.replicaIdentityFixed.map((fix) => `${db.name}: ${fix}`))
+        warnings.push(...bridge.warnings.filter((w) => !warnings.includes(w)))
+      }
+      return {changes, warnings, detail: bridge ? {...result, bridge} : result}
     },
     async schedules(client, estate, dryRun) {
-      const [{installSchedules}, {schedulesFor}] = await Promise.all([import('../cron/install.js'), import('../../schedules.js')])
-      const schedules = schedulesFor(process.env)
+      const [{installSchedules, cronDatabaseInfo}, {schedulesFor, schedulesForPgCron}] = await Promise.all([import('../cron/install.js'), import('../../schedules.js')])
+      const schedules = schedulesForPgCron(schedulesFor(process.env), (await cronDatabaseInfo(client)).version)
       let result
       try {
         result = await installSchedules(client, estate, schedules, {dryRun})

@@ -110,6 +110,17 @@ export const agentSession = z.looseObject({
   confidence: ratio.nullish(),
   synced_at: timestamp,
 })
+// seed 002: a change of the CDC bridge (cdc_bridge_run), seed 002's "Change Event Structure".
+export const cdcChange = z.looseObject({
+  lsn: z.string().regex(/^[0-9A-F]+\/[0-9A-F]+$/, 'a PostgreSQL LSN'),
+  kind: z.enum(['insert', 'update', 'delete']),
+  schema: nonEmpty,
+  table: nonEmpty,
+  columns: z.array(nonEmpty),
+  values: z.array(z.unknown()),
+  before_values: z.record(z.string(), z.unknown()).nullable(),
+  timestamp: timestamp.nullable(),
+})
 export const agentKnowledgeUpdate = z.looseObject({agents_updated: count, total_patterns: count, updated_at: timestamp})
 
 export interface Contract {
@@ -161,6 +172,12 @@ export const QUEUE_CONTRACTS: Readonly<Record<string, Contract>> = {
   },
   'agent-sessions': {name: 'agent_session', source: 'seed 000', shape: '{agent_id, session_id, session_state, confidence, synced_at}', schema: agentSession},
   'agent-knowledge-updates': {name: 'agent_knowledge_update', source: 'seed 000', shape: '{agents_updated, total_patterns, updated_at}', schema: agentKnowledgeUpdate},
+  ...Object.fromEntries(
+    ['cdc-learned-patterns', 'cdc-agent-sessions', 'cdc-metrics-events'].map((queue) => [
+      queue,
+      {name: 'cdc_change', source: 'seed 002', shape: '{lsn, kind, schema, table, columns, values, before_values, timestamp}', schema: cdcChange},
+    ]),
+  ),
 }
 
 /** The contract of a queue (names compare case-insensitively, like pgmq's tables), if it has one. */

@@ -119,17 +119,18 @@ export function buildSchedules(
       'cron',
     ),
 
-    // ── system cron on the host: filesystem work (backups) ──
-    {name: 'backup-hourly', runner: 'system-cron', schedule: '0 * * * *', database: 'singularity', command: 'singularity backup --kind hourly', description: 'Database backup, hourly (keeps 6)', source: S001},
-    {name: 'backup-daily', runner: 'system-cron', schedule: '0 1 * * *', database: 'singularity', command: 'singularity backup --kind daily', description: 'Database backup, daily 01:00 (keeps 7)', source: S001},
+    // ── system cron on the host: filesystem work (backups), installed by `singularity backup
+    // schedule --install` into /etc/cron.d/singularity-backup (flock, --verify, then prune) ──
+    {name: 'backup-hourly', runner: 'system-cron', schedule: '0 * * * *', database: 'singularity', command: 'singularity backup --kind hourly --verify && singularity backup prune --confirm prune', description: 'Database backup, hourly (keeps 6)', source: S001},
+    {name: 'backup-daily', runner: 'system-cron', schedule: '0 1 * * *', database: 'singularity', command: 'singularity backup --kind daily --verify && singularity backup prune --confirm prune', description: 'Database backup, daily 01:00 (keeps 7)', source: S001},
     {
       name: 'backup-monthly',
       runner: 'system-cron',
       schedule: '0 5 * * 0',
       database: 'singularity',
-      // every Sunday; acts on the first one only (date -u -I avoids '%', which crontab treats as a newline)
-      command: 'case "$(date -u -I)" in *-0[1-7]) singularity backup --kind monthly ;; esac',
-      description: 'Backup archival, monthly on the first Sunday 05:00 (fires every Sunday, the command checks the date)',
+      // the first Sunday: the crontab line fires on days 1-7 and checks for Sunday (cron ORs the two day fields)
+      command: 'singularity backup --kind monthly --verify && singularity backup prune --confirm prune',
+      description: 'Backup archival, monthly on the first Sunday 05:00 (keeps 12)',
       source: S001,
       maxDayOfMonth: 7,
     },

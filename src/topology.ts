@@ -11,12 +11,18 @@ export {CDC_BRIDGE, type CdcBridgeSpec} from './cdc-bridge.js'
 export type DatabaseKind = 'singularity' | 'genesis' | 'centralcloud' | 'nexus' | 'shared_queue'
 export const DATABASE_KINDS: readonly DatabaseKind[] = ['singularity', 'genesis', 'centralcloud', 'nexus', 'shared_queue']
 
-/** Login roles, one per service, plus CentralCloud's read-only analytics role (seed 003). */
-export type RoleKey = 'singularity' | 'genesis' | 'centralcloud' | 'nexus' | 'centralcloud_analytics'
+/**
+ * Login roles, one per service, plus CentralCloud's read-only analytics role (seed 003) and
+ * CentralCloud's two least-privilege roles into the singularity databases (seed 000): one streams
+ * the CDC slot, one consumes the two queues meant for CentralCloud.
+ */
+export type RoleKey = 'singularity' | 'genesis' | 'centralcloud' | 'nexus' | 'centralcloud_analytics' | 'centralcloud_cdc' | 'centralcloud_consumer'
 
 export interface RoleSpec {
   key: RoleKey
   description: string
+  /** REPLICATION attribute (streams a logical slot); every other role has none of the special attributes */
+  replication?: boolean
 }
 
 export const ROLES: readonly RoleSpec[] = [
@@ -24,7 +30,9 @@ export const ROLES: readonly RoleSpec[] = [
   {key: 'genesis', description: 'Genesis code execution (Elixir): own database; read/write on shared_queue'},
   {key: 'centralcloud', description: 'CentralCloud (Elixir): own database; owns shared_queue; reads its queues only'},
   {key: 'nexus', description: 'Nexus LLM router + HITL (Bun): own database; read/write on shared_queue'},
-  {key: 'centralcloud_analytics', description: "CentralCloud's analytics access: read-only on shared_queue"},
+  {key: 'centralcloud_analytics', description: "CentralCloud's analytics access: reads the archives of shared_queue"},
+  {key: 'centralcloud_cdc', description: "CentralCloud's change stream: REPLICATION and CONNECT to the singularity databases for the CDC slot; no table privileges", replication: true},
+  {key: 'centralcloud_consumer', description: 'CentralCloud consuming centralcloud-new-patterns and agent-sessions of each singularity database, nothing else there'},
 ]
 
 export type Access = 'readwrite' | 'read'
@@ -34,6 +42,26 @@ export interface SchemaGrant {
   role: RoleKey
   schema: string
   access: Access
+}
+
+/**
+ * Who may do what with one queue (pgmq.q_<queue> and its archive pgmq.a_<queue>). The pgmq
+ * functions are SECURITY INVOKER, so these table grants decide:
+ *  - publish: INSERT and SELECT on the queue (send returns the new msg_id: RETURNING needs SELECT),
+ *    USAGE on its msg_id sequence;
+ *  - consume: SELECT, UPDATE, DELETE on the queue (read, pop, set_vt, delete), INSERT and SELECT on
+ *    the archive (archive moves the row and returns its id);
+ *  - observe: SELECT on the queue and its archive (read-only: never moves a message);
+ *  - archive readers (DatabaseSpec.archiveReaders): SELECT on the archive only.
+ * Everything else on a queue is drift: `db plan` shows it as a revoke.
+ */
+export interface QueueAccess {
+  queue: string
+  publish: RoleKey[]
+  consume: RoleKey[]
+  observe: RoleKey[]
+  /** where the directions come from */
+  source: string
 }
 
 export interface CdcSpec {
@@ -55,7 +83,12 @@ export interface DatabaseSpec {
   extensions: string[]
   /** pgmq queues db init creates */
   queues: string[]
+  /** schema-wide grants (tables, sequences, functions, default privileges) */
   grants: SchemaGrant[]
+  /** per-queue access (the queues' tables in schema pgmq); queues not listed get none */
+  queueAccess: QueueAccess[]
+  /** roles that read every archive of this database (SELECT on pgmq.a_*) */
+  archiveReaders: RoleKey[]
   cdc?: CdcSpec
   cdcBridge?: CdcBridgeSpec
 }
@@ -70,18 +103,59 @@ export const SHARED_QUEUE_QUEUES = [
 /** seed 000: the queues of each singularity database, and seed 002's CDC bridge queues. */
 export const SINGULARITY_QUEUES = ['centralcloud-new-patterns', 'agent-sessions', 'agent-knowledge-updates', ...Object.values(CDC_BRIDGE.queues)] as const
 
+/**
+ * shared_queue's directions. Seed 003's table: Singularity publishes the requests and consumes the
+ * results and responses; Genesis consumes job_requests and publishes job_results; Nexus consumes the
+ * LLM/approval/question requests and publishes their results and responses (the browser answers go
+ * through Nexus's HITL bridge); CentralCloud only observes those eight. Seed 004: CentralCloud
+ * publishes pattern_messages, template_updates and learned_patterns and consumes pattern_messages
+ * and instance_heartbeat; the singularity instances publish pattern_messages (detected patterns),
+ * learned_patterns and instance_heartbeat (their health checks), and consume template_updates.
+ */
+export const SHARED_QUEUE_ACCESS: readonly QueueAccess[] = [
+  {queue: 'llm_requests', publish: ['singularity'], consume: ['nexus'], observe: ['centralcloud'], source: 'seed 003'},
+  {queue: 'llm_results', publish: ['nexus'], consume: ['singularity'], observe: ['centralcloud'], source: 'seed 003'},
+  {queue: 'approval_requests', publish: ['singularity'], consume: ['nexus'], observe: ['centralcloud'], source: 'seed 003'},
+  {queue: 'approval_responses', publish: ['nexus'], consume: ['singularity'], observe: ['centralcloud'], source: 'seed 003'},
+  {queue: 'question_requests', publish: ['singularity'], consume: ['nexus'], observe: ['centralcloud'], source: 'seed 003'},
+  {queue: 'question_responses', publish: ['nexus'], consume: ['singularity'], observe: ['centralcloud'], source: 'seed 003'},
+  {queue: 'job_requests', publish: ['singularity'], consume: ['genesis'], observe: ['centralcloud'], source: 'seed 003'},
+  {queue: 'job_results', publish: ['genesis'], consume: ['singularity'], observe: ['centralcloud'], source: 'seed 003'},
+  {queue: 'pattern_messages', publish: ['singularity', 'centralcloud'], consume: ['centralcloud'], observe: [], source: 'seed 004'},
+  {queue: 'learned_patterns', publish: ['singularity', 'centralcloud'], consume: ['centralcloud'], observe: [], source: 'seed 004 (KnowledgeExportWorker reads it)'},
+  {queue: 'template_updates', publish: ['centralcloud'], consume: ['singularity'], observe: [], source: 'seed 004'},
+  {queue: 'instance_heartbeat', publish: ['singularity'], consume: ['centralcloud'], observe: [], source: 'seed 004'},
+]
+
+/**
+ * The queues of a singularity database: its own service does everything with them; CentralCloud's
+ * consumer role consumes the two meant for CentralCloud (seed 000), and nothing else there.
+ */
+export const SINGULARITY_QUEUE_ACCESS: readonly QueueAccess[] = [
+  {queue: 'centralcloud-new-patterns', publish: ['singularity'], consume: ['singularity', 'centralcloud_consumer'], observe: [], source: 'seed 000'},
+  {queue: 'agent-sessions', publish: ['singularity'], consume: ['singularity', 'centralcloud_consumer'], observe: [], source: 'seed 000'},
+  {queue: 'agent-knowledge-updates', publish: ['singularity'], consume: ['singularity'], observe: [], source: 'seed 000'},
+  // seed 002: the CDC bridge (cdc_bridge_run, run by pg_cron as the admin) fills them; the instance forwards them
+  ...Object.values(CDC_BRIDGE.queues).map((queue) => ({queue, publish: [] as RoleKey[], consume: ['singularity' as const], observe: [] as RoleKey[], source: 'seed 002 (CDC bridge)'})),
+]
+
+/**
+ * The schemas of an estate database that are ours: their privileges are reconciled (extra grants
+ * to PUBLIC or to an estate role are drift). Other schemas are never looked at.
+ */
+export const MANAGED_SCHEMAS = ['public', 'pgmq', 'singularity_meta', 'singularity_private'] as const
+
 export const DATABASES: Readonly<Record<DatabaseKind, DatabaseSpec>> = {
   singularity: {
     kind: 'singularity',
     owner: 'singularity',
-    connect: [],
+    connect: ['centralcloud_cdc', 'centralcloud_consumer'],
     components: ['singularity'],
     extensions: ['pgcrypto', 'pg_prewarm'],
     queues: [...SINGULARITY_QUEUES],
-    grants: [
-      {role: 'singularity', schema: 'public', access: 'readwrite'},
-      {role: 'singularity', schema: 'pgmq', access: 'readwrite'},
-    ],
+    grants: [{role: 'singularity', schema: 'public', access: 'readwrite'}],
+    queueAccess: [...SINGULARITY_QUEUE_ACCESS],
+    archiveReaders: [],
     cdc: {slotSuffix: 'centralcloud_cdc', plugin: 'wal2json', tables: ['learned_patterns', 'agent_sessions']},
     cdcBridge: CDC_BRIDGE,
   },
@@ -93,6 +167,8 @@ export const DATABASES: Readonly<Record<DatabaseKind, DatabaseSpec>> = {
     extensions: ['pgcrypto'],
     queues: [],
     grants: [{role: 'genesis', schema: 'public', access: 'readwrite'}],
+    queueAccess: [],
+    archiveReaders: [],
   },
   centralcloud: {
     kind: 'centralcloud',
@@ -102,6 +178,8 @@ export const DATABASES: Readonly<Record<DatabaseKind, DatabaseSpec>> = {
     extensions: ['pgcrypto'],
     queues: [],
     grants: [{role: 'centralcloud', schema: 'public', access: 'readwrite'}],
+    queueAccess: [],
+    archiveReaders: [],
   },
   nexus: {
     kind: 'nexus',
@@ -111,6 +189,8 @@ export const DATABASES: Readonly<Record<DatabaseKind, DatabaseSpec>> = {
     extensions: ['pgcrypto'],
     queues: [],
     grants: [{role: 'nexus', schema: 'public', access: 'readwrite'}],
+    queueAccess: [],
+    archiveReaders: [],
   },
   shared_queue: {
     kind: 'shared_queue',
@@ -119,13 +199,9 @@ export const DATABASES: Readonly<Record<DatabaseKind, DatabaseSpec>> = {
     components: ['shared_queue'],
     extensions: [],
     queues: [...SHARED_QUEUE_QUEUES],
-    grants: [
-      {role: 'singularity', schema: 'pgmq', access: 'readwrite'},
-      {role: 'genesis', schema: 'pgmq', access: 'readwrite'},
-      {role: 'nexus', schema: 'pgmq', access: 'readwrite'},
-      {role: 'centralcloud', schema: 'pgmq', access: 'read'},
-      {role: 'centralcloud_analytics', schema: 'pgmq', access: 'read'},
-    ],
+    grants: [],
+    queueAccess: [...SHARED_QUEUE_ACCESS],
+    archiveReaders: ['centralcloud_analytics'],
   },
 }
 
@@ -181,15 +257,14 @@ export interface ScheduleSpec {
   maxDayOfMonth?: number
 }
 
-/** Every schedule of seeds 000/001/003/004: the list lives in schedules.ts. */
-export {SCHEDULES, schedulesFor} from './schedules.js'
+/** Every schedule of seeds 000/001/003/004 lives in schedules.ts (which reads this file, never the reverse). */
 
 /** The estate's concrete names for a prefix and a number of singularity instances. */
 export interface Estate {
   prefix: string
   instances: number
   databases: ConcreteDatabase[]
-  roles: {key: RoleKey; name: string; description: string}[]
+  roles: {key: RoleKey; name: string; description: string; replication: boolean}[]
 }
 
 export interface ConcreteDatabase {
@@ -201,6 +276,9 @@ export interface ConcreteDatabase {
   connect: string[]
   spec: DatabaseSpec
   grants: {role: string; schema: string; access: Access}[]
+  /** per-queue access with concrete role names */
+  queueAccess: {queue: string; publish: string[]; consume: string[]; observe: string[]; source: string}[]
+  archiveReaders: string[]
   cdcSlot?: string
   /** seed 002's bridge slot, <name>_cdc_bridge */
   cdcBridgeSlot?: string
@@ -228,6 +306,14 @@ export function estate(options: {instances?: number; prefix?: string} = {}): Est
     connect: spec.connect.map((r) => roleName(r, prefix)),
     spec,
     grants: spec.grants.map((g) => ({...g, role: roleName(g.role, prefix)})),
+    queueAccess: spec.queueAccess.map((q) => ({
+      queue: q.queue,
+      publish: q.publish.map((r) => roleName(r, prefix)),
+      consume: q.consume.map((r) => roleName(r, prefix)),
+      observe: q.observe.map((r) => roleName(r, prefix)),
+      source: q.source,
+    })),
+    archiveReaders: spec.archiveReaders.map((r) => roleName(r, prefix)),
     cdcSlot: spec.cdc ? `${name}_${spec.cdc.slotSuffix}` : undefined,
     cdcBridgeSlot: spec.cdcBridge ? `${name}_${spec.cdcBridge.slotSuffix}` : undefined,
   })
@@ -238,6 +324,24 @@ export function estate(options: {instances?: number; prefix?: string} = {}): Est
     prefix,
     instances,
     databases,
-    roles: ROLES.map((r) => ({key: r.key, name: roleName(r.key, prefix), description: r.description})),
+    roles: ROLES.map((r) => ({key: r.key, name: roleName(r.key, prefix), description: r.description, replication: r.replication ?? false})),
   }
+}
+
+export type QueueDirection = 'publish' | 'consume' | 'observe' | 'archive-read'
+
+/**
+ * The per-queue access matrix as flat rows (database kind, queue, role key, direction): what each
+ * service may do with each queue. Everything not listed is refused (42501). For tests and docs.
+ */
+export function queueAccessMatrix(): {database: DatabaseKind; queue: string; role: RoleKey; direction: QueueDirection}[] {
+  const rows: {database: DatabaseKind; queue: string; role: RoleKey; direction: QueueDirection}[] = []
+  for (const kind of DATABASE_KINDS) {
+    const spec = DATABASES[kind]
+    for (const access of spec.queueAccess) {
+      for (const direction of ['publish', 'consume', 'observe'] as const) for (const role of access[direction]) rows.push({database: kind, queue: access.queue, role, direction})
+    }
+    for (const queue of spec.queues) for (const role of spec.archiveReaders) rows.push({database: kind, queue, role, direction: 'archive-read'})
+  }
+  return rows
 }

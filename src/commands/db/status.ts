@@ -6,8 +6,8 @@ import {resolveConfig} from '../../lib/config/resolve.js'
 import {estateStatus, type EstateStatus} from '../../lib/provision/status.js'
 
 export default class DbStatus extends BaseCommand<typeof DbStatus> {
-  static override summary = 'How the server stands against the estate: per database reachability, owner, extensions, migrations, queue engine.'
-  static override description = 'Exit 0 when every database is ok; 3 when something is missing, pending or drifted (scripts can gate on it); 1 when the server cannot be reached.'
+  static override summary = 'How the server stands against the estate: per database reachability, owner, extensions, migrations, queue engine, drift.'
+  static override description = 'Read from the same plan as `db plan`: a database with actions to do is pending, one with extra privileges, a changed job or a changed migration is drifted. Exit 0 when there is nothing to do; 3 when something is missing, pending or drifted (scripts can gate on it); 1 when the server cannot be reached.'
   static override examples = [
     '<%= config.bin %> db status',
     {description: 'Gate a deploy on it', command: '<%= config.bin %> db status --json | jq -e \'.verdict == "ok"\''},
@@ -39,9 +39,14 @@ export default class DbStatus extends BaseCommand<typeof DbStatus> {
       if (d.queuesMissing.length > 0) this.out(`${d.name}: missing queues ${d.queuesMissing.join(', ')}`)
       if (d.error) this.out(`${d.name}: ${d.error}`)
     }
+    if (s.plan.summary.actions > 0) {
+      const byArea = Object.entries(s.plan.summary.byArea).map(([area, n]) => `${area} ${n}`).join(', ')
+      this.out(`plan: ${s.plan.summary.actions} action(s) (${byArea})${s.plan.summary.destructive > 0 ? `, ${s.plan.summary.destructive} destructive (security drift: extra privileges, foreign-looking jobs of ours)` : ''}; \`singularity db plan\` lists them`)
+    }
     const fallbacks = s.databases.find((d) => d.fallbacks.length > 0)?.fallbacks ?? []
     if (fallbacks.length > 0) this.out(`features: ${fallbacks.map((f) => `${f.feature} → ${f.implementation}`).join('; ')}`)
-    const next = s.verdict === 'drifted' ? 'restore the drifted file (applied migrations are never edited), then `singularity db init`' : '`singularity db init`'
+    const refused = s.plan.summary.refused > 0
+    const next = refused ? 'restore the drifted file (applied migrations are never edited), then `singularity db init`' : '`singularity db plan` to see it, `singularity db init` to apply it'
     this.out(s.verdict === 'ok' ? 'verdict: ok' : `verdict: ${s.verdict} — next: ${next}`)
   }
 }

@@ -1,5 +1,4 @@
 import {createHash} from 'node:crypto'
-import {dirname, join} from 'node:path'
 
 import type pg from 'pg'
 
@@ -97,10 +96,9 @@ export interface BootstrapOptions {
   progress?: (message: string) => void
 }
 
-/** db init's default passwords file (next to the local cluster's directory). */
-export function defaultPasswordsFile(config: ResolvedConfig): string {
-  return join(dirname(config.localDir), config.prefix ? `role-passwords.${config.prefix.replace(/_$/, '')}.json` : 'role-passwords.json')
-}
+/** db init's default passwords file lives with the passwords code. */
+export {defaultPasswordsFile} from '../provision/passwords.js'
+import {defaultPasswordsFile} from '../provision/passwords.js'
 
 const sha = (text: string) => createHash('sha256').update(text).digest('hex')
 const total = STEPS.length
@@ -196,7 +194,7 @@ export async function runBootstrap(options: BootstrapOptions): Promise<Bootstrap
 
     // 2. db init (idempotent by itself: an interrupted init is finished here).
     starting('db-init')
-    const [{initEstate}, {provisionHooks}] = await Promise.all([import('../provision/init.js'), import('../provision/hooks.js')])
+    const [{initEstate}, schedulesModule] = await Promise.all([import('../provision/init.js'), import('../../schedules.js')])
     const init = await initEstate({
       config,
       instances: options.instances ?? config.instances ?? 1,
@@ -205,7 +203,7 @@ export async function runBootstrap(options: BootstrapOptions): Promise<Bootstrap
       passwordsFile: options.passwordsFile ?? env.SINGULARITY_PASSWORDS_FILE ?? defaultPasswordsFile(config),
       env,
       progress: (m) => progress(`  ${m}`),
-      hooks: await provisionHooks(),
+      schedules: schedulesModule.schedulesFor(env),
     })
     report({
       step: 'db-init',

@@ -3,6 +3,7 @@ import type pg from 'pg'
 import {CliError, UsageError} from '../cli/errors.js'
 import {JOB_PREFIX, type Estate, type ScheduleSpec} from '../../topology.js'
 import {parseCron} from './expression.js'
+import {diffCron} from '../reconcile/cron.js'
 import {checkScheduleName, isEstateJob, MAX_JOB_NAME_BYTES, plannedCronJobs, type PlannedCronJob} from './names.js'
 
 /** A row of cron.job. */
@@ -105,11 +106,10 @@ export function validateSchedules(estate: Estate, schedules: ScheduleSpec[], cro
 
 /**
  * Installs the pg_cron schedules of an estate as named jobs from the cron database into the
- * databases they act on, as the connected (admin) role: creates the missing ones, updates those
- * whose schedule, command, database or user differ (cron.alter_job: the job id and its history
- * stay), unschedules the estate's jobs the list no longer has. Jobs without our prefix, and jobs of
- * another estate, are never touched. One transaction, serialised by an advisory lock. A job's
- * `active` flag is left as the operator set it (a paused job stays paused).
+ * databases they act on, as the connected (admin) role: the reconciliation plan's pg_cron area
+ * (diffCron: create the missing, alter the differing in place so the job id and its history stay,
+ * unschedule ours no longer declared) applied in one transaction, serialised by an advisory lock.
+ * Jobs without our prefix, and jobs of another estate, are never touched. `apply: false` only reports.
  */
 export async function installSchedules(
   cronClient: pg.Client,
@@ -131,51 +131,26 @@ export async function installSchedules(
     })
   }
 
-  const result: InstallResult = {created: [], updated: [], removed: [], unchanged: []}
   const apply = !options.dryRun
-  if (apply) {
-    await cronClient.query('BEGIN')
-  }
+  if (apply) await cronClient.query('BEGIN')
   try {
     if (apply) await cronClient.query("SELECT pg_advisory_xact_lock(hashtext('singularity.cron-install'))")
-    const installed = (await readCronJobs(cronClient, `${JOB_PREFIX}${estate.prefix}`)).filter((j) =>
-      isEstateJob(j, estate, info.database),
-    )
-    const kept = new Set<number>()
-    for (const job of planned) {
-      const same = installed.filter((i) => i.jobname === job.jobname)
-      const current = same.find((i) => i.username === info.currentUser) ?? same[0]
-      if (!current) {
-        if (apply) {
-          await cronClient.query('SELECT cron.schedule_in_database($1, $2, $3, $4, $5)', [job.jobname, job.schedule, job.command, job.database, info.currentUser])
-        }
-        result.created.push(job.jobname)
-        continue
-      }
-      kept.add(current.jobid)
-      const differs =
-        current.schedule !== job.schedule || current.command !== job.command || current.database !== job.database || current.username !== info.currentUser
-      if (differs) {
-        if (apply) {
-          await cronClient.query('SELECT cron.alter_job($1::bigint, $2, $3, $4, $5)', [current.jobid, job.schedule, job.command, job.database, info.currentUser])
-        }
-        result.updated.push(job.jobname)
-      } else {
-        result.unchanged.push(job.jobname)
-      }
+    const installed = (await readCronJobs(cronClient, `${JOB_PREFIX}${estate.prefix}`)).filter((j) => isEstateJob(j, estate, info.database))
+    const actions = diffCron({database: info.database, installed: true}, planned, installed, info.currentUser)
+    if (apply) {
+      for (const action of actions) if (action.step.kind === 'sql') for (const statement of action.step.statements) await cronClient.query(statement)
+      await cronClient.query('COMMIT')
     }
-    for (const job of installed) {
-      if (kept.has(job.jobid)) continue
-      // not declared any more, or a duplicate of a declared name under another user
-      if (apply) await cronClient.query('SELECT cron.unschedule($1::bigint)', [job.jobid])
-      const label = job.jobname ?? `#${job.jobid}`
-      if (!result.removed.includes(label)) result.removed.push(label)
+    const named = (reason: string) => [...new Set(actions.filter((a) => a.reason === reason).map((a) => a.subject!))].sort()
+    const changed = new Set(actions.map((a) => a.subject))
+    return {
+      created: named('missing'),
+      updated: named('drifted'),
+      removed: named('extra'),
+      unchanged: planned.map((p) => p.jobname).filter((n) => !changed.has(n)).sort(),
     }
-    if (apply) await cronClient.query('COMMIT')
   } catch (error) {
     if (apply) await cronClient.query('ROLLBACK').catch(() => {})
     throw error
   }
-  for (const list of Object.values(result) as string[][]) list.sort()
-  return result
 }

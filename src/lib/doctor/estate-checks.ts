@@ -6,8 +6,8 @@ import type {CheckResult} from './types.js'
 /** Every database reachable, owned right, migrations current and without drift. */
 export function databaseChecks(status: EstateStatus): CheckResult[] {
   const unreachable = status.databases.filter((d) => d.verdict === 'unreachable' || d.verdict === 'missing')
-  const drifted = status.databases.filter((d) => d.verdict === 'drifted')
-  const pending = status.databases.filter((d) => d.verdict === 'pending' || d.verdict === 'misowned')
+  const drifted = status.databases.filter((d) => d.migrations.drifted > 0)
+  const pending = status.databases.filter((d) => d.migrations.pending + d.migrations.changed > 0 || d.verdict === 'misowned')
   return [
     {
       check: 'databases reachable',
@@ -26,7 +26,26 @@ export function databaseChecks(status: EstateStatus): CheckResult[] {
             : 'all applied, no drift',
       next: drifted.length > 0 || pending.length > 0 ? 'singularity db status' : 'singularity db status',
     },
+    planCheck(status),
   ]
+}
+
+/**
+ * The drift row: the reconciliation plan (`db plan`) the status was read from. Extra privileges,
+ * changed jobs and refused migrations are security or integrity drift (fail); only additive work
+ * left (a missing grant, a queue to create) is a warning.
+ */
+export function planCheck(status: EstateStatus): CheckResult {
+  const {summary, actions} = status.plan
+  const drift = actions.filter((a) => a.refused || a.reason === 'extra' || a.reason === 'drifted')
+  const byArea = Object.entries(summary.byArea).map(([area, n]) => `${area} ${n}`).join(', ')
+  const shown = (drift.length > 0 ? drift : actions).slice(0, 3).map((a) => (a.database ? `${a.database}: ${a.description}` : a.description))
+  return {
+    check: 'estate drift',
+    status: drift.length > 0 ? 'fail' : summary.actions > 0 ? 'warn' : 'ok',
+    detail: summary.actions === 0 ? 'db plan is empty: the server matches the estate' : `${summary.actions} action(s) (${byArea}): ${shown.join('; ')}${summary.actions > shown.length ? '; …' : ''}`,
+    next: summary.actions === 0 ? 'singularity db plan' : drift.some((a) => a.refused) ? 'singularity db status' : 'singularity db plan',
+  }
 }
 
 /** pg_cron's launcher runs (no launcher: no job fires at all). */

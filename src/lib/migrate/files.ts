@@ -46,8 +46,18 @@ function read(component: string, kind: SqlFileKind, relative: string): SqlFile {
   }
 }
 
-/** The files of a component in the order they apply: migrations by number, then procedures by name. */
+const cache = new Map<string, SqlFile[]>()
+
+/** The files of a component in the order they apply: migrations by number, then procedures by name (read once per process). */
 export function componentFiles(component: string): SqlFile[] {
+  const known = cache.get(component)
+  if (known) return known
+  const files = readComponentFiles(component)
+  cache.set(component, files)
+  return files
+}
+
+function readComponentFiles(component: string): SqlFile[] {
   const dir = join(sqlDir(), component)
   if (!existsSync(dir)) throw new Error(`no SQL component '${component}' (expected ${dir})`)
   const migrations = readdirSync(dir)

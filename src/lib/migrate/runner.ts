@@ -57,7 +57,8 @@ export async function ensureLedger(client: pg.Client): Promise<void> {
   }
 }
 
-function stateOf(file: SqlFile, ledger: Map<string, string>, extensions: Set<string>): FilePlan {
+/** The state of one file against a database's ledger and extensions. */
+export function stateOf(file: SqlFile, ledger: ReadonlyMap<string, string>, extensions: ReadonlySet<string>): FilePlan {
   const base = {component: file.component, file: file.name, kind: file.kind}
   if (!appliesTo(file, extensions)) {
     const reason = file.requiresExtension ? `needs extension ${file.requiresExtension}` : `replaced by extension ${file.unlessExtension}`
@@ -75,7 +76,8 @@ export async function planComponents(client: pg.Client, components: string[]): P
   return components.flatMap((c) => componentFiles(c)).map((f) => stateOf(f, ledger, extensions))
 }
 
-function driftError(plan: FilePlan[]): CliError {
+/** The refusal of applied migrations whose file changed, naming each file (exit 1). */
+export function driftError(plan: FilePlan[]): CliError {
   const drifted = plan.filter((p) => p.state === 'drifted').map((p) => `sql/${p.file}`)
   return new CliError(`migration changed after it was applied: ${drifted.join(', ')}`, {
     hint: 'applied migrations are never edited; restore the file and put the change in a new numbered migration',
@@ -102,40 +104,55 @@ export async function applyComponents(
   for (const file of files) {
     const planned = plan.find((p) => p.file === file.name)!
     if (planned.state === 'applied' || planned.state === 'skipped') continue
-    await client.query('BEGIN')
-    try {
-      await client.query("SELECT pg_advisory_xact_lock(hashtext('singularity.migrate'))")
-      const {rows} = await client.query<{sha256: string}>(`SELECT sha256 FROM ${LEDGER} WHERE file = $1`, [file.name])
-      const recorded = rows[0]?.sha256
-      if (recorded === file.sha256) {
-        await client.query('ROLLBACK')
-        continue
-      }
-      if (recorded !== undefined && file.kind === 'migration') {
-        throw driftError([{...planned, state: 'drifted'}])
-      }
-      options.progress?.(`apply sql/${file.name}`)
-      try {
-        await client.query(file.sql)
-      } catch (error) {
-        const e = error as Error & {position?: string}
-        throw new CliError(`sql/${file.name} failed: ${e.message.split('\n')[0]}`, {
-          hint: 'nothing of this file was applied (one transaction per file); fix it and rerun db init',
-          code: 'SQL_FILE_FAILED',
-          cause: error,
-        })
-      }
-      await client.query(
-        `INSERT INTO ${LEDGER} (file, component, kind, sha256) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (file) DO UPDATE SET sha256 = EXCLUDED.sha256, applied_at = now()`,
-        [file.name, file.component, file.kind, file.sha256],
-      )
-      await client.query('COMMIT')
-      ;(recorded === undefined ? applied : reapplied).push(file.name)
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => {})
-      throw error
-    }
+    const outcome = await applySqlFile(client, file, options)
+    if (outcome === 'applied') applied.push(file.name)
+    else if (outcome === 'reapplied') reapplied.push(file.name)
   }
   return {applied, reapplied, plan: await planComponents(client, components)}
+}
+
+/**
+ * Applies one file in its own transaction, the ledger row written in the same transaction under a
+ * per-database advisory lock: concurrent installers apply each file once. A migration already
+ * applied with another checksum is drift: refused, naming the file. The ledger must exist (ensureLedger).
+ */
+export async function applySqlFile(
+  client: pg.Client,
+  file: SqlFile,
+  options: {progress?: (message: string) => void} = {},
+): Promise<'applied' | 'reapplied' | 'unchanged'> {
+  await client.query('BEGIN')
+  try {
+    await client.query("SELECT pg_advisory_xact_lock(hashtext('singularity.migrate'))")
+    const {rows} = await client.query<{sha256: string}>(`SELECT sha256 FROM ${LEDGER} WHERE file = $1`, [file.name])
+    const recorded = rows[0]?.sha256
+    if (recorded === file.sha256) {
+      await client.query('ROLLBACK')
+      return 'unchanged'
+    }
+    if (recorded !== undefined && file.kind === 'migration') {
+      throw driftError([{component: file.component, file: file.name, kind: file.kind, state: 'drifted'}])
+    }
+    options.progress?.(`apply sql/${file.name}`)
+    try {
+      await client.query(file.sql)
+    } catch (error) {
+      const e = error as Error & {position?: string}
+      throw new CliError(`sql/${file.name} failed: ${e.message.split('\n')[0]}`, {
+        hint: 'nothing of this file was applied (one transaction per file); fix it and rerun db init',
+        code: 'SQL_FILE_FAILED',
+        cause: error,
+      })
+    }
+    await client.query(
+      `INSERT INTO ${LEDGER} (file, component, kind, sha256) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (file) DO UPDATE SET sha256 = EXCLUDED.sha256, applied_at = now()`,
+      [file.name, file.component, file.kind, file.sha256],
+    )
+    await client.query('COMMIT')
+    return recorded === undefined ? 'applied' : 'reapplied'
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw error
+  }
 }

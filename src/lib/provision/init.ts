@@ -1,36 +1,26 @@
-import type pg from 'pg'
-
 import {CliError} from '../cli/errors.js'
 import type {ResolvedConfig} from '../config/resolve.js'
-import {connect} from '../db/connect.js'
-import {adminTarget, onDatabase} from '../estate/targets.js'
-import {componentFiles} from '../migrate/files.js'
-import {applyComponents, planComponents, type FilePlan} from '../migrate/runner.js'
-import {quoteIdent} from '../sql/quote.js'
-import {BUNDLED_QUEUE_COMPONENT, CRON_EXTENSION, OPTIONAL_EXTENSIONS, estate as expandEstate, type ConcreteDatabase, type Estate, type QueueEngine} from '../../topology.js'
-import {applyGrants, restrictConnect} from './grants.js'
+import {estate as expandEstate, OPTIONAL_EXTENSIONS, type Estate, type QueueEngine, type ScheduleSpec} from '../../topology.js'
+import {driftError} from '../migrate/runner.js'
+import {publicAction, type Action, type PublicAction} from '../reconcile/action.js'
+import {applyActions} from '../reconcile/apply.js'
+import {observeDatabase, observeServer, type DatabaseObservation} from '../reconcile/observe.js'
+import {Connections, DATABASE_AREAS, diffDatabase, diffSchedules, engineOf, planOn, type Plan} from '../reconcile/plan.js'
 import {readPasswordFile, writePasswordFile} from './passwords.js'
-import {chooseQueueEngine, liveQueueEngine, missingQueues, type EngineChoice} from './queue-engine.js'
-import {ensureRole, existingRoles, planPasswords, type RolePlan} from './roles.js'
-import {preflightProblems, serverFacts, type ServerFacts} from './server.js'
-
-/** Extra provisioning steps owned by other areas (change capture, schedules), plugged in by the command. */
-export interface InitHooks {
-  /** per singularity database, on an admin connection to it */
-  cdc?: (client: pg.Client, db: ConcreteDatabase, dryRun: boolean) => Promise<{changes: string[]; warnings: string[]; detail?: unknown}>
-  /** once, on an admin connection to the cron database */
-  schedules?: (client: pg.Client, estate: Estate, dryRun: boolean) => Promise<{changes: string[]; warnings: string[]; detail?: unknown}>
-}
+import type {EngineChoice} from './queue-engine.js'
+import type {RolePlan} from './roles.js'
+import {preflightProblems, type ServerFacts} from './server.js'
 
 export interface InitOptions {
   config: ResolvedConfig
   instances: number
   queueEngine: EngineChoice
+  /** print the plan, change nothing (the same plan as `db plan`) */
   dryRun: boolean
   passwordsFile: string
+  schedules: ScheduleSpec[]
   env?: NodeJS.ProcessEnv
   progress?: (message: string) => void
-  hooks?: InitHooks
 }
 
 export interface DatabaseReport {
@@ -38,13 +28,7 @@ export interface DatabaseReport {
   kind: string
   owner: string
   created: boolean
-  extensionsCreated: string[]
   queueEngine: QueueEngine | null
-  files: FilePlan[]
-  applied: string[]
-  reapplied: string[]
-  queuesCreated: string[]
-  cdc?: unknown
 }
 
 export interface OptionalExtensionReport {
@@ -64,7 +48,9 @@ export interface InitResult {
   passwordsFile: string
   databases: DatabaseReport[]
   optionalExtensions: OptionalExtensionReport[]
-  schedules?: unknown
+  /** dry run: the plan; otherwise the actions applied, in the order they ran */
+  actions: PublicAction[]
+  /** one line per applied action */
   changes: string[]
   warnings: string[]
 }
@@ -72,32 +58,31 @@ export interface InitResult {
 /** One key for every db init on a server: concurrent runs wait for each other instead of failing. */
 const INIT_LOCK = "hashtext('singularity.db-init')"
 
-async function takeInitLock(client: pg.Client, progress?: (m: string) => void): Promise<void> {
-  const {rows} = await client.query<{ok: boolean}>(`SELECT pg_try_advisory_lock(${INIT_LOCK}) AS ok`)
+async function takeInitLock(conns: Connections, progress?: (m: string) => void): Promise<void> {
+  const {rows} = await conns.admin.query<{ok: boolean}>(`SELECT pg_try_advisory_lock(${INIT_LOCK}) AS ok`)
   if (rows[0].ok) return
   progress?.('another db init is running on this server; waiting for it to finish')
-  await client.query(`SELECT pg_advisory_lock(${INIT_LOCK})`)
-}
-
-async function databaseOwners(client: pg.Client, names: string[]): Promise<Map<string, string>> {
-  const {rows} = await client.query<{datname: string; owner: string}>(
-    'SELECT datname, pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = ANY($1)',
-    [names],
-  )
-  return new Map(rows.map((r) => [r.datname, r.owner]))
+  await conns.admin.query(`SELECT pg_advisory_lock(${INIT_LOCK})`)
 }
 
 /** A database of our name that another role owns is someone else's: never taken over. */
-function refuseForeignDatabases(e: Estate, owners: Map<string, string>, admin: string): void {
+function refuseForeignDatabases(e: Estate, plan: Plan): void {
   for (const db of e.databases) {
-    const owner = owners.get(db.name)
-    if (owner !== undefined && owner !== db.owner && owner !== admin) {
+    const owner = plan.observation.server.databases.find((d) => d.name === db.name)?.owner
+    if (owner !== undefined && owner !== db.owner && owner !== plan.server.user) {
       throw new CliError(`database ${db.name} already exists and is owned by ${owner}, not ${db.owner}`, {
         hint: 'it is not ours: rename or drop it, or provision under another name with --prefix',
         code: 'DATABASE_TAKEN',
       })
     }
   }
+}
+
+function refusePreflight(facts: ServerFacts): void {
+  const problems = preflightProblems(facts)
+  if (problems.length === 0) return
+  const [first, ...rest] = problems
+  throw new CliError(first.message + (rest.length > 0 ? ` (and ${rest.length} more: ${rest.map((p) => p.code).join(', ')})` : ''), {hint: first.hint, code: first.code})
 }
 
 function optionalReport(facts: ServerFacts): OptionalExtensionReport[] {
@@ -109,198 +94,123 @@ function optionalReport(facts: ServerFacts): OptionalExtensionReport[] {
   }))
 }
 
-async function provisionDatabase(
-  admin: ReturnType<typeof adminTarget>,
-  db: ConcreteDatabase,
-  facts: ServerFacts,
-  options: InitOptions,
-  created: boolean,
-  changes: string[],
-  warnings: string[],
-): Promise<DatabaseReport> {
-  const report: DatabaseReport = {
-    name: db.name, kind: db.kind, owner: db.owner, created, extensionsCreated: [], queueEngine: null, files: [], applied: [], reapplied: [], queuesCreated: [],
-  }
-  const wantsQueues = db.spec.queues.length > 0
-  const optional = OPTIONAL_EXTENSIONS.filter((e) => e.databases.includes(db.kind) && facts.available.has(e.name)).map((e) => e.name)
-  const extensions = [...db.spec.extensions, ...optional]
-
-  if (options.dryRun && created) {
-    // The database does not exist yet: everything in it is to be done.
-    report.extensionsCreated = extensions
-    const engine = wantsQueues ? chooseQueueEngine(options.queueEngine, null, facts.available.has('pgmq'), db.name) : null
-    report.queueEngine = engine
-    const components = [...(engine === 'bundled' ? [BUNDLED_QUEUE_COMPONENT] : []), ...db.spec.components]
-    report.files = components.flatMap((c) => componentFiles(c)).map((f) => ({component: f.component, file: f.name, kind: f.kind, state: 'pending' as const}))
-    report.queuesCreated = [...db.spec.queues]
-    return report
-  }
-
-  const client = await connect(onDatabase(admin, db.name), {applicationName: 'singularity db init', lockTimeoutMs: 30_000})
-  try {
-    const {rows} = await client.query<{extname: string}>('SELECT extname FROM pg_extension')
-    const installed = new Set(rows.map((r) => r.extname))
-    for (const ext of extensions.filter((e) => !installed.has(e))) {
-      report.extensionsCreated.push(ext)
-      if (!options.dryRun) {
-        const schema = OPTIONAL_EXTENSIONS.find((o) => o.name === ext)?.schema
-        if (schema) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`)
-        await client.query(`CREATE EXTENSION IF NOT EXISTS ${quoteIdent(ext)}${schema ? ` SCHEMA ${quoteIdent(schema)}` : ''}`)
-        changes.push(`created extension ${ext} in ${db.name}`)
-      }
-    }
-
-    let components = [...db.spec.components]
-    if (wantsQueues) {
-      const live = await liveQueueEngine(client)
-      const engine = chooseQueueEngine(options.queueEngine, live, facts.available.has('pgmq'), db.name)
-      report.queueEngine = engine
-      if (engine === 'bundled') components = [BUNDLED_QUEUE_COMPONENT, ...components]
-      else if (!live && !options.dryRun) {
-        await client.query('CREATE EXTENSION IF NOT EXISTS pgmq')
-        changes.push(`created extension pgmq in ${db.name}`)
-      }
-    }
-
-    if (options.dryRun) {
-      report.files = await planComponents(client, components)
-      report.queuesCreated = wantsQueues ? await missingQueues(client, db.spec.queues) : []
-      return report
-    }
-
-    const result = await applyComponents(client, components, {progress: (m) => options.progress?.(`${db.name}: ${m}`)})
-    report.files = result.plan
-    report.applied = result.applied
-    report.reapplied = result.reapplied
-    for (const f of result.applied) changes.push(`applied sql/${f} to ${db.name}`)
-    for (const f of result.reapplied) changes.push(`re-applied changed sql/${f} to ${db.name}`)
-
-    for (const queue of await missingQueues(client, db.spec.queues)) {
-      await client.query('SELECT pgmq.create($1)', [queue])
-      report.queuesCreated.push(queue)
-      changes.push(`created queue ${queue} in ${db.name}`)
-    }
-
-    await applyGrants(client, db.grants)
-
-    if (db.spec.cdc && options.hooks?.cdc) {
-      const cdc = await options.hooks.cdc(client, db, false)
-      changes.push(...cdc.changes)
-      warnings.push(...cdc.warnings)
-      report.cdc = cdc.detail
-    }
-    return report
-  } finally {
-    await client.end().catch(() => {})
-  }
-}
-
 /**
- * Brings a server to the estate: roles, databases with CONNECT isolation, extensions, the queue
- * engine and queues, SQL components, grants, change capture and schedules. Idempotent; serialised
- * per server; every step can be re-run, so an interrupted init is finished by the next one.
+ * `db init`: observe → plan → apply, under one advisory lock per server. The plan is the same as
+ * `db plan`'s; a dry run returns it unapplied. Applying goes in dependency order: server-wide areas
+ * (roles, then databases), then each database on its own connection, all at once (extensions → SQL
+ * → queues → grants → CDC; after a step that changed a database it is observed again, so that the
+ * grants cover the tables the SQL just created), then the pg_cron jobs. Every step is idempotent,
+ * so an interrupted init is finished by the next one. A refused action (an applied migration whose
+ * file changed) stops init before anything changes.
  */
 export async function initEstate(options: InitOptions): Promise<InitResult> {
   const env = options.env ?? process.env
-  const admin = adminTarget(options.config)
   const e = expandEstate({prefix: options.config.prefix, instances: options.instances})
-  const changes: string[] = []
-  const warnings: string[] = []
-
-  const client = await connect(admin, {applicationName: 'singularity db init', lockTimeoutMs: 30_000})
+  const conns = await Connections.open(options.config, 'singularity db init')
+  let locked = false
   try {
-    const facts = await serverFacts(client)
-    const problems = preflightProblems(facts)
-    if (problems.length > 0) {
-      const [first, ...rest] = problems
-      throw new CliError(first.message + (rest.length > 0 ? ` (and ${rest.length} more: ${rest.map((p) => p.code).join(', ')})` : ''), {
-        hint: first.hint,
-        code: first.code,
-      })
-    }
-    if (!options.dryRun) await takeInitLock(client, options.progress)
-
-    const owners = await databaseOwners(client, e.databases.map((d) => d.name))
-    refuseForeignDatabases(e, owners, facts.user)
-
-    // Roles: passwords are decided and saved (0600) before any role is created, so a run killed
-    // in between never leaves a role whose generated password is lost.
-    const roleNames = e.roles.map((r) => r.name)
-    const exists = await existingRoles(client, roleNames)
-    const fromFile = readPasswordFile(options.passwordsFile)
-    const {plans, passwords} = planPasswords(e.roles, exists, fromFile, env)
+    const facts = (await observeServer(conns.admin, {...e, databases: [], roles: []}, async () => null)).facts
+    refusePreflight(facts)
     if (!options.dryRun) {
-      const generated = plans.filter((p) => p.passwordSource === 'generated' || p.passwordSource === 'env')
-      if (generated.length > 0) writePasswordFile(options.passwordsFile, {...fromFile, ...Object.fromEntries(generated.map((p) => [p.name, passwords[p.name]]))})
-      for (const plan of plans) {
-        if (await ensureRole(client, plan, passwords[plan.name])) changes.push(`${plan.exists ? 'updated password of' : 'created'} role ${plan.name}`)
-      }
+      await takeInitLock(conns, options.progress)
+      locked = true
     }
+    const plan = await planOn(conns, e, {queueEngine: options.queueEngine, passwordsFile: options.passwordsFile, env, schedules: options.schedules})
+    refuseForeignDatabases(e, plan)
 
-    // Databases: created with their owner; CONNECT revoked from PUBLIC. Then each is provisioned
-    // on its own connection, all at once (changes are reported in estate order).
-    for (const db of e.databases) {
-      if (options.dryRun) continue
-      if (!owners.has(db.name)) {
-        options.progress?.(`create database ${db.name}`)
-        await client.query(`CREATE DATABASE ${quoteIdent(db.name)} OWNER ${quoteIdent(db.owner)}`)
-        changes.push(`created database ${db.name} owned by ${db.owner}`)
-      } else if (owners.get(db.name) !== db.owner) {
-        await client.query(`ALTER DATABASE ${quoteIdent(db.name)} OWNER TO ${quoteIdent(db.owner)}`)
-        changes.push(`gave database ${db.name} to ${db.owner}`)
-      }
-      await restrictConnect(client, db.name, db.owner, db.connect)
-    }
-    const perDatabase = await Promise.all(
-      e.databases.map(async (db) => {
-        const dbChanges: string[] = []
-        const dbWarnings: string[] = []
-        const report = await provisionDatabase(admin, db, facts, options, !owners.has(db.name), dbChanges, dbWarnings)
-        return {report, dbChanges, dbWarnings}
-      }),
-    )
-    const databases = perDatabase.map((d) => d.report)
-    for (const d of perDatabase) {
-      changes.push(...d.dbChanges)
-      warnings.push(...d.dbWarnings)
-    }
-
-    // pg_cron lives in the cron database and schedules into the others.
-    let schedules: unknown
-    const cronClient = await connect(onDatabase(admin, facts.cronDatabase), {applicationName: 'singularity db init'})
-    try {
-      const {rows} = await cronClient.query<{installed: boolean}>(`SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = '${CRON_EXTENSION}') AS installed`)
-      if (!rows[0].installed && !options.dryRun) {
-        await cronClient.query(`CREATE EXTENSION IF NOT EXISTS ${CRON_EXTENSION}`)
-        changes.push(`created extension ${CRON_EXTENSION} in ${facts.cronDatabase}`)
-      }
-      if (options.hooks?.schedules && (rows[0].installed || !options.dryRun)) {
-        const result = await options.hooks.schedules(cronClient, e, options.dryRun)
-        changes.push(...result.changes)
-        warnings.push(...result.warnings)
-        schedules = result.detail
-      }
-    } finally {
-      await cronClient.end().catch(() => {})
-    }
-
-    const planned = options.dryRun && (plans.some((p) => !p.exists) || databases.some((d) => d.created || d.files.some((f) => f.state !== 'applied' && f.state !== 'skipped') || d.queuesCreated.length > 0 || d.extensionsCreated.length > 0))
-    return {
-      status: options.dryRun ? (planned ? 'planned' : 'up-to-date') : changes.length > 0 ? 'applied' : 'up-to-date',
+    const report = (actions: Action[], status: InitResult['status'], warnings: string[]): InitResult => ({
+      status,
       dryRun: options.dryRun,
-      server: {version: facts.version, user: facts.user, cronDatabase: facts.cronDatabase},
+      server: {version: plan.server.version, user: plan.server.user, cronDatabase: plan.server.cronDatabase},
       prefix: e.prefix,
       instances: e.instances,
-      roles: plans,
+      roles: plan.roles,
       passwordsFile: options.passwordsFile,
-      databases,
+      databases: plan.databases.map((d) => {
+        const observed = plan.observation.databases.get(d.name)!
+        const db = e.databases.find((x) => x.name === d.name)!
+        return {name: d.name, kind: d.kind, owner: d.expectedOwner, created: !d.exists, queueEngine: engineOf(db, observed, plan.observation.server, options.queueEngine)}
+      }),
       optionalExtensions: optionalReport(facts),
-      schedules,
-      changes,
+      actions: actions.map(publicAction),
+      changes: options.dryRun ? [] : actions.map((a) => (a.database && !a.description.includes(a.database) ? `${a.description} (${a.database})` : a.description)),
       warnings,
+    })
+
+    if (options.dryRun) return report(plan.actions, plan.actions.length > 0 ? 'planned' : 'up-to-date', plan.warnings)
+
+    const refused = plan.actions.filter((a) => a.refused)
+    if (refused.length > 0) {
+      throw driftError(refused.map((a) => ({component: '', file: a.subject!.replace(/^sql\//, ''), kind: 'migration', state: 'drifted'})))
     }
+
+    const applied: Action[] = []
+    const warnings: string[] = []
+    const run = async (actions: Action[]) => {
+      const outcome = await applyActions(conns, e, plan.server.cronDatabase, actions, {progress: options.progress})
+      applied.push(...outcome.applied)
+      warnings.push(...outcome.warnings)
+      return outcome.applied.length
+    }
+
+    // Server-wide: settings that can be applied, roles (passwords saved 0600 before any role is
+    // created, so a run killed in between never loses a generated password), databases.
+    const planContext = plan.context
+    const given = plan.roles.filter((p) => p.passwordSource === 'generated' || p.passwordSource === 'env')
+    if (given.length > 0) {
+      writePasswordFile(options.passwordsFile, {...readPasswordFile(options.passwordsFile), ...Object.fromEntries(given.map((p) => [p.name, planContext.roles.passwords[p.name]]))})
+    }
+    await run(plan.actions.filter((a) => a.area === 'server' || a.area === 'roles' || a.area === 'databases'))
+
+    // Each database: its areas in order, observed again after a step that changed it.
+    const perDatabase = await Promise.all(
+      e.databases.map(async (db) => {
+        const mine: Action[] = []
+        const notes: string[] = []
+        let observed: DatabaseObservation = plan.observation.databases.get(db.name)!
+        const client = await conns.database(db.name)
+        if (!observed.exists) observed = await observeDatabase(client, db)
+        for (const area of DATABASE_AREAS) {
+          const {actions, warnings: w} = diffDatabase(db, observed, plan.observation.server, planContext, [area])
+          notes.push(...w)
+          const outcome = await applyActions(conns, e, plan.server.cronDatabase, actions, {progress: options.progress})
+          mine.push(...outcome.applied)
+          notes.push(...outcome.warnings)
+          if (outcome.applied.length > 0 && area !== 'cdc') observed = await observeDatabase(client, db)
+        }
+        return {mine, notes}
+      }),
+    )
+    for (const d of perDatabase) {
+      applied.push(...d.mine)
+      warnings.push(...d.notes)
+    }
+
+    // pg_cron: the extension, then the jobs in one transaction (serialised with installSchedules).
+    let server = plan.observation.server
+    const cronActions = diffSchedules(server, planContext).actions
+    const extension = cronActions.filter((a) => a.subject === 'pg_cron' && a.reason === 'missing' && a.step.kind === 'sql' && a.step.on === 'cron' && a.description.startsWith('create extension'))
+    if (extension.length > 0) {
+      await run(extension)
+      server = await observeServer(conns.admin, e, async (name) => conns.database(name))
+    }
+    const jobs = diffSchedules(server, planContext)
+    warnings.push(...jobs.warnings)
+    if (jobs.actions.length > 0 && server.cron) {
+      const cron = await conns.database(server.cron.database)
+      await cron.query('BEGIN')
+      try {
+        await cron.query("SELECT pg_advisory_xact_lock(hashtext('singularity.cron-install'))")
+        await run(jobs.actions)
+        await cron.query('COMMIT')
+      } catch (error) {
+        await cron.query('ROLLBACK').catch(() => {})
+        throw error
+      }
+    }
+    return report(applied, applied.length > 0 ? 'applied' : 'up-to-date', [...new Set(warnings)])
   } finally {
-    if (!options.dryRun) await client.query(`SELECT pg_advisory_unlock(${INIT_LOCK})`).catch(() => {})
-    await client.end().catch(() => {})
+    if (locked) await conns.admin.query(`SELECT pg_advisory_unlock(${INIT_LOCK})`).catch(() => {})
+    await conns.close()
   }
 }

@@ -1,9 +1,10 @@
 import {createHash, createHmac, pbkdf2Sync, randomBytes} from 'node:crypto'
 import {chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync} from 'node:fs'
-import {dirname} from 'node:path'
+import {dirname, join} from 'node:path'
 
 import {UsageError} from '../cli/errors.js'
 import {registerSecret} from '../cli/redact.js'
+import type {ResolvedConfig} from '../config/resolve.js'
 
 export type PasswordSource = 'env' | 'file' | 'generated' | 'unchanged'
 
@@ -54,4 +55,9 @@ export function scramVerifier(password: string, salt = randomBytes(16), iteratio
   const storedKey = createHash('sha256').update(clientKey).digest()
   const serverKey = createHmac('sha256', salted).update('Server Key').digest()
   return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`
+}
+
+/** db init's default passwords file (next to the local cluster's directory, one per estate prefix). */
+export function defaultPasswordsFile(config: Pick<ResolvedConfig, 'localDir' | 'prefix'>): string {
+  return join(dirname(config.localDir), config.prefix ? `role-passwords.${config.prefix.replace(/_$/, '')}.json` : 'role-passwords.json')
 }

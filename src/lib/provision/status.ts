@@ -1,12 +1,10 @@
-import type pg from 'pg'
-
 import type {ResolvedConfig} from '../config/resolve.js'
-import {connect} from '../db/connect.js'
-import {adminTarget, discoverEstate, onDatabase} from '../estate/targets.js'
-import {planComponents, type FilePlan} from '../migrate/runner.js'
-import {BUNDLED_QUEUE_COMPONENT, OPTIONAL_EXTENSIONS, type ConcreteDatabase} from '../../topology.js'
-import {liveQueueEngine, missingQueues} from './queue-engine.js'
-import {serverFacts} from './server.js'
+import type {FilePlan} from '../migrate/runner.js'
+import {publicAction, type Action, type PublicAction} from '../reconcile/action.js'
+import {planDocument, planEstate, type Plan} from '../reconcile/plan.js'
+import {schedulesFor} from '../../schedules.js'
+import {OPTIONAL_EXTENSIONS} from '../../topology.js'
+import {defaultPasswordsFile} from './passwords.js'
 
 export type Verdict = 'ok' | 'pending' | 'drifted' | 'missing' | 'unreachable' | 'misowned'
 
@@ -22,6 +20,8 @@ export interface DatabaseStatus {
   migrations: {applied: number; pending: number; changed: number; drifted: number; skipped: number; files: FilePlan[]}
   queueEngine: string | null
   queuesMissing: string[]
+  /** the plan's actions on this database, one line each */
+  drift: string[]
   verdict: Verdict
 }
 
@@ -31,78 +31,80 @@ export interface EstateStatus {
   instances: number
   roles: {name: string; exists: boolean}[]
   databases: DatabaseStatus[]
+  /** the plan (`db plan`) this status is read from: actions and counts */
+  plan: {summary: ReturnType<typeof planDocument>['summary']; actions: PublicAction[]; warnings: string[]}
   verdict: Verdict
 }
 
 const ORDER: Verdict[] = ['ok', 'pending', 'misowned', 'drifted', 'missing', 'unreachable']
+const worse = (a: Verdict, b: Verdict): Verdict => (ORDER.indexOf(b) > ORDER.indexOf(a) ? b : a)
 
-async function featureImplementations(client: pg.Client): Promise<{feature: string; implementation: string}[]> {
-  const {rows} = await client.query<{exists: boolean}>("SELECT to_regproc('public.singularity_feature_implementations') IS NOT NULL AS exists")
-  if (!rows[0].exists) return []
-  const result = await client.query<{feature: string; implementation: string}>('SELECT feature, implementation FROM public.singularity_feature_implementations()')
-  return result.rows
+/** The verdict a set of actions gives: drift (extra or drifted, a refusal) is worse than work still to do. */
+export function verdictOf(actions: Action[]): Verdict {
+  let verdict: Verdict = 'ok'
+  for (const a of actions) {
+    if (a.refused || a.reason === 'extra' || a.reason === 'drifted') verdict = worse(verdict, 'drifted')
+    else if (a.area === 'databases' && a.differences?.includes('owner')) verdict = worse(verdict, 'misowned')
+    else verdict = worse(verdict, 'pending')
+  }
+  return verdict
 }
 
-async function databaseStatus(admin: ReturnType<typeof adminTarget>, db: ConcreteDatabase, owner: string | undefined): Promise<DatabaseStatus> {
-  const base: DatabaseStatus = {
-    name: db.name, kind: db.kind, reachable: false, owner: owner ?? null, expectedOwner: db.owner, extensions: [], fallbacks: [],
-    migrations: {applied: 0, pending: 0, changed: 0, drifted: 0, skipped: 0, files: []}, queueEngine: null, queuesMissing: [], verdict: 'missing',
-  }
-  if (owner === undefined) return base
-  let client: pg.Client
-  try {
-    client = await connect(onDatabase(admin, db.name), {applicationName: 'singularity db status', statementTimeoutMs: 15_000})
-  } catch (error) {
-    return {...base, verdict: 'unreachable', error: (error as Error).message}
-  }
-  try {
-    const ext = await client.query<{name: string; version: string}>('SELECT extname AS name, extversion AS version FROM pg_extension ORDER BY extname')
-    const engine = db.spec.queues.length > 0 ? await liveQueueEngine(client) : null
-    const components = [...(engine === 'bundled' || (db.spec.queues.length > 0 && engine === null) ? [BUNDLED_QUEUE_COMPONENT] : []), ...db.spec.components]
-    const files = await planComponents(client, components)
-    const count = (state: FilePlan['state']) => files.filter((f) => f.state === state).length
-    const queuesMissing = await missingQueues(client, db.spec.queues)
-    const installed = new Set(ext.rows.map((e) => e.name))
-    const declared = await featureImplementations(client)
-    const fallbacks = declared.length > 0
-      ? declared
-      : OPTIONAL_EXTENSIONS.filter((o) => o.databases.includes(db.kind)).map((o) => ({feature: o.feature, implementation: installed.has(o.name) ? o.name : `fallback: ${o.fallback}`}))
-    const migrations = {applied: count('applied'), pending: count('pending'), changed: count('changed'), drifted: count('drifted'), skipped: count('skipped'), files: files.filter((f) => f.state !== 'applied')}
-    const missingExtensions = db.spec.extensions.filter((e) => !installed.has(e))
-    let verdict: Verdict = 'ok'
-    if (migrations.pending + migrations.changed > 0 || queuesMissing.length > 0 || missingExtensions.length > 0) verdict = 'pending'
-    if (owner !== db.owner) verdict = 'misowned'
-    if (migrations.drifted > 0) verdict = 'drifted'
-    return {...base, reachable: true, extensions: ext.rows, fallbacks, migrations, queueEngine: engine, queuesMissing, verdict}
-  } finally {
-    await client.end().catch(() => {})
-  }
-}
-
-/** How the server stands against the estate: per database reachability, owner, extensions, migrations, queues. */
-export async function estateStatus(config: ResolvedConfig): Promise<EstateStatus> {
-  const admin = adminTarget(config)
-  const client = await connect(admin, {applicationName: 'singularity db status', statementTimeoutMs: 15_000})
-  try {
-    const facts = await serverFacts(client)
-    const e = await discoverEstate(config, client)
-    const owners = await client.query<{datname: string; owner: string}>('SELECT datname, pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = ANY($1)', [e.databases.map((d) => d.name)])
-    const ownerOf = new Map(owners.rows.map((r) => [r.datname, r.owner]))
-    const roles = await client.query<{rolname: string}>('SELECT rolname FROM pg_roles WHERE rolname = ANY($1)', [e.roles.map((r) => r.name)])
-    const haveRoles = new Set(roles.rows.map((r) => r.rolname))
-    const databases = await Promise.all(e.databases.map((db) => databaseStatus(admin, db, ownerOf.get(db.name))))
-    const roleList = e.roles.map((r) => ({name: r.name, exists: haveRoles.has(r.name)}))
-    let verdict = databases.reduce<Verdict>((worst, d) => (ORDER.indexOf(d.verdict) > ORDER.indexOf(worst) ? d.verdict : worst), 'ok')
-    if (verdict === 'ok' && roleList.some((r) => !r.exists)) verdict = 'pending'
+/** How the server stands against the estate, read from the one plan `db plan` prints. */
+export function statusFromPlan(plan: Plan): EstateStatus {
+  const databases = plan.databases.map((d): DatabaseStatus => {
+    const actions = plan.actions.filter((a) => a.database === d.name)
+    const count = (state: FilePlan['state']) => d.files.filter((f) => f.state === state).length
+    const installed = new Set(d.extensions.map((e) => e.name))
+    const fallbacks =
+      d.features.length > 0
+        ? d.features
+        : OPTIONAL_EXTENSIONS.filter((o) => o.databases.includes(d.kind as never)).map((o) => ({feature: o.feature, implementation: installed.has(o.name) ? o.name : `fallback: ${o.fallback}`}))
+    let verdict: Verdict = d.unreachable ? 'unreachable' : !d.exists ? 'missing' : verdictOf(actions)
+    if (d.exists && !d.unreachable && d.owner !== d.expectedOwner) verdict = worse(verdict, 'misowned')
     return {
-      server: {version: facts.version, walLevel: facts.walLevel, cronPreloaded: facts.preload.includes('pg_cron'), cronDatabase: facts.cronDatabase},
-      prefix: e.prefix,
-      instances: e.instances,
-      roles: roleList,
-      databases,
+      name: d.name,
+      kind: d.kind,
+      reachable: d.exists && !d.unreachable,
+      error: d.unreachable,
+      owner: d.owner,
+      expectedOwner: d.expectedOwner,
+      extensions: d.extensions,
+      fallbacks: d.exists && !d.unreachable ? fallbacks : [],
+      migrations: {
+        applied: count('applied'), pending: count('pending'), changed: count('changed'), drifted: count('drifted'), skipped: count('skipped'),
+        files: d.files.filter((f) => f.state !== 'applied'),
+      },
+      queueEngine: d.queueEngine,
+      queuesMissing: d.queuesMissing,
+      drift: actions.map((a) => a.description),
       verdict,
     }
-  } finally {
-    await client.end().catch(() => {})
+  })
+  const names = new Set(plan.databases.map((d) => d.name))
+  const elsewhere = plan.actions.filter((a) => a.database === null || !names.has(a.database))
+  const verdict = databases.reduce<Verdict>((w, d) => worse(w, d.verdict), verdictOf(elsewhere))
+  const document = planDocument(plan)
+  return {
+    server: {version: plan.server.version, walLevel: plan.server.walLevel, cronPreloaded: plan.server.cronPreloaded, cronDatabase: plan.server.cronDatabase},
+    prefix: plan.prefix,
+    instances: plan.instances,
+    roles: plan.roles.map((r) => ({name: r.name, exists: r.exists})),
+    databases,
+    plan: {summary: document.summary, actions: plan.actions.map(publicAction), warnings: plan.warnings},
+    verdict,
   }
+}
+
+/** `db status`: the plan of the estate as found on the server, as verdicts per database. */
+export async function estateStatus(config: ResolvedConfig): Promise<EstateStatus> {
+  const plan = await planEstate({
+    config,
+    instances: config.instances,
+    passwordsFile: process.env.SINGULARITY_PASSWORDS_FILE ?? defaultPasswordsFile(config),
+    schedules: schedulesFor(process.env),
+    applicationName: 'singularity db status',
+    tolerateUnreachable: true,
+  })
+  return statusFromPlan(plan)
 }

@@ -1,0 +1,54 @@
+import {ensureLedger, applySqlFile} from '../migrate/runner.js'
+import type {Estate} from '../../topology.js'
+import {isApplicable, type Action} from './action.js'
+import type {Connections} from './plan.js'
+
+/** What applying actions left behind: the ones that ran, and warnings (a slot that could not be created yet, a manual step). */
+export interface ApplyOutcome {
+  applied: Action[]
+  warnings: string[]
+}
+
+/**
+ * Runs actions in the order given, each as its step says: plain SQL on the admin, database or cron
+ * connection; an SQL file through the migration runner (one transaction with its ledger row); the
+ * CDC slot through ensureCdcSlot (which waits for running transactions and reports environment
+ * problems as warnings). Manual steps are not run: they come back as warnings.
+ */
+export async function applyActions(
+  conns: Connections,
+  estate: Estate,
+  cronDatabase: string,
+  actions: Action[],
+  options: {progress?: (message: string) => void} = {},
+): Promise<ApplyOutcome> {
+  const outcome: ApplyOutcome = {applied: [], warnings: []}
+  const ledgers = new Set<string>()
+  for (const action of actions) {
+    if (!isApplicable(action)) {
+      outcome.warnings.push(`not applied (${action.step.kind === 'manual' ? 'a manual step' : 'refused'}): ${action.description}`)
+      continue
+    }
+    options.progress?.(action.database ? `${action.database}: ${action.description}` : action.description)
+    const step = action.step
+    if (step.kind === 'sql') {
+      const client = step.on === 'admin' ? conns.admin : await conns.database(step.on === 'cron' ? cronDatabase : action.database!)
+      for (const statement of step.statements) await client.query(statement)
+    } else if (step.kind === 'sql-file') {
+      const client = await conns.database(action.database!)
+      if (!ledgers.has(action.database!)) {
+        await ensureLedger(client)
+        ledgers.add(action.database!)
+      }
+      if ((await applySqlFile(client, step.file)) === 'unchanged') continue
+    } else if (step.kind === 'cdc-slot') {
+      const db = estate.databases.find((d) => d.name === action.database)!
+      const {ensureCdcSlot} = await import('../cdc/ensure.js')
+      const result = await ensureCdcSlot(await conns.database(db.name), db)
+      outcome.warnings.push(...result.warnings)
+      if (!result.created) continue
+    }
+    outcome.applied.push(action)
+  }
+  return outcome
+}

@@ -1,0 +1,284 @@
+import type pg from 'pg'
+
+import {readCronJobs, type InstalledCronJob} from '../cron/install.js'
+import {isEstateJob} from '../cron/names.js'
+import {serverFacts, type ServerFacts} from '../provision/server.js'
+import {JOB_PREFIX, MANAGED_SCHEMAS, type ConcreteDatabase, type Estate, type QueueEngine} from '../../topology.js'
+
+/**
+ * Observation: the catalogs read into plain data, nothing decided. Every diff reads only this, so
+ * `db plan`, `db status`, `jobs list` and `doctor` see the same facts and cannot disagree.
+ */
+
+/** One privilege of an ACL; grantee 'PUBLIC' for the pseudo-role. */
+export interface AclEntry {
+  grantee: string
+  privilege: string
+}
+
+export interface ObservedRole {
+  name: string
+  login: boolean
+  superuser: boolean
+  createrole: boolean
+  createdb: boolean
+  replication: boolean
+  bypassrls: boolean
+  /** the stored SCRAM verifier; null when unreadable (not a superuser) or none */
+  verifier: string | null
+}
+
+export interface ObservedDatabase {
+  name: string
+  owner: string
+  /** the effective ACL (PostgreSQL's default when none was set: PUBLIC has CONNECT and TEMPORARY) */
+  acl: AclEntry[]
+}
+
+export interface ObservedSlot {
+  name: string
+  plugin: string | null
+  database: string | null
+}
+
+export interface CronObservation {
+  /** the cron database (cron.database_name) */
+  database: string
+  /** pg_cron created there */
+  installed: boolean
+  /** its version (extversion, e.g. '1.4-1'): from 1.5 on, jobs may run every few seconds */
+  version: string | null
+  /** the estate's jobs (our prefix, our databases), any user */
+  jobs: InstalledCronJob[]
+}
+
+export interface ServerObservation {
+  facts: ServerFacts
+  roles: ObservedRole[]
+  databases: ObservedDatabase[]
+  slots: ObservedSlot[]
+  /** null when pg_cron is not loaded or its database does not exist */
+  cron: CronObservation | null
+}
+
+export interface ObservedRelation {
+  schema: string
+  name: string
+  kind: 'table' | 'sequence'
+  owner: string
+  acl: AclEntry[]
+  /** for a sequence owned by a column (identity, serial): the table */
+  ownedBy: string | null
+}
+
+export interface ObservedRoutine {
+  schema: string
+  name: string
+  /** identity arguments, e.g. "queue_name text, msg jsonb" */
+  args: string
+  owner: string
+  acl: AclEntry[]
+}
+
+export interface ObservedSchema {
+  name: string
+  owner: string
+  acl: AclEntry[]
+}
+
+/** pg_default_acl: privileges objects created later by `role` in `schema` get. */
+export interface ObservedDefaultAcl {
+  role: string
+  schema: string
+  /** r tables, S sequences, f functions */
+  objtype: 'r' | 'S' | 'f' | 'T' | 'n'
+  acl: AclEntry[]
+}
+
+export interface ObservedIdentity {
+  schema: string
+  table: string
+  relreplident: string
+  hasPk: boolean
+  identityIndex: string | null
+  candidateIndex: string | null
+}
+
+export interface DatabaseObservation {
+  name: string
+  /** false: the database does not exist (everything in it is still to be done) */
+  exists: boolean
+  /** it exists but could not be read (connection refused, …): nothing in it is diffed */
+  unreachable?: string
+  extensions: Map<string, string>
+  /** applied SQL files: ledger key → sha256 */
+  ledger: Map<string, string>
+  queueEngine: QueueEngine | null
+  queues: string[]
+  schemas: ObservedSchema[]
+  relations: ObservedRelation[]
+  routines: ObservedRoutine[]
+  defaultAcls: ObservedDefaultAcl[]
+  /** the captured tables of the CDC spec (singularity databases) */
+  identities: ObservedIdentity[]
+  /** what public.singularity_feature_implementations() says (where it exists): which implementation each optional feature runs on */
+  features: {feature: string; implementation: string}[]
+}
+
+export function emptyDatabase(name: string): DatabaseObservation {
+  return {
+    name, exists: false, extensions: new Map(), ledger: new Map(), queueEngine: null, queues: [], schemas: [], relations: [], routines: [], defaultAcls: [], identities: [], features: [],
+  }
+}
+
+export interface EstateObservation {
+  server: ServerObservation
+  databases: Map<string, DatabaseObservation>
+}
+
+const ACL = (column: string, kind: string, owner: string) =>
+  `(SELECT coalesce(json_agg(json_build_object('grantee', CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END, 'privilege', a.privilege_type) ORDER BY 1), '[]')
+      FROM aclexplode(coalesce(${column}, acldefault(${kind}, ${owner}))) a)`
+
+/** Server-wide facts: settings, the estate's roles, databases and slots, and the estate's pg_cron jobs. */
+export async function observeServer(admin: pg.Client, estate: Estate, openCron: (database: string) => Promise<pg.Client | null>): Promise<ServerObservation> {
+  const facts = await serverFacts(admin)
+  const roleNames = estate.roles.map((r) => r.name)
+  const passwordColumn = facts.superuser ? '(SELECT rolpassword FROM pg_authid a WHERE a.oid = r.oid)' : 'NULL::text'
+  // one connection runs one query at a time: these go in sequence (pg queues them anyway)
+  const [roles, databases, slots] = await sequence([
+    () => admin.query<{rolname: string; rolcanlogin: boolean; rolsuper: boolean; rolcreaterole: boolean; rolcreatedb: boolean; rolreplication: boolean; rolbypassrls: boolean; verifier: string | null}>(
+      `SELECT rolname, rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls, ${passwordColumn} AS verifier
+         FROM pg_roles r WHERE rolname = ANY($1)`,
+      [roleNames],
+    ),
+    () => admin.query<{datname: string; owner: string; acl: AclEntry[]}>(
+      `SELECT datname, pg_get_userbyid(datdba) AS owner, ${ACL('datacl', `'d'`, 'datdba')} AS acl FROM pg_database WHERE datname = ANY($1)`,
+      [estate.databases.map((d) => d.name)],
+    ),
+    () => admin.query<{slot_name: string; plugin: string | null; database: string | null}>(
+      'SELECT slot_name, plugin, database FROM pg_replication_slots WHERE slot_name = ANY($1)',
+      [estate.databases.flatMap((d) => [d.cdcSlot, d.cdcBridgeSlot].filter((s): s is string => s !== undefined))],
+    ),
+  ] as const)
+  let cron: CronObservation | null = null
+  if (facts.preload.includes('pg_cron')) {
+    const client = await openCron(facts.cronDatabase)
+    if (client) {
+      const {rows} = await client.query<{version: string | null}>("SELECT (SELECT extversion FROM pg_extension WHERE extname = 'pg_cron') AS version")
+      const installed = rows[0].version !== null
+      const jobs = installed ? (await readCronJobs(client, `${JOB_PREFIX}${estate.prefix}`)).filter((j) => isEstateJob(j, estate, facts.cronDatabase)) : []
+      cron = {database: facts.cronDatabase, installed, version: rows[0].version, jobs}
+    }
+  }
+  return {
+    facts,
+    roles: roles.rows.map((r) => ({
+      name: r.rolname, login: r.rolcanlogin, superuser: r.rolsuper, createrole: r.rolcreaterole, createdb: r.rolcreatedb, replication: r.rolreplication, bypassrls: r.rolbypassrls, verifier: r.verifier,
+    })),
+    databases: databases.rows.map((d) => ({name: d.datname, owner: d.owner, acl: d.acl})),
+    slots: slots.rows.map((s) => ({name: s.slot_name, plugin: s.plugin, database: s.database})),
+    cron,
+  }
+}
+
+/** Everything the in-database areas need, read on an admin connection to the database (a few queries, in parallel). */
+export async function observeDatabase(client: pg.Client, db: ConcreteDatabase): Promise<DatabaseObservation> {
+  const schemas = [...MANAGED_SCHEMAS]
+  // the captured tables of the CentralCloud slot and of seed 002's CDC bridge
+  const captured = [...new Set([...(db.spec.cdc?.tables ?? []), ...(db.spec.cdcBridge?.tables ?? [])])]
+  const [meta, namespaces, relations, routines, defaults, identities] = await sequence([
+    () => client.query<{extensions: Record<string, string>; ledger: boolean; queue_meta: boolean; features: boolean}>(
+      `SELECT (SELECT coalesce(json_object_agg(extname, extversion), '{}') FROM pg_extension) AS extensions,
+              to_regclass('singularity_meta.applied_sql') IS NOT NULL AS ledger,
+              to_regclass('pgmq.meta') IS NOT NULL AS queue_meta,
+              to_regproc('public.singularity_feature_implementations') IS NOT NULL AS features`,
+    ),
+    () => client.query<{name: string; owner: string; acl: AclEntry[]}>(
+      `SELECT nspname AS name, pg_get_userbyid(nspowner) AS owner, ${ACL('nspacl', `'n'`, 'nspowner')} AS acl FROM pg_namespace WHERE nspname = ANY($1)`,
+      [schemas],
+    ),
+    () => client.query<{schema: string; name: string; relkind: string; owner: string; acl: AclEntry[]; owned_by: string | null}>(
+      `SELECT n.nspname AS schema, c.relname AS name, c.relkind, pg_get_userbyid(c.relowner) AS owner,
+              ${ACL('c.relacl', `CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char"`, 'c.relowner')} AS acl,
+              CASE WHEN c.relkind = 'S' THEN (SELECT t.relname FROM pg_depend d JOIN pg_class t ON t.oid = d.refobjid
+                                               WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass
+                                                 AND d.deptype IN ('a', 'i') LIMIT 1) END AS owned_by
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')`,
+      [schemas],
+    ),
+    () => client.query<{schema: string; name: string; args: string; owner: string; acl: AclEntry[]}>(
+      `SELECT n.nspname AS schema, p.proname AS name, pg_get_function_identity_arguments(p.oid) AS args, pg_get_userbyid(p.proowner) AS owner,
+              ${ACL('p.proacl', `'f'`, 'p.proowner')} AS acl
+         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = ANY($1)`,
+      [schemas],
+    ),
+    () => client.query<{role: string; schema: string; objtype: ObservedDefaultAcl['objtype']; acl: AclEntry[]}>(
+      `SELECT pg_get_userbyid(d.defaclrole) AS role, n.nspname AS schema, d.defaclobjtype AS objtype,
+              (SELECT coalesce(json_agg(json_build_object('grantee', CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END, 'privilege', a.privilege_type)), '[]')
+                 FROM aclexplode(d.defaclacl) a) AS acl
+         FROM pg_default_acl d JOIN pg_namespace n ON n.oid = d.defaclnamespace
+        WHERE n.nspname = ANY($1)`,
+      [schemas],
+    ),
+    () => captured.length === 0
+      ? Promise.resolve({rows: [] as ObservedIdentityRow[]})
+      : client.query<ObservedIdentityRow>(
+          `SELECT n.nspname AS schema, c.relname AS table, c.relreplident,
+                  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk,
+                  (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                    WHERE i.indrelid = c.oid AND i.indisreplident) AS identity_index,
+                  (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                    WHERE i.indrelid = c.oid AND i.indisunique AND i.indimmediate AND i.indisvalid
+                      AND i.indpred IS NULL AND i.indexprs IS NULL
+                      AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) k JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k WHERE NOT a.attnotnull)
+                    ORDER BY ic.relname LIMIT 1) AS candidate_index
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind IN ('r', 'p') AND c.relname = ANY ($1) AND n.nspname = 'public'`,
+          [captured],
+        ),
+  ] as const)
+  const m = meta.rows[0]
+  const extensions = new Map(Object.entries(m.extensions))
+  const [ledger, queues, features] = await sequence([
+    () => m.ledger ? client.query<{file: string; sha256: string}>('SELECT file, sha256 FROM singularity_meta.applied_sql') : Promise.resolve({rows: []}),
+    () => m.queue_meta ? client.query<{queue_name: string}>('SELECT queue_name FROM pgmq.meta ORDER BY queue_name') : Promise.resolve({rows: []}),
+    () => m.features
+      ? client.query<{feature: string; implementation: string}>('SELECT feature, implementation FROM public.singularity_feature_implementations()')
+      : Promise.resolve({rows: [] as {feature: string; implementation: string}[]}),
+  ] as const)
+  return {
+    name: db.name,
+    exists: true,
+    extensions,
+    ledger: new Map(ledger.rows.map((r) => [r.file, r.sha256])),
+    queueEngine: extensions.has('pgmq') ? 'extension' : m.queue_meta ? 'bundled' : null,
+    queues: queues.rows.map((r) => r.queue_name),
+    schemas: namespaces.rows,
+    relations: relations.rows.map((r) => ({schema: r.schema, name: r.name, kind: r.relkind === 'S' ? 'sequence' : 'table', owner: r.owner, acl: r.acl, ownedBy: r.owned_by})),
+    routines: routines.rows,
+    defaultAcls: defaults.rows,
+    identities: identities.rows.map((r) => ({
+      schema: r.schema, table: r.table, relreplident: r.relreplident, hasPk: r.has_pk, identityIndex: r.identity_index, candidateIndex: r.candidate_index,
+    })),
+    features: features.rows,
+  }
+}
+
+interface ObservedIdentityRow {
+  schema: string
+  table: string
+  relreplident: string
+  has_pk: boolean
+  identity_index: string | null
+  candidate_index: string | null
+}
+
+/** Runs queries one after the other (a pg client runs one at a time) and returns their results in order. */
+async function sequence<const T extends readonly (() => Promise<unknown>)[]>(queries: T): Promise<{-readonly [K in keyof T]: Awaited<ReturnType<T[K]>>}> {
+  const out: unknown[] = []
+  for (const query of queries) out.push(await query())
+  return out as {-readonly [K in keyof T]: Awaited<ReturnType<T[K]>>}
+}

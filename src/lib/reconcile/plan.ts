@@ -1,0 +1,293 @@
+import type pg from 'pg'
+
+import type {ResolvedConfig, Target} from '../config/resolve.js'
+import {connect} from '../db/connect.js'
+import {adminTarget, configuredEstate, discoverEstate, onDatabase, selectDatabases} from '../estate/targets.js'
+import {plannedCronJobs} from '../cron/names.js'
+import {validateSchedules} from '../cron/install.js'
+import {schedulesForPgCron, type JobSpec} from '../../schedules.js'
+import type {FilePlan} from '../migrate/runner.js'
+import {readPasswordFile} from '../provision/passwords.js'
+import {chooseQueueEngine, type EngineChoice} from '../provision/queue-engine.js'
+import {planPasswords, type RolePlan} from '../provision/roles.js'
+import type {ConcreteDatabase, Estate, QueueEngine, ScheduleSpec} from '../../topology.js'
+import {AREAS, publicAction, type Action, type Area, type PublicAction} from './action.js'
+import {diffCdc} from './cdc.js'
+import {diffCron} from './cron.js'
+import {diffDatabases} from './databases.js'
+import {diffExtensions, wantedExtensions} from './extensions.js'
+import {diffGrants} from './grants.js'
+import {emptyDatabase, observeDatabase, observeServer, type DatabaseObservation, type EstateObservation, type ServerObservation} from './observe.js'
+import {diffQueues} from './queues.js'
+import {diffRoles} from './roles.js'
+import {diffServer} from './server.js'
+import {diffSql, fileStates} from './sql.js'
+
+/** Connections of one reconciliation: the admin one and, lazily, one per database (as the admin). */
+export class Connections {
+  private readonly clients = new Map<string, Promise<pg.Client>>()
+
+  private constructor(
+    readonly admin: pg.Client,
+    private readonly target: Target,
+    private readonly applicationName: string,
+  ) {}
+
+  static async open(config: ResolvedConfig, applicationName: string): Promise<Connections> {
+    const target = adminTarget(config)
+    const admin = await connect(target, {applicationName, lockTimeoutMs: 30_000})
+    return new Connections(admin, target, applicationName)
+  }
+
+  /** A client on a database of the server (the admin client when it is the admin's database). */
+  async database(name: string): Promise<pg.Client> {
+    if (name === this.admin.database) return this.admin
+    let client = this.clients.get(name)
+    if (!client) {
+      client = connect(onDatabase(this.target, name), {applicationName: this.applicationName, lockTimeoutMs: 30_000})
+      this.clients.set(name, client)
+      client.catch(() => this.clients.delete(name))
+    }
+    return client
+  }
+
+  async close(): Promise<void> {
+    const all = await Promise.allSettled([...this.clients.values()])
+    await Promise.all(all.map((c) => (c.status === 'fulfilled' ? c.value.end().catch(() => {}) : undefined)))
+    await this.admin.end().catch(() => {})
+  }
+}
+
+/** What the diffs need besides the observation. */
+export interface DiffContext {
+  estate: Estate
+  queueEngine: EngineChoice
+  /** the declared schedules (pg_cron ones are reconciled) */
+  schedules: ScheduleSpec[]
+  roles: {plans: RolePlan[]; passwords: Record<string, string>}
+}
+
+/**
+ * Reads the server and every existing estate database (in parallel, one connection each). With
+ * `tolerateUnreachable` a database that cannot be read is marked so instead of failing (db status).
+ */
+export async function observeEstate(conns: Connections, estate: Estate, options: {tolerateUnreachable?: boolean} = {}): Promise<EstateObservation> {
+  const server = await observeServer(conns.admin, estate, async (name) => {
+    const {rows} = await conns.admin.query('SELECT 1 FROM pg_database WHERE datname = $1 AND datallowconn', [name])
+    return rows.length > 0 ? conns.database(name) : null
+  })
+  const existing = new Set(server.databases.map((d) => d.name))
+  const databases = new Map<string, DatabaseObservation>()
+  await Promise.all(
+    estate.databases.map(async (db) => {
+      if (!existing.has(db.name)) {
+        databases.set(db.name, emptyDatabase(db.name))
+        return
+      }
+      try {
+        databases.set(db.name, await observeDatabase(await conns.database(db.name), db))
+      } catch (error) {
+        if (!options.tolerateUnreachable) throw error
+        databases.set(db.name, {...emptyDatabase(db.name), exists: true, unreachable: (error as Error).message.split('\n')[0]})
+      }
+    }),
+  )
+  return {server, databases}
+}
+
+/** The queue engine a database runs or will run (null: it has no queues). */
+export function engineOf(db: ConcreteDatabase, observed: DatabaseObservation, server: ServerObservation, choice: EngineChoice): QueueEngine | null {
+  if (db.spec.queues.length === 0) return null
+  return chooseQueueEngine(choice, observed.queueEngine, server.facts.available.has('pgmq'), db.name)
+}
+
+/** The in-database areas, in the order they apply. */
+export const DATABASE_AREAS = ['extensions', 'sql', 'queues', 'grants', 'cdc'] as const satisfies readonly Area[]
+
+/** The actions of some in-database areas for one database, from its observation. */
+export function diffDatabase(
+  db: ConcreteDatabase,
+  observed: DatabaseObservation,
+  server: ServerObservation,
+  ctx: DiffContext,
+  areas: readonly (typeof DATABASE_AREAS)[number][] = DATABASE_AREAS,
+): {actions: Action[]; warnings: string[]} {
+  if (observed.unreachable) return {actions: [], warnings: [`${db.name} could not be read: ${observed.unreachable}`]}
+  const engine = engineOf(db, observed, server, ctx.queueEngine)
+  const extensions = new Set([...observed.extensions.keys(), ...wantedExtensions(db, server.facts, engine)])
+  const actions: Action[] = []
+  const warnings: string[] = []
+  for (const area of areas) {
+    if (area === 'extensions') actions.push(...diffExtensions(db, observed, server.facts, engine))
+    if (area === 'sql') actions.push(...diffSql(db, observed, engine, extensions))
+    if (area === 'queues') actions.push(...diffQueues(db, observed))
+    if (area === 'grants') actions.push(...diffGrants(ctx.estate, db, observed, server.facts.user))
+    if (area === 'cdc') {
+      const cdc = diffCdc(db, observed, server.slots)
+      actions.push(...cdc.actions)
+      warnings.push(...cdc.warnings)
+    }
+  }
+  return {actions, warnings}
+}
+
+/** The pg_cron actions (empty with a warning when pg_cron is not loaded: the server area says how to fix that). */
+export function diffSchedules(server: ServerObservation, ctx: DiffContext): {actions: Action[]; warnings: string[]} {
+  if (!server.cron) return {actions: [], warnings: server.facts.preload.includes('pg_cron') ? [`the cron database ${server.facts.cronDatabase} does not exist: no pg_cron job can be installed`] : []}
+  // seconds schedules where this pg_cron has them (the CDC bridge: every 5 s from 1.5, every minute on 1.4)
+  const schedules = schedulesForPgCron(ctx.schedules as JobSpec[], server.cron.version)
+  validateSchedules(ctx.estate, schedules, server.cron.database)
+  const planned = plannedCronJobs(ctx.estate, schedules, server.cron.database)
+  return {actions: diffCron(server.cron, planned, server.cron.jobs, server.facts.user), warnings: []}
+}
+
+/** Every action that brings the observed server to the estate, in dependency order. Pure. */
+export function diffEstate(observation: EstateObservation, ctx: DiffContext): {actions: Action[]; warnings: string[]} {
+  const {server} = observation
+  const actions: Action[] = [...diffServer(server), ...diffRoles(ctx.estate, server.roles, ctx.roles.plans, ctx.roles.passwords), ...diffDatabases(ctx.estate, server.databases)]
+  const warnings: string[] = []
+  for (const db of ctx.estate.databases) {
+    const result = diffDatabase(db, observation.databases.get(db.name) ?? emptyDatabase(db.name), server, ctx)
+    actions.push(...result.actions)
+    warnings.push(...result.warnings)
+  }
+  const cron = diffSchedules(server, ctx)
+  actions.push(...cron.actions)
+  warnings.push(...cron.warnings)
+  const rank = (a: Action) => AREAS.indexOf(a.area)
+  return {actions: actions.map((a, i) => ({a, i})).sort((x, y) => rank(x.a) - rank(y.a) || x.i - y.i).map((x) => x.a), warnings}
+}
+
+export interface PlanOptions {
+  config: ResolvedConfig
+  /** the number of singularity instances; read from the server when not given */
+  instances?: number
+  queueEngine?: EngineChoice
+  /** role passwords given in a file (for the roles area); none when absent */
+  passwordsFile?: string
+  env?: NodeJS.ProcessEnv
+  schedules: ScheduleSpec[]
+  /** only these databases (names or kinds; --db); server-wide actions are then left out */
+  databases?: string[]
+  applicationName?: string
+}
+
+export interface DatabasePlanInfo {
+  name: string
+  kind: string
+  exists: boolean
+  unreachable?: string
+  owner: string | null
+  expectedOwner: string
+  queueEngine: QueueEngine | null
+  extensions: {name: string; version: string}[]
+  files: FilePlan[]
+  queuesMissing: string[]
+  features: {feature: string; implementation: string}[]
+}
+
+/** The plan: what `db plan` prints, `db status`, `jobs list` and `doctor` read, and `db init` applies. */
+export interface Plan {
+  server: {version: string; user: string; superuser: boolean; walLevel: string; cronPreloaded: boolean; cronDatabase: string}
+  prefix: string
+  instances: number
+  actions: Action[]
+  warnings: string[]
+  roles: RolePlan[]
+  databases: DatabasePlanInfo[]
+  observation: EstateObservation
+  /** what the diffs were given (with the passwords decided for new roles: never printed) */
+  context: DiffContext
+}
+
+/** Per-database facts for the status views, from the same observation. */
+export function databaseInfo(db: ConcreteDatabase, observation: EstateObservation, ctx: DiffContext, actions: Action[]): DatabasePlanInfo {
+  const observed = observation.databases.get(db.name) ?? emptyDatabase(db.name)
+  const engine = observed.exists && !observed.unreachable ? engineOf(db, observed, observation.server, ctx.queueEngine) : null
+  const extensions = new Set([...observed.extensions.keys(), ...wantedExtensions(db, observation.server.facts, engine)])
+  return {
+    name: db.name,
+    kind: db.kind,
+    exists: observed.exists,
+    unreachable: observed.unreachable,
+    owner: observation.server.databases.find((d) => d.name === db.name)?.owner ?? null,
+    expectedOwner: db.owner,
+    queueEngine: observed.queueEngine,
+    extensions: [...observed.extensions].map(([name, version]) => ({name, version})).sort((a, b) => a.name.localeCompare(b.name)),
+    files: observed.exists && !observed.unreachable ? fileStates(db, observed, engine, extensions) : [],
+    queuesMissing: actions.filter((a) => a.area === 'queues' && a.database === db.name).map((a) => a.subject!),
+    features: observed.features,
+  }
+}
+
+/** The context of a plan: estate, passwords (never saved here), schedules. */
+export function diffContext(estate: Estate, observation: EstateObservation, options: Pick<PlanOptions, 'queueEngine' | 'passwordsFile' | 'env' | 'schedules'>): DiffContext {
+  const exists = new Set(observation.server.roles.map((r) => r.name))
+  const fromFile = options.passwordsFile ? readPasswordFile(options.passwordsFile) : {}
+  return {
+    estate,
+    queueEngine: options.queueEngine ?? 'auto',
+    schedules: options.schedules,
+    roles: planPasswords(estate.roles, exists, fromFile, options.env ?? process.env),
+  }
+}
+
+/** Observes and diffs on open connections (db init calls this under its lock). */
+export async function planOn(conns: Connections, estate: Estate, options: Omit<PlanOptions, 'config' | 'instances'> & {tolerateUnreachable?: boolean}): Promise<Plan> {
+  const observation = await observeEstate(conns, estate, {tolerateUnreachable: options.tolerateUnreachable})
+  const ctx = diffContext(estate, observation, options)
+  let {actions, warnings} = diffEstate(observation, ctx)
+  let databases = estate.databases
+  if (options.databases && options.databases.length > 0) {
+    databases = selectDatabases(estate.databases, options.databases)
+    const names = new Set(databases.map((d) => d.name))
+    actions = actions.filter((a) => a.database !== null && (names.has(a.database) || (a.area === 'cron' && names.has(a.database))))
+  }
+  const f = observation.server.facts
+  return {
+    server: {version: f.version, user: f.user, superuser: f.superuser, walLevel: f.walLevel, cronPreloaded: f.preload.includes('pg_cron'), cronDatabase: f.cronDatabase},
+    prefix: estate.prefix,
+    instances: estate.instances,
+    actions,
+    warnings,
+    roles: ctx.roles.plans,
+    databases: databases.map((db) => databaseInfo(db, observation, ctx, actions)),
+    observation,
+    context: ctx,
+  }
+}
+
+/** `db plan`: observe the server, diff it against the estate; changes nothing and takes no lock. */
+export async function planEstate(options: PlanOptions & {tolerateUnreachable?: boolean}): Promise<Plan> {
+  const conns = await Connections.open(options.config, options.applicationName ?? 'singularity db plan')
+  try {
+    const estate = options.instances ? configuredEstate(options.config, options.instances) : await discoverEstate(options.config, conns.admin)
+    return await planOn(conns, estate, options)
+  } finally {
+    await conns.close()
+  }
+}
+
+/** The plan as printed (--json): actions without their internal steps, grouped counts. */
+export function planDocument(plan: Plan): {
+  status: 'up-to-date' | 'planned' | 'refused'
+  server: Plan['server']
+  prefix: string
+  instances: number
+  summary: {actions: number; destructive: number; refused: number; byArea: Partial<Record<Area, number>>}
+  actions: PublicAction[]
+  warnings: string[]
+} {
+  const byArea: Partial<Record<Area, number>> = {}
+  for (const a of plan.actions) byArea[a.area] = (byArea[a.area] ?? 0) + 1
+  const refused = plan.actions.filter((a) => a.refused).length
+  return {
+    status: refused > 0 ? 'refused' : plan.actions.length > 0 ? 'planned' : 'up-to-date',
+    server: plan.server,
+    prefix: plan.prefix,
+    instances: plan.instances,
+    summary: {actions: plan.actions.length, destructive: plan.actions.filter((a) => a.destructive).length, refused, byArea},
+    actions: plan.actions.map(publicAction),
+    warnings: plan.warnings,
+  }
+}

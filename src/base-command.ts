@@ -2,6 +2,7 @@ import {Command, Flags, Interfaces} from '@oclif/core'
 
 import {CliError, ExitCode, type ExitCodeValue, UsageError} from './lib/cli/errors.js'
 import {redact, redactValue} from './lib/cli/redact.js'
+import {disabledParts} from './lib/estate/disabled.js'
 import {isInteractive} from './lib/cli/terminal.js'
 import {toCliError} from './lib/db/pg-errors.js'
 
@@ -91,11 +92,17 @@ export abstract class BaseCommand<T extends typeof Command = typeof Command> ext
   }
 
   async run(): Promise<unknown> {
-    const result = await this.execute()
+    let result = await this.execute()
+    // parts of the estate switched off by configuration (SHARED_QUEUE_ENABLED=false) are said, not failed
+    const disabled = disabledParts()
     if (this.jsonMode) {
+      if (disabled.length > 0 && result !== null && typeof result === 'object' && !Array.isArray(result)) {
+        result = {...(result as Record<string, unknown>), disabled: disabled.map((d) => ({database: d.database, reason: d.reason}))}
+      }
       if (result !== undefined) process.stdout.write(JSON.stringify(redactValue(result), null, 2) + '\n')
     } else {
       await this.human(result)
+      for (const d of disabled) this.note(`note: ${d.database} is disabled (${d.reason}): its part of this command was skipped`)
     }
     process.exitCode = this.exitCodeAfterOutput
     return undefined

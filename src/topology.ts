@@ -264,6 +264,8 @@ export interface Estate {
   prefix: string
   instances: number
   databases: ConcreteDatabase[]
+  /** databases switched off by configuration (SHARED_QUEUE_ENABLED=false): not part of the estate */
+  disabled: {kind: DatabaseKind; name: string; reason: string}[]
   roles: {key: RoleKey; name: string; description: string; replication: boolean}[]
 }
 
@@ -295,7 +297,7 @@ export function singularityDatabaseNames(instances: number, prefix = ''): string
 }
 
 /** Expands the topology into the concrete names db init creates. */
-export function estate(options: {instances?: number; prefix?: string} = {}): Estate {
+export function estate(options: {instances?: number; prefix?: string; disabled?: {kind: DatabaseKind; reason: string}[]} = {}): Estate {
   const prefix = options.prefix ?? ''
   const instances = options.instances ?? 1
   const concrete = (spec: DatabaseSpec, name: string, instance?: number): ConcreteDatabase => ({
@@ -320,10 +322,13 @@ export function estate(options: {instances?: number; prefix?: string} = {}): Est
   const databases: ConcreteDatabase[] = []
   singularityDatabaseNames(instances, prefix).forEach((name, i) => databases.push(concrete(DATABASES.singularity, name, instances > 1 ? i + 1 : undefined)))
   for (const kind of DATABASE_KINDS.filter((k) => k !== 'singularity')) databases.push(concrete(DATABASES[kind], `${prefix}${kind}`))
+  const off = options.disabled ?? []
+  const disabled = databases.filter((d) => off.some((o) => o.kind === d.kind)).map((d) => ({kind: d.kind, name: d.name, reason: off.find((o) => o.kind === d.kind)!.reason}))
   return {
     prefix,
     instances,
-    databases,
+    databases: databases.filter((d) => !disabled.some((x) => x.name === d.name)),
+    disabled,
     roles: ROLES.map((r) => ({key: r.key, name: roleName(r.key, prefix), description: r.description, replication: r.replication ?? false})),
   }
 }

@@ -41,7 +41,8 @@ async function dropEstate(): Promise<void> {
 }
 
 async function makeEstate(): Promise<void> {
-  const init = await runCli(['db', 'init', '--prefix', P, '--passwords-file', join(root, 'passwords.json')], {timeoutMs: 180_000})
+  // the bundled engine: queue tables of the pgmq extension are extension members, which pg_dump leaves out
+  const init = await runCli(['db', 'init', '--prefix', P, '--passwords-file', join(root, 'passwords.json'), '--queue-engine', 'bundled'], {timeoutMs: 180_000})
   if (init.exitCode !== 0) {
     process.stderr.write(`db init failed (${init.exitCode}); creating the ${P} databases by hand\n${init.stderr}\n`)
     await admin(async (c) => {

@@ -2,7 +2,7 @@ import {mkdtempSync, readFileSync, statSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {spawn} from 'node:child_process'
-import {describe, expect, it} from 'vitest'
+import {beforeAll, describe, expect, it} from 'vitest'
 
 import {runCli} from '../helpers/cli.js'
 import {adminUrl, connect, urlFor, withClient} from '../helpers/db.js'
@@ -53,10 +53,11 @@ async function attempt(url: string, sql: string): Promise<string> {
   }
 }
 
-describe('db init', () => {
-  const P = 't_init_'
+const ROLES = ['centralcloud', 'centralcloud_analytics', 'centralcloud_cdc', 'centralcloud_consumer', 'genesis', 'nexus', 'singularity']
 
-  it('--dry-run on an empty server prints the plan and changes nothing in the catalog', async () => {
+describe('db init --dry-run', () => {
+  it('on an empty server prints the plan (the same as db plan) and changes nothing in the catalog', async () => {
+    const P = 't_dry_'
     const before = await catalog(P)
     const result = await init(P, ['--dry-run', '--json'])
     expect(result.exitCode, result.stdout + result.stderr).toBe(0)
@@ -64,21 +65,37 @@ describe('db init', () => {
     expect(plan.status).toBe('planned')
     expect(plan.databases.map((d: {name: string}) => d.name)).toEqual([`${P}singularity`, `${P}genesis`, `${P}centralcloud`, `${P}nexus`, `${P}shared_queue`])
     expect(plan.roles.every((r: {exists: boolean}) => !r.exists)).toBe(true)
-    expect(plan.databases[0].files.length).toBeGreaterThan(5)
+    const creates = plan.actions.filter((a: {area: string; reason: string; sql: string[]}) => a.area === 'databases' && a.reason === 'missing' && a.sql[0].startsWith('CREATE DATABASE'))
+    expect(creates).toHaveLength(5)
+    expect(plan.actions.filter((a: {area: string}) => a.area === 'sql').length).toBeGreaterThan(10)
+    for (const a of plan.actions) expect(a).toEqual(expect.objectContaining({description: expect.any(String), sql: expect.any(Array), destructive: expect.any(Boolean), privilege: expect.any(String), reason: expect.any(String)}))
+    expect(JSON.stringify(plan)).not.toMatch(/SCRAM-SHA-256/)
+    const viaPlan = await runCli(['db', 'plan', '--prefix', P, '--passwords-file', passwordsFile(P), '--instances', '1', '--json'])
+    expect(viaPlan.exitCode).toBe(3)
+    expect(viaPlan.json().actions.map((a: {description: string}) => a.description)).toEqual(plan.actions.map((a: {description: string}) => a.description))
     expect(await catalog(P)).toEqual(before)
+  })
+})
+
+describe('db init', () => {
+  const P = 't_init_'
+  let fresh: {exitCode: number | null; stdout: string; stderr: string; body: any}
+
+  beforeAll(async () => {
+    const result = await init(P, ['--queue-engine', 'bundled', '--json'])
+    fresh = {exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr, body: result.exitCode === 0 ? result.json() : null}
+    expect(result.exitCode, result.stdout + result.stderr).toBe(0)
   })
 
   it('a fresh init creates the five databases, the roles, the queues; the password file is 0600 and no password is printed', async () => {
-    const result = await init(P, ['--json'])
-    expect(result.exitCode, result.stderr).toBe(0)
-    const body = result.json()
-    expect(body.status).toBe('applied')
+    expect(fresh.body.status).toBe('applied')
+    expect(fresh.body.actions.length).toBe(fresh.body.changes.length)
     const {databases, roles} = await catalog(P)
     expect(databases).toEqual([`${P}centralcloud`, `${P}genesis`, `${P}nexus`, `${P}shared_queue`, `${P}singularity`])
-    expect(roles).toEqual([`${P}centralcloud`, `${P}centralcloud_analytics`, `${P}genesis`, `${P}nexus`, `${P}singularity`])
+    expect(roles).toEqual(ROLES.map((r) => P + r))
     expect(statSync(passwordsFile(P)).mode & 0o777).toBe(0o600)
     for (const pw of Object.values(JSON.parse(readFileSync(passwordsFile(P), 'utf8')) as Record<string, string>)) {
-      expect(result.stdout + result.stderr).not.toContain(pw)
+      expect(fresh.stdout + fresh.stderr).not.toContain(pw)
     }
     const queues = await withClient(urlFor(`${P}shared_queue`), (c) => c.query<{queue_name: string}>('SELECT queue_name FROM pgmq.meta ORDER BY 1'))
     expect(queues.rows.map((r) => r.queue_name)).toHaveLength(12)
@@ -86,12 +103,15 @@ describe('db init', () => {
     expect(own.rows.map((r) => r.queue_name)).toEqual(['agent-knowledge-updates', 'agent-sessions', 'centralcloud-new-patterns'])
   })
 
-  it('a second init changes nothing and says up to date; db status is ok (exit 0)', async () => {
+  it('a second init changes nothing and says up to date; db plan is empty (exit 0); db status is ok (exit 0)', async () => {
     const result = await init(P, ['--json'])
     expect(result.exitCode).toBe(0)
-    expect(result.json()).toMatchObject({status: 'up-to-date', changes: []})
+    expect(result.json()).toMatchObject({status: 'up-to-date', changes: [], actions: []})
     const human = await init(P)
     expect(human.stdout).toContain('up to date')
+    const plan = await runCli(['db', 'plan', '--prefix', P, '--json'])
+    expect(plan.exitCode, plan.stdout).toBe(0)
+    expect(plan.json()).toMatchObject({status: 'up-to-date', actions: []})
     const status = await runCli(['db', 'status', '--prefix', P, '--json'])
     expect(status.exitCode).toBe(0)
     const s = status.json()
@@ -100,7 +120,7 @@ describe('db init', () => {
     expect(s.databases.find((d: {kind: string}) => d.kind === 'shared_queue').queueEngine).toBe('bundled')
   })
 
-  it("holds seed 003's isolation matrix cell by cell: CONNECT only where allowed", async () => {
+  it("holds seed 003's isolation matrix cell by cell, with CentralCloud's two roles into singularity only", async () => {
     const kinds = ['singularity', 'genesis', 'centralcloud', 'nexus', 'shared_queue']
     const allowed: Record<string, string[]> = {
       singularity: ['singularity', 'shared_queue'],
@@ -108,6 +128,8 @@ describe('db init', () => {
       centralcloud: ['centralcloud', 'shared_queue'],
       nexus: ['nexus', 'shared_queue'],
       centralcloud_analytics: ['shared_queue'],
+      centralcloud_cdc: ['singularity'],
+      centralcloud_consumer: ['singularity'],
     }
     for (const [role, dbs] of Object.entries(allowed)) {
       for (const kind of kinds) {
@@ -116,44 +138,50 @@ describe('db init', () => {
     }
   })
 
-  it('shared_queue: singularity, genesis and nexus read and write queues; centralcloud and its analytics role only read', async () => {
+  it("shared_queue: each service only in seed 003's directions; centralcloud observes those queues and its analytics role reads archives only", async () => {
     const sq = `${P}shared_queue`
-    for (const role of ['singularity', 'genesis', 'nexus']) {
-      const url = roleUrl(P, role, sq)
-      expect(await attempt(url, `SELECT pgmq.send('job_requests', '{"id":"1","code":"x","language":"elixir"}')`), role).toBe('ok')
-      expect(await attempt(url, "SELECT * FROM pgmq.read('job_requests', 30, 1)"), role).toBe('ok')
-      expect(await attempt(url, "SELECT pgmq.archive('job_requests', 1::bigint)"), role).toBe('ok')
-    }
+    const send = (queue: string) => `SELECT pgmq.send('${queue}', '{"id":"1","code":"x","language":"elixir"}')`
+    const read = (queue: string) => `SELECT * FROM pgmq.read('${queue}', 30, 1)`
+    // allowed: singularity publishes job_requests, genesis consumes and archives it, publishes job_results
+    expect(await attempt(roleUrl(P, 'singularity', sq), send('job_requests'))).toBe('ok')
+    expect(await attempt(roleUrl(P, 'genesis', sq), read('job_requests'))).toBe('ok')
+    expect(await attempt(roleUrl(P, 'genesis', sq), "SELECT pgmq.archive('job_requests', (SELECT max(msg_id) FROM pgmq.q_job_requests))")).toBe('ok')
+    expect(await attempt(roleUrl(P, 'genesis', sq), send('job_results'))).toBe('ok')
+    expect(await attempt(roleUrl(P, 'singularity', sq), read('job_results'))).toBe('ok')
+    expect(await attempt(roleUrl(P, 'nexus', sq), read('llm_requests'))).toBe('ok')
+    expect(await attempt(roleUrl(P, 'nexus', sq), send('llm_results'))).toBe('ok')
+    // refused: the wrong directions
+    expect(await attempt(roleUrl(P, 'singularity', sq), read('job_requests'))).toBe('42501')
+    expect(await attempt(roleUrl(P, 'nexus', sq), send('llm_requests'))).toBe('42501')
+    expect(await attempt(roleUrl(P, 'nexus', sq), read('job_requests'))).toBe('42501')
+    expect(await attempt(roleUrl(P, 'genesis', sq), send('job_requests'))).toBe('42501')
     for (const role of ['centralcloud', 'centralcloud_analytics']) {
       const url = roleUrl(P, role, sq)
       expect(await attempt(url, 'SELECT count(*) FROM pgmq.a_job_requests'), role).toBe('ok')
-      expect(await attempt(url, 'SELECT count(*) FROM pgmq.q_llm_requests'), role).toBe('ok')
-      expect(await attempt(url, `SELECT pgmq.send('llm_requests', '{}')`), role).toBe('42501')
+      expect(await attempt(url, send('llm_requests')), role).toBe('42501')
       expect(await attempt(url, 'DELETE FROM pgmq.a_job_requests'), role).toBe('42501')
       expect(await attempt(url, 'CREATE TABLE pgmq.sneaky (x int)'), role).toBe('42501')
     }
+    expect(await attempt(roleUrl(P, 'centralcloud', sq), 'SELECT count(*) FROM pgmq.q_llm_requests')).toBe('ok')
+    expect(await attempt(roleUrl(P, 'centralcloud_analytics', sq), 'SELECT count(*) FROM pgmq.q_llm_requests')).toBe('42501')
+  })
+
+  it("CentralCloud's consumer role consumes its two queues of singularity and nothing else there; the CDC role has no table privileges", async () => {
+    const db = `${P}singularity`
+    const consumer = roleUrl(P, 'centralcloud_consumer', db)
+    expect(await attempt(consumer, "SELECT * FROM pgmq.read('centralcloud-new-patterns', 30, 1)")).toBe('ok')
+    expect(await attempt(consumer, "SELECT * FROM pgmq.read('agent-sessions', 30, 1)")).toBe('ok')
+    expect(await attempt(consumer, "SELECT * FROM pgmq.read('agent-knowledge-updates', 30, 1)")).toBe('42501')
+    expect(await attempt(consumer, "SELECT pgmq.send('agent-sessions', '{}')")).toBe('42501')
+    expect(await attempt(consumer, 'SELECT count(*) FROM public.learned_patterns')).toBe('42501')
+    const cdc = roleUrl(P, 'centralcloud_cdc', db)
+    expect(await attempt(cdc, 'SELECT count(*) FROM public.learned_patterns')).toBe('42501')
+    expect(await attempt(cdc, `SELECT count(*) FROM pg_logical_slot_peek_changes('${P}singularity_centralcloud_cdc', NULL, 1)`)).toBe('ok')
   })
 
   it('service roles cannot touch the ledger or create objects in public of shared_queue', async () => {
     expect(await attempt(roleUrl(P, 'singularity', `${P}singularity`), 'SELECT * FROM singularity_meta.applied_sql')).toBe('42501')
     expect(await attempt(roleUrl(P, 'nexus', `${P}shared_queue`), 'CREATE TABLE public.t (x int)')).toBe('42501')
-  })
-
-  it('drift: an applied migration whose checksum changed is reported by db status (exit 3) and refused by db init (exit 1, naming the file)', async () => {
-    const db = urlFor(`${P}genesis`)
-    const original = await withClient(db, (c) => c.query<{sha256: string}>("SELECT sha256 FROM singularity_meta.applied_sql WHERE file = 'genesis/001_init.sql'"))
-    await withClient(db, (c) => c.query("UPDATE singularity_meta.applied_sql SET sha256 = 'edited' WHERE file = 'genesis/001_init.sql'"))
-    try {
-      const status = await runCli(['db', 'status', '--prefix', P, '--json'])
-      expect(status.exitCode).toBe(3)
-      expect(status.json().databases.find((d: {kind: string}) => d.kind === 'genesis').verdict).toBe('drifted')
-      const again = await init(P, ['--json'])
-      expect(again.exitCode).toBe(1)
-      expect(again.json().error).toMatchObject({code: 'MIGRATION_DRIFT'})
-      expect(again.json().error.message).toContain('sql/genesis/001_init.sql')
-    } finally {
-      await withClient(db, (c) => c.query("UPDATE singularity_meta.applied_sql SET sha256 = $1 WHERE file = 'genesis/001_init.sql'", [original.rows[0].sha256]))
-    }
   })
 })
 

@@ -140,27 +140,28 @@ const ACL = (column: string, kind: string, owner: string) =>
   `(SELECT coalesce(json_agg(json_build_object('grantee', CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END, 'privilege', a.privilege_type) ORDER BY 1), '[]')
       FROM aclexplode(coalesce(${column}, acldefault(${kind}, ${owner}))) a)`
 
+/** A subquery's rows as one JSON array (several catalog reads in one statement). */
+const rows = (sql: string) => `(SELECT coalesce(json_agg(x), '[]') FROM (${sql}) x)`
+
 /** Server-wide facts: settings, the estate's roles, databases and slots, and the estate's pg_cron jobs. */
 export async function observeServer(admin: pg.Client, estate: Estate, openCron: (database: string) => Promise<pg.Client | null>): Promise<ServerObservation> {
   const facts = await serverFacts(admin)
   const roleNames = estate.roles.map((r) => r.name)
   const passwordColumn = facts.superuser ? '(SELECT rolpassword FROM pg_authid a WHERE a.oid = r.oid)' : 'NULL::text'
-  // one connection runs one query at a time: these go in sequence (pg queues them anyway)
-  const [roles, databases, slots] = await sequence([
-    () => admin.query<{rolname: string; rolcanlogin: boolean; rolsuper: boolean; rolcreaterole: boolean; rolcreatedb: boolean; rolreplication: boolean; rolbypassrls: boolean; verifier: string | null}>(
-      `SELECT rolname, rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls, ${passwordColumn} AS verifier
-         FROM pg_roles r WHERE rolname = ANY($1)`,
-      [roleNames],
-    ),
-    () => admin.query<{datname: string; owner: string; acl: AclEntry[]}>(
-      `SELECT datname, pg_get_userbyid(datdba) AS owner, ${ACL('datacl', `'d'`, 'datdba')} AS acl FROM pg_database WHERE datname = ANY($1)`,
-      [estate.databases.map((d) => d.name)],
-    ),
-    () => admin.query<{slot_name: string; plugin: string | null; database: string | null}>(
-      'SELECT slot_name, plugin, database FROM pg_replication_slots WHERE slot_name = ANY($1)',
-      [estate.databases.flatMap((d) => [d.cdcSlot, d.cdcBridgeSlot].filter((s): s is string => s !== undefined))],
-    ),
-  ] as const)
+  const {rows: [r]} = await admin.query<{
+    roles: {rolname: string; rolcanlogin: boolean; rolsuper: boolean; rolcreaterole: boolean; rolcreatedb: boolean; rolreplication: boolean; rolbypassrls: boolean; verifier: string | null}[]
+    databases: {datname: string; owner: string; acl: AclEntry[]}[]
+    slots: {slot_name: string; plugin: string | null; database: string | null}[]
+  }>(
+    `SELECT ${rows(`SELECT rolname, rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls, ${passwordColumn} AS verifier
+                      FROM pg_roles r WHERE rolname = ANY($1)`)} AS roles,
+            ${rows(`SELECT datname, pg_get_userbyid(datdba) AS owner, ${ACL('datacl', `'d'`, 'datdba')} AS acl FROM pg_database WHERE datname = ANY($2)`)} AS databases,
+            ${rows('SELECT slot_name, plugin, database FROM pg_replication_slots WHERE slot_name = ANY($3)')} AS slots`,
+    [roleNames, estate.databases.map((d) => d.name), estate.databases.flatMap((d) => [d.cdcSlot, d.cdcBridgeSlot].filter((s): s is string => s !== undefined))],
+  )
+  const roles = {rows: r.roles}
+  const databases = {rows: r.databases}
+  const slots = {rows: r.slots}
   let cron: CronObservation | null = null
   if (facts.preload.includes('pg_cron')) {
     const client = await openCron(facts.cronDatabase)
@@ -182,88 +183,77 @@ export async function observeServer(admin: pg.Client, estate: Estate, openCron: 
   }
 }
 
-/** Everything the in-database areas need, read on an admin connection to the database (a few queries, in parallel). */
+/**
+ * Everything the in-database areas need, read on an admin connection to the database in two round
+ * trips (catalogs, then the ledger, queues and features where they exist): a fresh backend is slow
+ * on its first statements, so fewer statements make `db plan` fast.
+ */
 export async function observeDatabase(client: pg.Client, db: ConcreteDatabase): Promise<DatabaseObservation> {
-  const schemas = [...MANAGED_SCHEMAS]
-  // the captured tables of the CentralCloud slot and of seed 002's CDC bridge
-  const captured = [...new Set([...(db.spec.cdc?.tables ?? []), ...(db.spec.cdcBridge?.tables ?? [])])]
-  const [meta, namespaces, relations, routines, defaults, identities] = await sequence([
-    () => client.query<{extensions: Record<string, string>; ledger: boolean; queue_meta: boolean; features: boolean}>(
-      `SELECT (SELECT coalesce(json_object_agg(extname, extversion), '{}') FROM pg_extension) AS extensions,
-              to_regclass('singularity_meta.applied_sql') IS NOT NULL AS ledger,
-              to_regclass('pgmq.meta') IS NOT NULL AS queue_meta,
-              to_regproc('public.singularity_feature_implementations') IS NOT NULL AS features`,
-    ),
-    () => client.query<{name: string; owner: string; acl: AclEntry[]}>(
-      `SELECT nspname AS name, pg_get_userbyid(nspowner) AS owner, ${ACL('nspacl', `'n'`, 'nspowner')} AS acl FROM pg_namespace WHERE nspname = ANY($1)`,
-      [schemas],
-    ),
-    () => client.query<{schema: string; name: string; relkind: string; owner: string; acl: AclEntry[]; owned_by: string | null}>(
-      `SELECT n.nspname AS schema, c.relname AS name, c.relkind, pg_get_userbyid(c.relowner) AS owner,
-              ${ACL('c.relacl', `CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char"`, 'c.relowner')} AS acl,
-              CASE WHEN c.relkind = 'S' THEN (SELECT t.relname FROM pg_depend d JOIN pg_class t ON t.oid = d.refobjid
-                                               WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass
-                                                 AND d.deptype IN ('a', 'i') LIMIT 1) END AS owned_by
-         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')`,
-      [schemas],
-    ),
-    () => client.query<{schema: string; name: string; args: string; owner: string; acl: AclEntry[]}>(
-      `SELECT n.nspname AS schema, p.proname AS name, pg_get_function_identity_arguments(p.oid) AS args, pg_get_userbyid(p.proowner) AS owner,
-              ${ACL('p.proacl', `'f'`, 'p.proowner')} AS acl
-         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-        WHERE n.nspname = ANY($1)`,
-      [schemas],
-    ),
-    () => client.query<{role: string; schema: string; objtype: ObservedDefaultAcl['objtype']; acl: AclEntry[]}>(
-      `SELECT pg_get_userbyid(d.defaclrole) AS role, n.nspname AS schema, d.defaclobjtype AS objtype,
-              (SELECT coalesce(json_agg(json_build_object('grantee', CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END, 'privilege', a.privilege_type)), '[]')
-                 FROM aclexplode(d.defaclacl) a) AS acl
-         FROM pg_default_acl d JOIN pg_namespace n ON n.oid = d.defaclnamespace
-        WHERE n.nspname = ANY($1)`,
-      [schemas],
-    ),
-    () => captured.length === 0
-      ? Promise.resolve({rows: [] as ObservedIdentityRow[]})
-      : client.query<ObservedIdentityRow>(
-          `SELECT n.nspname AS schema, c.relname AS table, c.relreplident,
-                  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk,
-                  (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-                    WHERE i.indrelid = c.oid AND i.indisreplident) AS identity_index,
-                  (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-                    WHERE i.indrelid = c.oid AND i.indisunique AND i.indimmediate AND i.indisvalid
-                      AND i.indpred IS NULL AND i.indexprs IS NULL
-                      AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) k JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k WHERE NOT a.attnotnull)
-                    ORDER BY ic.relname LIMIT 1) AS candidate_index
-             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE c.relkind IN ('r', 'p') AND c.relname = ANY ($1) AND n.nspname = 'public'`,
-          [captured],
-        ),
-  ] as const)
-  const m = meta.rows[0]
+  const {rows: [m]} = await client.query<{
+    extensions: Record<string, string>; ledger: boolean; queue_meta: boolean; features: boolean
+    namespaces: ObservedSchema[]; relations: {schema: string; name: string; relkind: string; owner: string; acl: AclEntry[]; owned_by: string | null}[]
+    routines: ObservedRoutine[]; defaults: ObservedDefaultAcl[]; identities: ObservedIdentityRow[]
+  }>(
+    `SELECT (SELECT coalesce(json_object_agg(extname, extversion), '{}') FROM pg_extension) AS extensions,
+            to_regclass('singularity_meta.applied_sql') IS NOT NULL AS ledger,
+            to_regclass('pgmq.meta') IS NOT NULL AS queue_meta,
+            to_regproc('public.singularity_feature_implementations') IS NOT NULL AS features,
+            ${rows(`SELECT nspname AS name, pg_get_userbyid(nspowner) AS owner, ${ACL('nspacl', `'n'`, 'nspowner')} AS acl FROM pg_namespace WHERE nspname = ANY($1)`)} AS namespaces,
+            ${rows(`SELECT n.nspname AS schema, c.relname AS name, c.relkind, pg_get_userbyid(c.relowner) AS owner,
+                    ${ACL('c.relacl', `CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char"`, 'c.relowner')} AS acl,
+                    CASE WHEN c.relkind = 'S' THEN (SELECT t.relname FROM pg_depend d JOIN pg_class t ON t.oid = d.refobjid
+                                                     WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass
+                                                       AND d.deptype IN ('a', 'i') LIMIT 1) END AS owned_by
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')`)} AS relations,
+            ${rows(`SELECT n.nspname AS schema, p.proname AS name, pg_get_function_identity_arguments(p.oid) AS args, pg_get_userbyid(p.proowner) AS owner,
+                    ${ACL('p.proacl', `'f'`, 'p.proowner')} AS acl
+               FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+              WHERE n.nspname = ANY($1)`)} AS routines,
+            ${rows(`SELECT pg_get_userbyid(d.defaclrole) AS role, n.nspname AS schema, d.defaclobjtype AS objtype,
+                    (SELECT coalesce(json_agg(json_build_object('grantee', CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END, 'privilege', a.privilege_type)), '[]')
+                       FROM aclexplode(d.defaclacl) a) AS acl
+               FROM pg_default_acl d JOIN pg_namespace n ON n.oid = d.defaclnamespace
+              WHERE n.nspname = ANY($1)`)} AS defaults,
+            ${rows(`SELECT n.nspname AS schema, c.relname AS table, c.relreplident,
+                    EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk,
+                    (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                      WHERE i.indrelid = c.oid AND i.indisreplident) AS identity_index,
+                    (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                      WHERE i.indrelid = c.oid AND i.indisunique AND i.indimmediate AND i.indisvalid
+                        AND i.indpred IS NULL AND i.indexprs IS NULL
+                        AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) k JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k WHERE NOT a.attnotnull)
+                      ORDER BY ic.relname LIMIT 1) AS candidate_index
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('r', 'p') AND c.relname = ANY ($2) AND n.nspname = 'public'`)} AS identities`,
+    // the captured tables of the CentralCloud slot and of seed 002's CDC bridge
+    [[...MANAGED_SCHEMAS], [...new Set([...(db.spec.cdc?.tables ?? []), ...(db.spec.cdcBridge?.tables ?? [])])]],
+  )
   const extensions = new Map(Object.entries(m.extensions))
-  const [ledger, queues, features] = await sequence([
-    () => m.ledger ? client.query<{file: string; sha256: string}>('SELECT file, sha256 FROM singularity_meta.applied_sql') : Promise.resolve({rows: []}),
-    () => m.queue_meta ? client.query<{queue_name: string}>('SELECT queue_name FROM pgmq.meta ORDER BY queue_name') : Promise.resolve({rows: []}),
-    () => m.features
-      ? client.query<{feature: string; implementation: string}>('SELECT feature, implementation FROM public.singularity_feature_implementations()')
-      : Promise.resolve({rows: [] as {feature: string; implementation: string}[]}),
-  ] as const)
+  // The tables below may not exist yet: only those that do are read (fixed SQL, chosen here).
+  const parts = [
+    m.ledger ? `${rows('SELECT file, sha256 FROM singularity_meta.applied_sql')} AS ledger` : `'[]'::json AS ledger`,
+    m.queue_meta ? `${rows('SELECT queue_name FROM pgmq.meta ORDER BY queue_name')} AS queues` : `'[]'::json AS queues`,
+    m.features ? `${rows('SELECT feature, implementation FROM public.singularity_feature_implementations()')} AS features` : `'[]'::json AS features`,
+  ]
+  const {rows: [more]} = m.ledger || m.queue_meta || m.features
+    ? await client.query<{ledger: {file: string; sha256: string}[]; queues: {queue_name: string}[]; features: {feature: string; implementation: string}[]}>(`SELECT ${parts.join(', ')}`)
+    : {rows: [{ledger: [], queues: [], features: []}]}
   return {
     name: db.name,
     exists: true,
     extensions,
-    ledger: new Map(ledger.rows.map((r) => [r.file, r.sha256])),
+    ledger: new Map(more.ledger.map((r) => [r.file, r.sha256])),
     queueEngine: extensions.has('pgmq') ? 'extension' : m.queue_meta ? 'bundled' : null,
-    queues: queues.rows.map((r) => r.queue_name),
-    schemas: namespaces.rows,
-    relations: relations.rows.map((r) => ({schema: r.schema, name: r.name, kind: r.relkind === 'S' ? 'sequence' : 'table', owner: r.owner, acl: r.acl, ownedBy: r.owned_by})),
-    routines: routines.rows,
-    defaultAcls: defaults.rows,
-    identities: identities.rows.map((r) => ({
+    queues: more.queues.map((r) => r.queue_name),
+    schemas: m.namespaces,
+    relations: m.relations.map((r) => ({schema: r.schema, name: r.name, kind: r.relkind === 'S' ? 'sequence' : 'table', owner: r.owner, acl: r.acl, ownedBy: r.owned_by})),
+    routines: m.routines,
+    defaultAcls: m.defaults,
+    identities: m.identities.map((r) => ({
       schema: r.schema, table: r.table, relreplident: r.relreplident, hasPk: r.has_pk, identityIndex: r.identity_index, candidateIndex: r.candidate_index,
     })),
-    features: features.rows,
+    features: more.features,
   }
 }
 
@@ -276,9 +266,3 @@ interface ObservedIdentityRow {
   candidate_index: string | null
 }
 
-/** Runs queries one after the other (a pg client runs one at a time) and returns their results in order. */
-async function sequence<const T extends readonly (() => Promise<unknown>)[]>(queries: T): Promise<{-readonly [K in keyof T]: Awaited<ReturnType<T[K]>>}> {
-  const out: unknown[] = []
-  for (const query of queries) out.push(await query())
-  return out as {-readonly [K in keyof T]: Awaited<ReturnType<T[K]>>}
-}

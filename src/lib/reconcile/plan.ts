@@ -72,10 +72,13 @@ export interface DiffContext {
  * `tolerateUnreachable` a database that cannot be read is marked so instead of failing (db status).
  */
 export async function observeEstate(conns: Connections, estate: Estate, options: {tolerateUnreachable?: boolean} = {}): Promise<EstateObservation> {
-  const server = await observeServer(conns.admin, estate, async (name) => {
-    const {rows} = await conns.admin.query('SELECT 1 FROM pg_database WHERE datname = $1 AND datallowconn', [name])
-    return rows.length > 0 ? conns.database(name) : null
-  })
+  // connect to the existing databases while the server is read (connecting is the slow part)
+  const {rows} = await conns.admin.query<{datname: string}>('SELECT datname FROM pg_database WHERE datallowconn AND (datname = ANY($1) OR datname = coalesce(current_setting($2, true), $3))', [
+    estate.databases.map((d) => d.name), 'cron.database_name', 'postgres',
+  ])
+  const connectable = new Set(rows.map((r) => r.datname))
+  for (const name of connectable) conns.database(name).catch(() => {})
+  const server = await observeServer(conns.admin, estate, async (name) => (connectable.has(name) ? conns.database(name) : null))
   const existing = new Set(server.databases.map((d) => d.name))
   const databases = new Map<string, DatabaseObservation>()
   await Promise.all(

@@ -191,6 +191,18 @@ describe('retention jobs in a provisioned estate', () => {
     })
   })
 
+  it("the seeds' job names resolve in jobs run and jobs history", async () => {
+    const run = await runCli(['jobs', 'run', 'daily-vacuum-analyze', '--prefix', P, '--json'], {timeoutMs: 120_000})
+    expect(run.exitCode, run.stderr).toBe(0)
+    expect(run.json()).toMatchObject({name: 'vacuum-analyze', alias: 'daily-vacuum-analyze', runs: [{ok: true, job: `singularity:${P}vacuum-analyze`}]})
+    const history = await runCli(['jobs', 'history', 'learn-patterns-every-5min', '--prefix', P, '--json'])
+    expect(history.exitCode, history.stderr).toBe(0)
+    expect(history.json()).toMatchObject({runner: 'pg_cron', jobs: [`singularity:${P}learn-patterns`], alias: 'learn-patterns-every-5min'})
+    const human = await runCli(['jobs', 'history', `singularity:${P}daily-vacuum-analyze`, '--prefix', P])
+    expect(human.exitCode, human.stderr).toBe(0)
+    expect(human.stdout).toContain(`singularity:${P}daily-vacuum-analyze is the seeds' name of singularity:${P}vacuum-analyze`)
+  })
+
   it('SINGULARITY_QUEUE_RETENTION_DAYS sets the window; a bad value exits 2', async () => {
     const list = await runCli(['jobs', 'list', '--prefix', P, '--json', '--runner', 'pg_cron'], {env: {SINGULARITY_QUEUE_RETENTION_DAYS: '7'}})
     expect(list.exitCode, list.stderr).toBe(0)

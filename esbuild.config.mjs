@@ -1,12 +1,17 @@
-// Bundles the compiled CLI in place, for start-up speed (bench/startup.sh, target <= 4x psql).
+// Bundles the compiled CLI in place, for start-up speed (bench/startup.sh: `ping` <= 3x psql).
 // `npm run build` runs it after tsc; without esbuild installed it leaves tsc's output alone (the same
-// CLI, slower to start). What it does:
-// - every command file, hook and dist/cli.js becomes an entry importing two or three shared chunks
-//   (dist/chunks/): our modules, pg and zod, instead of hundreds of files resolved and compiled one by one;
+// CLI, slower to start). The tricks, why each exists, and what it saved when it was measured:
+// - every command file, hook and dist/cli.js becomes an entry importing a few shared chunks
+//   (dist/chunks/: our modules, pg and zod) instead of hundreds of files resolved and compiled one by
+//   one; modules listed in COMMON must exist (the build fails naming a missing one);
 // - @oclif/core goes to one CommonJS file, dist/vendor/oclif.cjs, which src/lib/startup/vendor.ts
-//   compiles with the V8 code cache recorded here from one run (dist/vendor/oclif.cjs.cache);
-// - in pg, lib/crypto/utils.js (WebCrypto) and lib/stream.js (a Cloudflare probe that loads undici)
-//   are replaced by src/lib/startup/pg-*.ts, only while they export exactly what we expect;
+//   compiles with the V8 code cache recorded here from one run (~25 ms); oclif's import() calls are
+//   rewritten to __import() (a vm script cannot import), and the build fails if none is found;
+// - in pg, lib/crypto/utils.js (WebCrypto, ~25-50 ms per connecting command) and lib/stream.js (a
+//   Cloudflare probe that loads undici, ~40 ms on Node 20) are replaced by src/lib/startup/pg-*.ts.
+//   src/lib/startup/replacements.ts holds the sha256 of the pg file each was written for: when pg's
+//   file differs, the build FAILS naming it (test/unit/startup.test.ts alters a copy to show it);
+// - src/cli.ts skips loading the help/autocomplete plugins for our own commands (~7 ms);
 // - other packages (execa, cli-table3, chalk, ora…) stay external and load where they are used.
 import {spawnSync} from 'node:child_process'
 import {existsSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
@@ -18,10 +23,6 @@ const MARK = '/* singularity: bundled by esbuild.config.mjs */'
 const BUNDLED = /^(pg|zod)(\/|$)/
 // TypeScript loaders oclif looks for in development, and pg's optional native and Cloudflare drivers.
 const NEVER = /^(typescript|ts-node|tsx|pnpapi|pg-native|pg-cloudflare)(\/|$)/
-const PG_REPLACEMENTS = [
-  {file: ['pg', 'lib', 'crypto', 'utils.js'], by: 'lib/startup/pg-crypto.js', exports: 'postgresMd5PasswordHash,randomBytes,deriveKey,sha256,hashByName,hmacSha256,md5'},
-  {file: ['pg', 'lib', 'stream.js'], by: 'lib/startup/pg-stream.js', exports: 'getStream,getSecureStream'},
-]
 
 let esbuild
 try {
@@ -36,6 +37,18 @@ if (readFileSync(join(dist, 'cli.js'), 'utf8').startsWith(MARK)) {
   process.exit(0)
 }
 
+// pg's files replaced by ours: refused (the build fails, naming the file) unless pg's file is the one
+// the replacement was written for.
+const {PG_REPLACEMENTS, checkPgReplacements} = await import(resolve(dist, 'lib/startup/replacements.js'))
+const require = createRequire(import.meta.url)
+const pgDir = dirname(require.resolve('pg/package.json'))
+try {
+  checkPgReplacements(pgDir)
+} catch (error) {
+  console.error(`esbuild.config.mjs: ${error.message}`)
+  process.exit(1)
+}
+
 const files = (dir) =>
   existsSync(dir) ? readdirSync(dir, {recursive: true}).map(String).filter((f) => f.endsWith('.js')).map((f) => join(dir, f)) : []
 const entries = [join(dist, 'cli.js'), ...files(join(dist, 'commands')), ...files(join(dist, 'hooks'))]
@@ -45,15 +58,10 @@ const COMMON = [
   'base-command.js', 'flags.js', 'topology.js', 'lib/names.js',
   'lib/cli/errors.js', 'lib/cli/redact.js', 'lib/cli/terminal.js', 'lib/cli/format.js', 'lib/cli/table.js', 'lib/cli/confirm.js',
   'lib/config/resolve.js', 'lib/estate/targets.js', 'lib/db/connect.js',
-].map((f) => resolve(dist, f)).filter((f) => existsSync(f))
+].map((f) => resolve(dist, f))
+for (const f of COMMON) if (!existsSync(f)) throw new Error(`esbuild.config.mjs: ${f} (listed in COMMON) does not exist: update the list`)
 // Each entry is a wrapper: import the common modules, then re-export the compiled file it replaces.
 const entryPoints = entries.map((file) => ({in: `entry:${resolve(file)}`, out: file.slice(dist.length + 1).replace(/\.js$/, '')}))
-
-/** The names a CommonJS file exports as `module.exports = {a, b}` (comments ignored), or undefined. */
-function exportedNames(source) {
-  const match = source.replaceAll(/\/\*[\s\S]*?\*\/|\/\/[^\n]*/g, '').match(/module\.exports\s*=\s*\{([^}]*)\}/)
-  return match?.[1].split(',').map((s) => s.trim()).filter(Boolean).join(',')
-}
 
 const replaced = []
 rmSync(join(dist, 'chunks'), {recursive: true, force: true})
@@ -61,7 +69,6 @@ rmSync(join(dist, 'vendor'), {recursive: true, force: true})
 
 // @oclif/core as one CommonJS file that src/lib/startup/vendor.ts compiles with a V8 code cache.
 // Each entry point is a getter: only the ones used are evaluated (`@oclif/core` itself is not, for most).
-const require = createRequire(import.meta.url)
 const oclifEntries = Object.keys(require('@oclif/core/package.json').exports)
   .filter((p) => !p.endsWith('.json'))
   .map((p) => `@oclif/core${p.slice(1)}`)
@@ -147,16 +154,11 @@ const require = __bundleRequire(import.meta.url); const __filename = __bundlePat
           if (args.importer.includes(`${sep}node_modules${sep}`) || BUNDLED.test(args.path)) return undefined
           return {external: true}
         })
-        for (const {file, by, exports} of PG_REPLACEMENTS) {
-          const suffix = `${sep}node_modules${sep}${file.join(sep)}`
-          build.onLoad({filter: new RegExp(`${file.at(-1).replace('.', '\\.')}$`)}, (args) => {
-            if (!args.path.endsWith(suffix)) return undefined
-            const found = exportedNames(readFileSync(args.path, 'utf8'))
-            if (found !== exports) {
-              console.warn(`esbuild.config.mjs: ${file.join('/')} exports ${found ?? 'something else'}, not ${exports}: kept as it is`)
-              return undefined
-            }
-            replaced.push(file.join('/'))
+        for (const {file, by} of PG_REPLACEMENTS) {
+          const path = join(pgDir, file)
+          build.onLoad({filter: new RegExp(`${file.split('/').at(-1).replace('.', '\\.')}$`)}, (args) => {
+            if (args.path !== path) return undefined
+            replaced.push(`pg/${file}`)
             return {contents: `export * from ${JSON.stringify(resolve(dist, by))}`, loader: 'js', resolveDir: dirname(args.path)}
           })
         }
@@ -164,6 +166,10 @@ const require = __bundleRequire(import.meta.url); const __filename = __bundlePat
     },
   ],
 })
+// A replacement whose file pg no longer loads would be dead code: fail rather than ship it unnoticed.
+for (const {file} of PG_REPLACEMENTS) {
+  if (!replaced.includes(`pg/${file}`)) throw new Error(`esbuild.config.mjs: pg/${file} was never loaded by the bundle: its replacement is obsolete`)
+}
 // Record oclif's code cache from one real run of a command that needs no server (see vendor.ts).
 const cacheFile = resolve(dist, 'vendor', 'oclif.cjs.cache')
 const training = spawnSync(process.execPath, ['bin/run.js', 'local', 'env', '--json'], {

@@ -1,6 +1,7 @@
 import {Command, Flags, Interfaces} from '@oclif/core'
 
 import {CliError, ExitCode, type ExitCodeValue, UsageError} from './lib/cli/errors.js'
+import {withProgress, type Progress} from './lib/cli/progress.js'
 import {redact, redactValue} from './lib/cli/redact.js'
 import {disabledParts} from './lib/estate/disabled.js'
 import {isInteractive} from './lib/cli/terminal.js'
@@ -51,6 +52,14 @@ export abstract class BaseCommand<T extends typeof Command = typeof Command> ext
   /** Colour and spinners allowed on stderr (progress)? */
   protected get colorfulErr(): boolean {
     return isInteractive(process.stderr, !this.argv.includes('--no-color'))
+  }
+
+  /**
+   * Runs work with progress on stderr (src/lib/cli/progress.ts): lines always; a spinner only on an
+   * interactive terminal (TTY, colour allowed) and never under --json.
+   */
+  protected withProgress<R>(text: string, work: (progress: Progress) => Promise<R>): Promise<R> {
+    return withProgress({interactive: this.colorfulErr && !this.jsonMode, text}, work)
   }
 
   /** Sets the exit code used once output is printed (e.g. 3 for unhealthy). */

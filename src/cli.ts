@@ -6,14 +6,11 @@ import type {Interfaces} from '@oclif/core'
 import {execute} from '@oclif/core/execute'
 
 /**
- * What bin/run.js runs. Start-up time is a feature (bench/startup.sh, target <= 4x psql):
- * - `npm run build` bundles dist/ in place (esbuild.config.mjs): a few chunks instead of hundreds of
- *   modules, oclif compiled from a V8 code cache (src/lib/startup/vendor.ts), pg without its
- *   WebCrypto and Cloudflare start-up costs (src/lib/startup/pg-*.ts);
- * - heavy modules are imported where used (zod by the config schema only when a value needs it);
- * - a run of one of our own commands (not help, not --version) loads the configuration without the
- *   help and autocomplete plugins, which only add the `help` and `autocomplete` commands (~7 ms).
- * Everything else is oclif's own `execute`, unchanged.
+ * What bin/run.js runs: oclif's own `execute`, except that a run of one of our own commands (not
+ * help, not --version) loads the configuration without the help and autocomplete plugins, which only
+ * add the `help` and `autocomplete` commands (~7 ms). Why each start-up trick exists, and its figure:
+ * the comment block at the top of esbuild.config.mjs. test/unit/startup.test.ts checks this fast path
+ * against oclif's own resolution for every command id in oclif.manifest.json.
  */
 export async function run(binUrl: string, argv: string[] = process.argv.slice(2)): Promise<unknown> {
   const root = dirname(dirname(fileURLToPath(binUrl)))
@@ -31,7 +28,7 @@ interface ManifestCommand {
  * The package.json when argv runs one of this package's commands (per oclif.manifest.json) without
  * asking for help; otherwise undefined, and oclif handles everything, plugins included.
  */
-function ownCommandRun(root: string, argv: string[]): Interfaces.PJSON | undefined {
+export function ownCommandRun(root: string, argv: string[]): Interfaces.PJSON | undefined {
   try {
     const pjson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as Interfaces.PJSON
     if (argv.length === 0 || pjson.oclif.topicSeparator !== ' ') return undefined

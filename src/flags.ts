@@ -14,3 +14,13 @@ export const connectionFlags = {
 export const localFlags = {
   'data-dir': Flags.string({description: 'Directory of the local cluster; default SINGULARITY_LOCAL_DIR or /var/lib/singularity/local (root) / ~/.local/share/singularity/local.'}),
 }
+
+/**
+ * The parse step of every name filter (--db, --table, --action, --pattern, --slot, …): a blank value
+ * ('', '  ', or only commas) is refused with exit 2 before anything connects, never read as "no
+ * filter" (`cdc tail --table ''` would otherwise stream every table).
+ */
+export async function nonBlank(value: string, _context?: unknown, flag?: {name?: string}): Promise<string> {
+  if (/^[\s,]*$/.test(value)) throw new Error(`--${flag?.name ?? 'flag'} is blank: give a name or leave the flag out`)
+  return value
+}

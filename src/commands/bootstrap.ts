@@ -39,15 +39,15 @@ The templates are validated before anything changes: an invalid file is reported
 
   protected async execute(): Promise<BootstrapResult> {
     const [{runBootstrap}, {defaultTemplatesDir}] = await Promise.all([import('../lib/bootstrap/run.js'), import('../lib/bootstrap/templates.js')])
-    const result = await runBootstrap({
+    const result = await this.withProgress('bootstrap', (progress) => runBootstrap({
       flags: {'admin-url': this.flags['admin-url'], config: this.flags.config, prefix: this.flags.prefix, 'data-dir': this.flags['data-dir']},
       local: this.flags.local,
       installDeps: this.flags['install-deps'],
       templatesDir: this.flags.templates ?? defaultTemplatesDir(),
       instances: this.flags.instances,
       passwordsFile: this.flags['passwords-file'],
-      progress: (message) => this.note(message),
-    })
+      progress: (message) => progress.line(message),
+    }))
     if (result.status.db.verdict !== 'ok') this.exitAfterOutput(ExitCode.unhealthy)
     return result
   }

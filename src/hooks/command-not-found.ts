@@ -1,7 +1,6 @@
 import {type Hook, toConfiguredId} from '@oclif/core'
 
-import {editDistance as distance} from '../lib/cli/closest.js'
-
+import {closestNames, typoLimit} from '../lib/cli/closest.js'
 
 /**
  * A mistyped command never runs a guess: we name the closest commands and exit 2 (usage).
@@ -9,12 +8,9 @@ import {editDistance as distance} from '../lib/cli/closest.js'
 const hook: Hook<'command_not_found'> = async function (options) {
   const typed = toConfiguredId(options.id, options.config)
   const ids = options.config.commands.filter((c) => !c.hidden).map((c) => c.id)
-  const closest = ids
-    .map((id) => ({id, d: distance(options.id, id)}))
-    .sort((x, y) => x.d - y.d)
-    .slice(0, 3)
-    .filter((x) => x.d <= Math.max(3, Math.floor(options.id.length / 2)))
-    .map((x) => `\`${options.config.bin} ${toConfiguredId(x.id, options.config)}\``)
+  const closest = closestNames(options.id, ids, {count: 3, maxDistance: typoLimit(options.id)}).map(
+    (id) => `\`${options.config.bin} ${toConfiguredId(id, options.config)}\``,
+  )
   const json = (options.argv ?? []).includes('--json')
   const message = `'${typed}' is not a ${options.config.bin} command`
   const hint = closest.length > 0 ? `did you mean ${closest.join(' or ')}? See \`${options.config.bin} --help\`` : `see \`${options.config.bin} --help\``

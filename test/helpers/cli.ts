@@ -47,10 +47,20 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
     let stderr = ''
     child.stdout.on('data', (d) => (stdout += d))
     child.stderr.on('data', (d) => (stderr += d))
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000)
+    // A run that outlives its time fails the test naming the command: never a result to assert on.
+    const timeoutMs = options.timeoutMs ?? 60_000
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      child.kill('SIGKILL')
+    }, timeoutMs)
     child.on('error', reject)
     child.on('close', (exitCode, signal) => {
       clearTimeout(timer)
+      if (timedOut) {
+        reject(new Error(`timed out after ${timeoutMs / 1000}s waiting for \`singularity ${args.join(' ')}\` to exit (killed); stderr so far:\n${stderr}`))
+        return
+      }
       resolve({
         stdout,
         stderr,

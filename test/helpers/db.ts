@@ -3,6 +3,7 @@ import pg from 'pg'
 import {inject} from 'vitest'
 
 import {applyComponents} from '../../src/lib/migrate/runner.js'
+import {estateFromTemplate} from './estate-template.js'
 
 /** Superuser URL of the run's test server. */
 export function adminUrl(): string {
@@ -51,4 +52,13 @@ export async function installComponents(url: string, components: string[]): Prom
   await withClient(url, async (client) => {
     await applyComponents(client, components)
   })
+}
+
+/**
+ * This file's own provisioned estate under prefix (databases, roles, grants, pg_cron jobs, CDC slot):
+ * a copy of the run's template estate plus `db init --prefix <prefix> --queue-engine bundled`
+ * (test/helpers/estate-template.ts says how roles are handled). Throws, naming the step, on failure.
+ */
+export async function provisionedEstate(prefix: string, passwordsFile: string): Promise<{stdout: string; stderr: string}> {
+  return estateFromTemplate(adminUrl(), inject('estateTemplate'), prefix, passwordsFile)
 }

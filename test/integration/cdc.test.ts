@@ -7,7 +7,8 @@ import type pg from 'pg'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {runCli} from '../helpers/cli.js'
-import {adminUrl, connect, createTestDatabase, urlFor} from '../helpers/db.js'
+import {adminUrl, connect, createTestDatabase, provisionedEstate, urlFor} from '../helpers/db.js'
+import {waitFor} from '../helpers/wait.js'
 import {ensureCdcSlot} from '../../src/lib/cdc/ensure.js'
 import {estate} from '../../src/topology.js'
 
@@ -45,16 +46,6 @@ function startCli(args: string[]): Running {
   return {child, stdout: () => out, stderr: () => err, done}
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await probe()
-    if (value) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
-
 /** Temporary slots of our database (tail's own). */
 async function temporarySlots(): Promise<{slot_name: string; active_pid: number | null}[]> {
   const {rows} = await admin.query('SELECT slot_name, active_pid FROM pg_replication_slots WHERE database = $1 AND temporary', [DB])
@@ -79,8 +70,7 @@ const jsonLines = (text: string) => text.split('\n').filter(Boolean).map((l) => 
 
 beforeAll(async () => {
   const secrets = mkdtempSync(join(tmpdir(), 'sing-cdc-'))
-  const init = await runCli(['db', 'init', '--prefix', P, '--passwords-file', join(secrets, 'pw.json')], {timeoutMs: 180_000})
-  expect(init.exitCode, init.stderr).toBe(0)
+  await provisionedEstate(P, join(secrets, 'pw.json'))
   admin = await connect(adminUrl())
   db = await connect(urlFor(DB))
   await db.query("INSERT INTO agents (id, name) VALUES ('agent-cdc', 'cdc test agent') ON CONFLICT DO NOTHING")
@@ -184,7 +174,7 @@ describe('cdc tail (temporary slot)', () => {
     expect(slots).toHaveLength(1)
     tail.child.kill('SIGKILL')
     expect((await tail.done).signal).toBe('SIGKILL')
-    await waitFor('the temporary slot to disappear', async () => (await temporarySlots()).length === 0, 20_000)
+    await waitFor('the temporary slot to disappear', async () => (await temporarySlots()).length === 0, {timeoutMs: 20_000})
   })
 
   it('readable lines when not --json; --raw passes wal2json format-version 2 through', async () => {

@@ -4,7 +4,7 @@ import {join} from 'node:path'
 import {beforeAll, describe, expect, it} from 'vitest'
 
 import {runCli} from '../helpers/cli.js'
-import {adminUrl, urlFor, withClient} from '../helpers/db.js'
+import {adminUrl, provisionedEstate, urlFor, withClient} from '../helpers/db.js'
 
 const P = 't_doc_'
 const backups = mkdtempSync(join(tmpdir(), 'sing-doctor-backups-'))
@@ -15,8 +15,7 @@ const statusOf = (checks: Check[], name: string) => checks.find((c) => c.check =
 
 describe('doctor', () => {
   beforeAll(async () => {
-    const init = await runCli(['db', 'init', '--prefix', P, '--passwords-file', join(backups, 'pw.json')], {timeoutMs: 180_000})
-    expect(init.exitCode, init.stderr).toBe(0)
+    await provisionedEstate(P, join(backups, 'pw.json'))
     // Keep the estate's own pg_cron jobs from running during the test: its verdict must depend
     // only on the faults the test injects.
     await withClient(adminUrl(), (c) => c.query("UPDATE cron.job SET active = false WHERE jobname LIKE 'singularity:' || $1 || '%'", [P]))

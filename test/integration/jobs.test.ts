@@ -9,6 +9,7 @@ import {estate} from '../../src/topology.js'
 import {runCli} from '../helpers/cli.js'
 import {OBAN_SCHEMA} from '../helpers/oban.js'
 import {connect, installComponents, urlFor, withClient} from '../helpers/db.js'
+import {waitFor} from '../helpers/wait.js'
 
 /**
  * Schedules against a real pg_cron (issue 6): installation from the cron database into the
@@ -453,21 +454,20 @@ describe('Oban workers', () => {
 describe('pg_cron itself', () => {
   it('fires a job every minute and `jobs history` shows the run; a failing job shows in list and --fail-on-error', async () => {
     // t_jobst_tick and t_jobst_broken were installed in beforeAll; wait until pg_cron recorded both
-    const deadline = Date.now() + 130_000
-    let seen = {tick: 0, broken: 0}
-    while (Date.now() < deadline) {
-      const {rows} = await cron.query<{jobname: string; n: number}>(
-        `SELECT j.jobname::text AS jobname, count(*) FILTER (WHERE d.status IN ('succeeded', 'failed'))::int AS n
-           FROM cron.job j LEFT JOIN cron.job_run_details d ON d.jobid = j.jobid
-          WHERE j.jobname IN ($1, $2) GROUP BY j.jobname`,
-        [`singularity:${PREFIX_TICK}tick`, `singularity:${PREFIX_TICK}broken`],
-      )
-      seen = {tick: rows.find((x) => x.jobname.endsWith('tick'))?.n ?? 0, broken: rows.find((x) => x.jobname.endsWith('broken'))?.n ?? 0}
-      if (seen.tick > 0 && seen.broken > 0) break
-      await new Promise((resolve) => setTimeout(resolve, 1000))
-    }
-    expect(seen.tick).toBeGreaterThan(0)
-    expect(seen.broken).toBeGreaterThan(0)
+    await waitFor(
+      'pg_cron to record a finished run of both the tick and the broken job',
+      async () => {
+        const {rows} = await cron.query<{jobname: string; n: number}>(
+          `SELECT j.jobname::text AS jobname, count(*) FILTER (WHERE d.status IN ('succeeded', 'failed'))::int AS n
+             FROM cron.job j LEFT JOIN cron.job_run_details d ON d.jobid = j.jobid
+            WHERE j.jobname IN ($1, $2) GROUP BY j.jobname`,
+          [`singularity:${PREFIX_TICK}tick`, `singularity:${PREFIX_TICK}broken`],
+        )
+        const seen = {tick: rows.find((x) => x.jobname.endsWith('tick'))?.n ?? 0, broken: rows.find((x) => x.jobname.endsWith('broken'))?.n ?? 0}
+        return seen.tick > 0 && seen.broken > 0 && seen
+      },
+      {timeoutMs: 130_000, intervalMs: 1000},
+    )
 
     const history = await runCli(['jobs', 'history', 'tick', '--prefix', PREFIX_TICK, '--since', '1h', '--json'])
     expect(history.exitCode).toBe(0)

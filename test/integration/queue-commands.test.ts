@@ -7,6 +7,7 @@ import {beforeAll, describe, expect, it} from 'vitest'
 import {quoteIdent} from '../../src/lib/sql/quote.js'
 import {runCli} from '../helpers/cli.js'
 import {adminUrl, installComponents, urlFor, withClient} from '../helpers/db.js'
+import {waitFor} from '../helpers/wait.js'
 
 /**
  * queue stats / peek / purge / send against the real test server, on an estate of this file's own
@@ -40,11 +41,10 @@ async function fill(url: string, queue: string, n: number, inFlightEvery = 0): P
 
 
 async function waitForInserts(url: string, expected: Record<string, number>): Promise<void> {
-  for (let i = 0; i < 100; i++) {
+  await waitFor(`the statistics to count these inserts: ${JSON.stringify(expected)}`, async () => {
     const rows = await q<{relid: string; n: string}>(url, 'SELECT relid::regclass::text AS relid, n_tup_ins AS n FROM pg_stat_user_tables WHERE relid = ANY($1::regclass[])', [Object.keys(expected)])
-    if (rows.length === Object.keys(expected).length && rows.every((r) => Number(r.n) >= expected[r.relid])) return
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
+    return rows.length === Object.keys(expected).length && rows.every((r) => Number(r.n) >= expected[r.relid])
+  })
 }
 
 /** Every field consumers depend on, to prove peek changed nothing. */

@@ -1,6 +1,7 @@
 import {describe, expect, it} from 'vitest'
 
 import {adminUrl, connect, createTestDatabase, withClient} from '../helpers/db.js'
+import {waitFor} from '../helpers/wait.js'
 
 /** The test server is what the product needs: a real pg_cron that fires and real wal2json slots. */
 describe('the test server', () => {
@@ -13,14 +14,11 @@ describe('the test server', () => {
       const {rows} = await admin.query<{jobid: string}>("SELECT cron.schedule_in_database($1, '* * * * *', 'INSERT INTO ticks DEFAULT VALUES', $2) AS jobid", [`probe_${db.name}`, db.name])
       const jobid = rows[0].jobid
       // pg_cron fires at the top of each minute: wait for a succeeded run, at most ~75 s.
-      let status: string | undefined
-      for (let i = 0; i < 150 && status !== 'succeeded'; i++) {
-        await new Promise((r) => setTimeout(r, 500))
-        const run = await admin.query<{status: string}>('SELECT status FROM cron.job_run_details WHERE jobid = $1 ORDER BY runid DESC LIMIT 1', [jobid])
-        status = run.rows[0]?.status
-      }
-      await admin.query('SELECT cron.unschedule($1::bigint)', [jobid])
-      expect(status).toBe('succeeded')
+      await waitFor(
+        `a succeeded run of pg_cron job ${jobid} in ${db.name}`,
+        async () => (await admin.query<{status: string}>('SELECT status FROM cron.job_run_details WHERE jobid = $1 ORDER BY runid DESC LIMIT 1', [jobid])).rows[0]?.status === 'succeeded',
+        {timeoutMs: 75_000, intervalMs: 500},
+      ).finally(() => admin.query('SELECT cron.unschedule($1::bigint)', [jobid]))
       const ticks = await withClient(db.url, (c) => c.query('SELECT count(*)::int AS n FROM ticks'))
       expect(ticks.rows[0].n).toBeGreaterThanOrEqual(1)
     } finally {

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
-import {connectionFlags} from '../../flags.js'
+import {connectionFlags, nonBlank} from '../../flags.js'
 import {BACKUP_KINDS, type BackupKind} from '../../lib/backup/manifest.js'
 import {takeBackup} from '../../lib/backup/take.js'
 import {verifyBackup} from '../../lib/backup/verify.js'
@@ -49,7 +49,7 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
       options: [...BACKUP_KINDS],
       default: 'manual',
     }),
-    db: Flags.string({description: 'Only this database (name or kind: singularity, genesis, centralcloud, nexus, shared_queue); repeatable.', multiple: true}),
+    db: Flags.string({parse: nonBlank, description: 'Only this database (name or kind: singularity, genesis, centralcloud, nexus, shared_queue); repeatable.', multiple: true}),
     dir: Flags.string({description: 'Backup directory; default SINGULARITY_BACKUP_DIR, the config file, then next to the local cluster.'}),
     jobs: Flags.integer({description: 'pg_dump processes at a time.', default: 2, min: 1, max: 16}),
     verify: Flags.boolean({description: 'Verify the backup right after taking it (checksums + pg_restore --list); exit 1 when it fails.'}),
@@ -67,7 +67,7 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
     try {
       const estate = await discoverEstate(config, admin)
       const databases = selectDatabases(estate.databases, this.flags.db).map((db) => ({name: db.name, kind: db.kind, target: databaseTarget(config, db)}))
-      const taken = await takeBackup({
+      const taken = await this.withProgress('backup', (progress) => takeBackup({
         admin,
         adminTarget: target,
         databases,
@@ -76,8 +76,8 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
         prefix: config.prefix,
         jobs: this.flags.jobs,
         signal: controller.signal,
-        progress: (m) => this.note(m),
-      })
+        progress: (m) => progress.line(m),
+      }))
       const m = taken.manifest
       const result: BackupTakeResult = {
         id: taken.id,
@@ -95,7 +95,7 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
         verified: 'no',
       }
       if (this.flags.verify) {
-        const v = await verifyBackup({dir, id: taken.id, progress: (msg) => this.note(`verify ${msg}`)})
+        const v = await this.withProgress('verify', (progress) => verifyBackup({dir, id: taken.id, progress: (msg) => progress.line(`verify ${msg}`)}))
         result.verified = v.ok ? 'yes' : 'failed'
         result.verification = {ok: v.ok, problems: v.files.filter((f) => !f.ok).map((f) => `${f.file}: ${f.problem}`)}
         if (!v.ok) this.exitAfterOutput(1)

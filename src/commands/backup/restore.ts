@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
-import {connectionFlags} from '../../flags.js'
+import {connectionFlags, nonBlank} from '../../flags.js'
 import {restoreBackup, type RestoreResult} from '../../lib/backup/restore.js'
 import {confirmDestructive} from '../../lib/cli/confirm.js'
 import {formatDuration} from '../../lib/cli/format.js'
@@ -32,8 +32,8 @@ Exit codes: 0 restored · 1 restore failed (nothing left behind) · 2 bad input 
   static override flags = {
     ...connectionFlags,
     dir: Flags.string({description: 'Backup directory; default SINGULARITY_BACKUP_DIR, the config file, then next to the local cluster.'}),
-    db: Flags.string({description: 'Database of the backup to restore: its name or kind (singularity, genesis, …). Optional when the backup holds one.'}),
-    as: Flags.string({description: 'Name of the database to restore into (default <db>_restored_<YYYYMMDD_HHMMSS>).'}),
+    db: Flags.string({parse: nonBlank, description: 'Database of the backup to restore: its name or kind (singularity, genesis, …). Optional when the backup holds one.'}),
+    as: Flags.string({parse: nonBlank, description: 'Name of the database to restore into (default <db>_restored_<YYYYMMDD_HHMMSS>).'}),
     confirm: Flags.string({description: 'Allow replacing an existing database: pass its name.'}),
     jobs: Flags.integer({description: 'Parallel pg_restore jobs.', default: 2, min: 1, max: 16}),
     'no-owner': Flags.boolean({description: 'Do not restore object owners and grants (pg_restore --no-owner --no-privileges).'}),
@@ -49,25 +49,25 @@ Exit codes: 0 restored · 1 restore failed (nothing left behind) · 2 bad input 
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
     try {
-      return await restoreBackup({
+      return await this.withProgress('restore', (progress) => restoreBackup({
         admin,
         adminTarget: target,
         dir,
         id: this.args.id,
         db: this.flags.db,
         as: this.flags.as,
-        confirmOverwrite: (name) =>
+        confirmOverwrite: (name) => progress.aside(() =>
           confirmDestructive({
             action: `replace the existing database ${name} with the backup's copy (its sessions are ended, its data is lost)`,
             name,
             confirmFlag: this.flags.confirm,
             command: `singularity backup restore ${this.args.id}${this.flags.db ? ` --db ${this.flags.db}` : ''} --as ${name}`,
-          }),
+          })),
         jobs: this.flags.jobs,
         noOwner: this.flags['no-owner'],
         signal: controller.signal,
-        progress: (m) => this.note(m),
-      })
+        progress: (m) => progress.line(m),
+      }))
     } finally {
       process.off('SIGINT', onSignal)
       process.off('SIGTERM', onSignal)

@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 import type pg from 'pg'
 
 import {BaseCommand} from '../../base-command.js'
-import {connectionFlags} from '../../flags.js'
+import {connectionFlags, nonBlank} from '../../flags.js'
 import {UsageError} from '../../lib/cli/errors.js'
 import {parseDuration} from '../../lib/cli/format.js'
 import {resolveConfig} from '../../lib/config/resolve.js'
@@ -31,15 +31,15 @@ Output: readable lines on a terminal (time, action, table, key | changed columns
 
   static override flags = {
     ...connectionFlags,
-    db: Flags.string({description: 'Which singularity database (name, e.g. singularity_2); default the first.'}),
-    table: Flags.string({description: 'Only this table (schema-qualified or found via search_path); repeatable.', multiple: true}),
-    action: Flags.string({description: `Only these actions, comma-separated: ${TAIL_ACTIONS.join(', ')} (default: ${DEFAULT_ACTIONS.join(',')}).`}),
+    db: Flags.string({parse: nonBlank, description: 'Which singularity database (name, e.g. singularity_2); default the first.'}),
+    table: Flags.string({parse: nonBlank, description: 'Only this table (schema-qualified or found via search_path); repeatable.', multiple: true}),
+    action: Flags.string({parse: nonBlank, description: `Only these actions, comma-separated: ${TAIL_ACTIONS.join(', ')} (default: ${DEFAULT_ACTIONS.join(',')}).`}),
     raw: Flags.boolean({description: "Print wal2json's JSON objects unchanged, one per line."}),
     limit: Flags.integer({description: 'Stop after this many changes.', min: 1}),
     'until-lsn': Flags.string({description: 'Stop once the stream passes this LSN (e.g. 0/3000000); nothing after it is printed.'}),
     timeout: Flags.string({description: 'Stop after this long, e.g. 30s, 5m.'}),
     'from-lsn': Flags.string({description: 'Start with the transactions that commit after this LSN (needs --slot: a temporary slot starts now).'}),
-    slot: Flags.string({description: 'Read this persistent slot: through a temporary copy, or itself with --consume.'}),
+    slot: Flags.string({parse: nonBlank, description: 'Read this persistent slot: through a temporary copy, or itself with --consume.'}),
     consume: Flags.boolean({description: 'Advance --slot as lines are written (at-least-once); refused while another consumer holds it.', dependsOn: ['slot']}),
   }
 
@@ -112,7 +112,7 @@ Output: readable lines on a terminal (time, action, table, key | changed columns
     const notices = new Set<string>()
     let result: StreamResult
     try {
-      result = await streamChanges(replication, {
+      result = await this.withProgress('starting the change stream…', (progress) => streamChanges(replication, {
         slot,
         tables,
         actions,
@@ -135,8 +135,10 @@ Output: readable lines on a terminal (time, action, table, key | changed columns
             const what = slot.kind === 'consume' ? `consuming slot ${info.slot}` : slot.kind === 'copy' ? `reading a temporary copy of ${slot.source}` : `temporary slot ${info.slot}`
             this.note(`tailing ${db.name} (${what}${tables.length > 0 ? `, tables ${tables.map((t) => `${t.schema}.${t.table}`).join(', ')}` : ''}); Ctrl-C to stop`)
           }
+          progress.waiting('waiting for the first change…')
         },
-      })
+        onFirstOutput: () => progress.stop(),
+      }))
     } finally {
       process.removeListener('SIGINT', onSignal)
       process.removeListener('SIGTERM', onSignal)

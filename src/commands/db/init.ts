@@ -33,15 +33,15 @@ It observes the server, computes the same plan as \`db plan\` and applies it in 
   protected async execute(): Promise<InitResult & {passwords?: Record<string, string>}> {
     const config = resolveConfig({...this.flags, instances: this.flags.instances})
     const passwordsFile = this.flags['passwords-file'] ?? process.env.SINGULARITY_PASSWORDS_FILE ?? defaultPasswordsFile(config)
-    const result = await initEstate({
+    const result = await this.withProgress('db init', (progress) => initEstate({
       config,
       instances: this.flags.instances ?? config.instances ?? 1,
       queueEngine: this.flags['queue-engine'] as 'auto' | 'extension' | 'bundled',
       dryRun: this.flags['dry-run'],
       passwordsFile,
       schedules: schedulesFor(process.env),
-      progress: (message) => this.note(message),
-    })
+      progress: (message) => progress.line(message),
+    }))
     if (this.flags['show-passwords'] && !result.dryRun) {
       const all = readPasswordFile(passwordsFile)
       for (const value of Object.values(all)) revealSecret(value)

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
-import {connectionFlags} from '../../flags.js'
+import {connectionFlags, nonBlank} from '../../flags.js'
 import {formatDuration} from '../../lib/cli/format.js'
 import {renderTable} from '../../lib/cli/table.js'
 import {openJobsContextFor} from '../../lib/cron/context.js'
@@ -42,7 +42,7 @@ Times are UTC (pg_cron 1.4 schedules in GMT). Exit codes: 0 ok; 2 bad flags or u
     runner: Flags.string({description: 'Only jobs of this runner; repeatable.', options: [...RUNNERS], multiple: true}),
     failing: Flags.boolean({description: 'Only jobs whose last run failed.'}),
     'fail-on-error': Flags.boolean({description: 'Exit 3 when a job’s last run failed or a declared pg_cron job is missing.'}),
-    db: Flags.string({description: 'Database name or kind (singularity, shared_queue, …); repeatable. Default: all.', multiple: true}),
+    db: Flags.string({parse: nonBlank, description: 'Database name or kind (singularity, shared_queue, …); repeatable. Default: all.', multiple: true}),
   }
 
   protected async execute(): Promise<JobsListResult> {
@@ -62,7 +62,6 @@ Times are UTC (pg_cron 1.4 schedules in GMT). Exit codes: 0 ok; 2 bad flags or u
       const jobs = annotateBackupRows(listed.jobs, ctx.schedules, backupCronFile())
       const result = {...listed, jobs, counts: {...listed.counts, drifted: jobs.filter((j) => j.drift.length > 0).length}}
       if (this.flags['fail-on-error'] && (result.counts.failing > 0 || result.counts.missing > 0)) this.exitAfterOutput(3)
-      // Rendered here: the base command does not await human().
       if (!this.jsonMode) this.lines = await renderJobs(result, this.colorful)
       return result
     } finally {

@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
-import {connectionFlags} from '../../flags.js'
+import {connectionFlags, nonBlank} from '../../flags.js'
 import {UsageError} from '../../lib/cli/errors.js'
 import {renderTable} from '../../lib/cli/table.js'
 import {openJobsContextFor} from '../../lib/cron/context.js'
@@ -39,7 +39,7 @@ Exit codes: 0 ok; 1 the command failed (or the database/oban_jobs is absent); 2 
 
   static override flags = {
     ...connectionFlags,
-    db: Flags.string({description: 'Only in this database (name or kind); repeatable.', multiple: true}),
+    db: Flags.string({parse: nonBlank, description: 'Only in this database (name or kind); repeatable.', multiple: true}),
     args: Flags.string({description: 'Oban: the job args, a JSON object.'}),
     queue: Flags.string({description: 'Oban: the queue.', default: 'default'}),
     priority: Flags.integer({description: 'Oban: priority 0 (highest) .. 9.', default: 0}),

@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
-import {connectionFlags} from '../../flags.js'
+import {connectionFlags, nonBlank} from '../../flags.js'
 import {renderTable} from '../../lib/cli/table.js'
 import {resolveConfig} from '../../lib/config/resolve.js'
 import {validateQueueName} from '../../lib/queue/catalog.js'
@@ -30,7 +30,7 @@ Exit codes: 0 ok (also when the queue is empty), 2 bad name or flags, 4 queue no
 
   static override flags = {
     ...connectionFlags,
-    db: Flags.string({description: 'Database name or kind holding the queue (needed when several databases have it); repeatable.', multiple: true}),
+    db: Flags.string({parse: nonBlank, description: 'Database name or kind holding the queue (needed when several databases have it); repeatable.', multiple: true}),
     limit: Flags.integer({description: 'At most this many messages.', default: 10, min: 1, max: 10_000}),
     archive: Flags.boolean({description: 'Show archived messages (pgmq.a_<queue>) instead of the queue.', exclusive: ['visible-only']}),
     'visible-only': Flags.boolean({description: 'Only messages whose vt has passed (what a read would return now).', exclusive: ['archive']}),

@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
-import {connectionFlags} from '../../flags.js'
+import {connectionFlags, nonBlank} from '../../flags.js'
 import {confirmDestructive} from '../../lib/cli/confirm.js'
 import {UsageError} from '../../lib/cli/errors.js'
 import {formatDuration, parseDuration} from '../../lib/cli/format.js'
@@ -46,7 +46,7 @@ Exit codes: 0 done (or dry run), 2 bad input or no confirmation (nothing deleted
 
   static override flags = {
     ...connectionFlags,
-    db: Flags.string({description: 'Database name or kind holding the queue (needed when several databases have it); repeatable.', multiple: true}),
+    db: Flags.string({parse: nonBlank, description: 'Database name or kind holding the queue (needed when several databases have it); repeatable.', multiple: true}),
     confirm: Flags.string({description: 'The queue name again, to confirm without a prompt.'}),
     'dry-run': Flags.boolean({description: 'Count what would be deleted; delete nothing.'}),
     'archive-older-than': Flags.string({description: 'Prune the archive instead: delete archived messages older than this (e.g. 90d, 12h).'}),

@@ -3,7 +3,7 @@ import {readFileSync} from 'node:fs'
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
-import {connectionFlags} from '../../flags.js'
+import {connectionFlags, nonBlank} from '../../flags.js'
 import {UsageError} from '../../lib/cli/errors.js'
 import {parseDuration} from '../../lib/cli/format.js'
 import {resolveConfig} from '../../lib/config/resolve.js'
@@ -43,7 +43,7 @@ Exit codes: 0 sent (or valid, with --dry-run), 2 bad name, bad JSON or invalid m
 
   static override flags = {
     ...connectionFlags,
-    db: Flags.string({description: 'Database name or kind holding the queue (needed when several databases have it); repeatable.', multiple: true}),
+    db: Flags.string({parse: nonBlank, description: 'Database name or kind holding the queue (needed when several databases have it); repeatable.', multiple: true}),
     delay: Flags.string({description: 'Make the message visible only after this long (e.g. 30s, 5m).'}),
     headers: Flags.string({description: 'Message headers as a JSON object (pgmq 1.5 headers).'}),
     'dry-run': Flags.boolean({description: 'Check the message and find the queue; send nothing.'}),

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
-import {connectionFlags} from '../../flags.js'
+import {connectionFlags, nonBlank} from '../../flags.js'
 import {NotFoundError, UsageError} from '../../lib/cli/errors.js'
 import {formatDuration, parseDuration} from '../../lib/cli/format.js'
 import {renderTable} from '../../lib/cli/table.js'
@@ -50,8 +50,8 @@ Exit codes: 0 ok, 2 bad flags, 3 threshold breached, 4 no queue matches --patter
 
   static override flags = {
     ...connectionFlags,
-    db: Flags.string({description: 'Database name or kind (shared_queue, singularity); repeatable. Default: every database with queues.', multiple: true}),
-    pattern: Flags.string({description: "Only queues whose name matches this glob (* and ?), e.g. 'llm_*'."}),
+    db: Flags.string({parse: nonBlank, description: 'Database name or kind (shared_queue, singularity); repeatable. Default: every database with queues.', multiple: true}),
+    pattern: Flags.string({parse: nonBlank, description: "Only queues whose name matches this glob (* and ?), e.g. 'llm_*'."}),
     exact: Flags.boolean({description: 'Count every row (slower on big queues) instead of estimating above the count limit.'}),
     'fail-if-length-gt': Flags.integer({description: 'Exit 3 when a queue holds more than N messages.', min: 0}),
     'fail-if-oldest-gt': Flags.string({description: "Exit 3 when a queue's oldest message is older than this (30s, 10m, 2h, 1d)."}),
@@ -110,7 +110,6 @@ Exit codes: 0 ok, 2 bad flags, 3 threshold breached, 4 no queue matches --patter
     }
     if (breaches.length > 0) this.exitAfterOutput(3)
     const result = {exact: Boolean(flags.exact), count_limit: countLimit, queues, breaches, unavailable}
-    // Rendered here: the base command does not await human().
     if (!this.jsonMode) this.table = await statsTable(result, this.colorful)
     return result
   }

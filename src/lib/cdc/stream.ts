@@ -1,11 +1,13 @@
 import {fstatSync, fsyncSync} from 'node:fs'
-import {randomBytes} from 'node:crypto'
 import type pg from 'pg'
 
 import {CliError} from '../cli/errors.js'
-import {quoteIdent, quoteLiteral} from '../sql/quote.js'
 import {cdcError} from './errors.js'
-import {formatLsn, readLsn, writeLsn, type Lsn} from './lsn.js'
+import {BackendMessageSplitter, decodeReplicationMessage, encodeStandbyStatus} from './frames.js'
+import {formatLsn, type Lsn} from './lsn.js'
+import {ConfirmingOutput} from './output.js'
+import {replicationChannel} from './pg-connection.js'
+import {openSlot, serverConfirmedLsn, startReplicationSql, type SlotMode} from './slot-session.js'
 import {
   ACTION_CODE,
   actionCode,
@@ -22,24 +24,14 @@ import {
 
 /**
  * Change streaming over the replication protocol (START_REPLICATION … LOGICAL in a
- * `replication=database` session), on node-postgres's own connection: pg routes the CopyBoth
- * stream's CopyData messages (handled here, straight from the socket), and we answer with standby status
- * updates sent as CopyData. Messages (protocol docs, "Streaming Replication Protocol"):
- *   XLogData          'w' Int64 start LSN, Int64 server WAL end, Int64 send time, Byte[n] data
- *   Primary keepalive 'k' Int64 server WAL end, Int64 send time, Byte1 reply requested
- *   Standby status    'r' Int64 written, Int64 flushed, Int64 applied, Int64 client time, Byte1 reply
- * Output is written with backpressure: when stdout's buffer is full the socket is paused, so the
- * server (TCP) waits instead of our memory growing.
+ * `replication=database` session), on node-postgres's own connection. The parts, one job each:
+ * - frames.ts: the bytes → messages (pure; tested with captured bytes cut at every offset);
+ * - pg-connection.ts: the only module touching pg's private connection (checked when used);
+ * - slot-session.ts: the slot's lifecycle; output.ts: written lines and the positions they make safe;
+ * - here: the wal2json documents → lines, the stop conditions, the standby status updates.
  */
 
-/** Which slot to read. */
-export type SlotMode =
-  /** a slot of our own that dies with the session (even on SIGKILL): nothing left behind */
-  | {kind: 'temporary'}
-  /** a temporary copy of a persistent slot: sees its backlog, never holds or advances it */
-  | {kind: 'copy'; source: string}
-  /** the persistent slot itself, confirmed as lines are written (at-least-once) */
-  | {kind: 'consume'; name: string}
+export type {SlotMode} from './slot-session.js'
 
 export type StopReason = 'limit' | 'until-lsn' | 'timeout' | 'interrupted' | 'output-closed' | 'server-ended'
 
@@ -61,6 +53,8 @@ export interface StreamOptions {
   signal?: AbortSignal
   /** server notices (e.g. wal2json's "no tuple identifier for UPDATE") */
   onNotice?: (message: string) => void
+  /** called once, just before the first line is written to `out` */
+  onFirstOutput?: () => void
   /** called once streaming has started */
   onStart?: (info: {slot: string; temporary: boolean; startLsn: string | null}) => void
   /** standby status every this many ms even when idle (default 10 s) */
@@ -84,46 +78,20 @@ export interface StreamResult {
   stoppedBy: StopReason
 }
 
-const PG_EPOCH_MS = 946_684_800_000
 const MAX_PENDING = 256 * 1024
 const ACK_THROTTLE_MS = 1000
 
 /** Streams changes from a replication connection to `out` until a bound or a stop is reached. */
 export async function streamChanges(client: pg.Client, options: StreamOptions): Promise<StreamResult> {
-  const connection = (client as unknown as {connection: ReplicationConnection}).connection
-  const socket = connection.stream
+  const channel = replicationChannel(client)
   const out = options.out
-
   await client.query("SET TimeZone TO 'UTC'")
+  const {name: slotName, temporary} = await openSlot(client, options.slot, options)
+  const startLsn = options.fromLsn
 
-  // --- the slot -------------------------------------------------------------------------------
-  let slotName: string
-  let temporary = true
-  let startLsn: Lsn | undefined = options.fromLsn
-  try {
-    if (options.slot.kind === 'consume') {
-      slotName = options.slot.name
-      temporary = false
-    } else {
-      slotName = options.temporarySlotName ?? `singularity_tail_${process.pid}_${randomBytes(3).toString('hex')}`
-      if (options.slot.kind === 'temporary') {
-        await client.query(`CREATE_REPLICATION_SLOT ${quoteIdent(slotName)} TEMPORARY LOGICAL wal2json NOEXPORT_SNAPSHOT`)
-      } else {
-        await client.query(
-          `SELECT lsn FROM pg_copy_logical_replication_slot(${quoteLiteral(options.slot.source)}, ${quoteLiteral(slotName)}, true, 'wal2json')`,
-        )
-      }
-    }
-  } catch (error) {
-    const named = options.slot.kind === 'copy' ? options.slot.source : options.slot.kind === 'consume' ? options.slot.name : undefined
-    throw cdcError(error, {slot: named, serverMajor: options.serverMajor})
-  }
-
-  // --- state ----------------------------------------------------------------------------------
   const format = options.format
   const colour = Boolean(options.colour)
-  const wanted = new Set<number>()
-  for (const a of options.actions) wanted.add({insert: ACTION_CODE.I, update: ACTION_CODE.U, delete: ACTION_CODE.D, truncate: ACTION_CODE.T, message: ACTION_CODE.M}[a])
+  const wanted = new Set<number>(options.actions.map((a) => ({insert: ACTION_CODE.I, update: ACTION_CODE.U, delete: ACTION_CODE.D, truncate: ACTION_CODE.T, message: ACTION_CODE.M})[a]))
   const limit = options.limit ?? Number.POSITIVE_INFINITY
   const untilLsn = options.untilLsn
   const txn: TxnContext = {xid: null, timestamp: undefined}
@@ -133,24 +101,8 @@ export async function streamChanges(client: pg.Client, options: StreamOptions): 
   let inTxn = false
   let stopped = false
   let stoppedBy: StopReason = 'server-ended'
-  let received: Lsn = 0
   /** wal2json ≥ 2.x puts xid and commit time on every change; older builds only on BEGIN */
   let changesCarryTxn = false
-
-  // Output: lines gather in `pending` and are written at the end of each socket read (or 256 kB).
-  let pending = ''
-  /** the LSN that may be confirmed once `pending` is written */
-  let pendingAck: Lsn = 0
-  let outstanding = 0
-  let flushedAck: Lsn = 0
-  let sentAck: Lsn = 0
-  let outputClosed = false
-  let paused = false
-  let lastStatusAt = 0
-  let ackTimer: NodeJS.Timeout | undefined
-  const idleWaiters: (() => void)[] = []
-  const outIsFile = isRegularFile(out.fd)
-
   let resolveStop!: () => void
   const stoppedPromise = new Promise<void>((resolve) => (resolveStop = resolve))
   const stop = (reason: StopReason) => {
@@ -160,108 +112,54 @@ export async function streamChanges(client: pg.Client, options: StreamOptions): 
     resolveStop()
   }
 
-  const status = Buffer.alloc(34)
+  // --- standby status: the position written out, confirmed at most once a second ----------------
+  const outIsFile = isRegularFile(out.fd)
+  let sentAck: Lsn = 0
+  let lastStatusAt = 0
+  let ackTimer: NodeJS.Timeout | undefined
   const sendStatus = (replyRequested: boolean) => {
-    if (!socket.writable) return
+    if (!channel.writable) return
+    const safe = output.safeLsn
     // Durable before confirmed: a file on disk is fsynced before the server may forget the changes.
-    if (options.slot.kind === 'consume' && outIsFile && flushedAck > sentAck && out.fd !== undefined) {
+    if (options.slot.kind === 'consume' && outIsFile && safe > sentAck && out.fd !== undefined) {
       try {
         fsyncSync(out.fd)
       } catch {
         // not every file can be fsynced (e.g. /dev/null); the write itself succeeded
       }
     }
-    status[0] = 0x72 // 'r'
-    writeLsn(status, flushedAck, 1)
-    writeLsn(status, flushedAck, 9)
-    writeLsn(status, flushedAck, 17)
-    const micros = BigInt(Date.now() - PG_EPOCH_MS) * 1000n
-    status.writeBigInt64BE(micros, 25)
-    status[33] = replyRequested ? 1 : 0
-    connection.sendCopyFromChunk(Buffer.from(status))
-    sentAck = flushedAck
+    channel.sendCopyData(encodeStandbyStatus(safe, Date.now(), replyRequested))
+    sentAck = safe
     lastStatusAt = Date.now()
   }
+  const output = new ConfirmingOutput(out, {
+    advanced: () => {
+      if (output.safeLsn <= sentAck || stopped) return
+      const wait = lastStatusAt + ACK_THROTTLE_MS - Date.now()
+      if (wait <= 0) sendStatus(false)
+      else
+        ackTimer ??= setTimeout(() => {
+          ackTimer = undefined
+          if (!stopped) sendStatus(false)
+        }, wait)
+    },
+    pauseInput: () => channel.pause(),
+    resumeInput: () => channel.resume(),
+    beforeFirstWrite: () => options.onFirstOutput?.(),
+  })
 
-  const ackAdvanced = () => {
-    if (flushedAck <= sentAck || stopped) return
-    const wait = lastStatusAt + ACK_THROTTLE_MS - Date.now()
-    if (wait <= 0) sendStatus(false)
-    else if (!ackTimer) {
-      ackTimer = setTimeout(() => {
-        ackTimer = undefined
-        if (!stopped) sendStatus(false)
-      }, wait)
-    }
-  }
-
-  const settleIdle = () => {
-    if (outstanding === 0) for (const w of idleWaiters.splice(0)) w()
-  }
-
-  const flush = () => {
-    if (pending === '') {
-      if (outstanding === 0 && pendingAck > flushedAck) {
-        flushedAck = pendingAck
-        ackAdvanced()
-      }
-      return
-    }
-    if (outputClosed) {
-      pending = ''
-      return
-    }
-    const ack = pendingAck
-    const chunk = pending
-    pending = ''
-    outstanding++
-    const ok = out.write(chunk, (error?: Error | null) => {
-      outstanding--
-      if (!error) {
-        if (ack > flushedAck) flushedAck = ack
-        // nothing unwritten left: a position marked meanwhile (keepalive, filtered commit) is safe too
-        if (outstanding === 0 && pending === '' && pendingAck > flushedAck) flushedAck = pendingAck
-        ackAdvanced()
-      }
-      settleIdle()
-    })
-    if (!ok && !paused) {
-      paused = true
-      socket.pause()
-      out.once('drain', () => {
-        paused = false
-        socket.resume()
-      })
-    }
-  }
-
-  const markAck = (lsn: Lsn) => {
-    if (lsn > pendingAck) pendingAck = lsn
-    if (pending === '' && outstanding === 0 && lsn > flushedAck) {
-      flushedAck = lsn
-      ackAdvanced()
-    }
-  }
-
-  // --- the hot path: one CopyData message ------------------------------------------------------
+  // --- the hot path: one CopyData payload, chunk[start..end) --------------------------------------
   let fast: string | undefined
-  /** One CopyData payload: buf[start..end). */
   const onCopyData = (chunk: Buffer, start: number, end: number) => {
     if (stopped) return
-    const type = chunk[start]
-    if (type === 0x77) {
-      // XLogData
-      const lsn = readLsn(chunk, start + 1)
-      if (lsn > received) received = lsn
-      if (untilLsn !== undefined && lsn > untilLsn) {
-        stop('until-lsn')
-        return
-      }
-      const text = chunk.toString('utf8', start + 25, end)
+    const message = decodeReplicationMessage(chunk, start, end)
+    if (message.kind === 'xlog') {
+      const {lsn, data: text} = message
+      if (untilLsn !== undefined && lsn > untilLsn) return stop('until-lsn')
       const code = actionCode(text)
       if (code === ACTION_CODE.B) {
         inTxn = true
-        if (format === 'raw') pending += text + '\n'
+        if (format === 'raw') output.add(text)
         else if (!changesCarryTxn) {
           // keep xid/time for wal2json builds that only put them on BEGIN
           const begin = JSON.parse(text) as Wal2jsonChange
@@ -272,130 +170,64 @@ export async function streamChanges(client: pg.Client, options: StreamOptions): 
       }
       if (code === ACTION_CODE.C) {
         inTxn = false
-        if (format === 'raw') pending += text + '\n'
-        markAck(lsn)
-        if (pending.length > MAX_PENDING) flush()
+        if (format === 'raw') output.add(text)
+        output.markSafe(lsn)
+        if (output.waiting > MAX_PENDING) output.flush()
         return
       }
       if (!wanted.has(code)) return
-      if (format === 'raw') {
-        pending += text + '\n'
-      } else if (format === 'json' && changesCarryTxn && (fast = fastJsonLine(text, formatLsn(lsn)!, code)) !== undefined) {
-        pending += fast + '\n'
-      } else {
+      if (format === 'raw') output.add(text)
+      else if (format === 'json' && changesCarryTxn && (fast = fastJsonLine(text, formatLsn(lsn)!, code)) !== undefined) output.add(fast)
+      else {
         const change = JSON.parse(text) as Wal2jsonChange
         if (change.xid !== undefined) changesCarryTxn = true
-        if (format === 'json') pending += JSON.stringify(toChangeLine(change, formatLsn(lsn)!, code, txn)) + '\n'
-        else pending += toHumanLine(change, code, txn, colour) + '\n'
+        output.add(format === 'json' ? JSON.stringify(toChangeLine(change, formatLsn(lsn)!, code, txn)) : toHumanLine(change, code, txn, colour))
       }
       lastLsn = lsn
-      if (!inTxn) markAck(lsn) // a non-transactional message stands alone
-      if (++changes >= limit) {
-        stop('limit')
-        return
-      }
-      if (pending.length > MAX_PENDING) flush()
+      if (!inTxn) output.markSafe(lsn) // a non-transactional message stands alone
+      if (++changes >= limit) return stop('limit')
+      if (output.waiting > MAX_PENDING) output.flush()
       return
     }
-    if (type === 0x6b) {
-      // Primary keepalive: outside a transaction, everything before the server's WAL end was sent.
-      const walEnd = readLsn(chunk, start + 1)
-      if (walEnd > received) received = walEnd
-      if (!inTxn) markAck(walEnd)
-      if (untilLsn !== undefined && walEnd >= untilLsn && !inTxn) {
-        stop('until-lsn')
-        return
-      }
-      if (chunk[start + 17] === 1) sendStatus(false)
+    if (message.kind === 'keepalive') {
+      // Outside a transaction, everything before the server's WAL end was sent.
+      if (!inTxn) output.markSafe(message.walEnd)
+      if (untilLsn !== undefined && message.walEnd >= untilLsn && !inTxn) return stop('until-lsn')
+      if (message.replyRequested) sendStatus(false)
     }
   }
 
-  // Framing: while streaming, the socket's bytes come to us first. CopyData messages are handled
-  // in place (no message objects, no event per change); every other message (CopyBothResponse,
-  // notices, errors, CopyDone, CommandComplete, ReadyForQuery) goes on, whole and in order, to
-  // pg's own parser, so the START_REPLICATION query settles as usual. pg's parser holds no partial
-  // message when we take over (the previous query has completed), and none when we give it back.
-  const pgListeners = socket.listeners('data') as ((data: Buffer) => void)[]
-  const toPg = (data: Buffer) => {
-    for (const listener of pgListeners) listener.call(socket, data)
-  }
+  // While streaming, the socket's bytes come here first: CopyData is handled in place; every other
+  // message (CopyBothResponse, notices, errors, CopyDone, CommandComplete, ReadyForQuery) goes on,
+  // whole and in order, to pg's parser, so the START_REPLICATION query settles as usual. pg's parser
+  // holds no partial message when we take over (the previous query completed), none when given back.
+  const splitter = new BackendMessageSplitter(onCopyData, (bytes) => channel.passToPg(bytes))
   let flushScheduled = false
   const scheduledFlush = () => {
     flushScheduled = false
-    flush()
+    output.flush()
   }
-  let carry: Buffer[] = []
-  let carryLength = 0
-  let carryNeed = 0
   const onSocketData = (data: Buffer) => {
-    if (carryLength > 0) {
-      carry.push(data)
-      carryLength += data.length
-      if (carryNeed === 0 && carryLength >= 5) carryNeed = 1 + Buffer.concat(carry).readUInt32BE(1)
-      if (carryNeed === 0 || carryLength < carryNeed) return
-      data = Buffer.concat(carry, carryLength)
-      carry = []
-      carryLength = 0
-      carryNeed = 0
-    }
-    let offset = 0
-    let passStart = -1
-    const length = data.length
-    while (offset + 5 <= length) {
-      const size = 1 + data.readUInt32BE(offset + 1)
-      if (offset + size > length) break
-      if (data[offset] === 0x64) {
-        if (passStart !== -1) {
-          toPg(data.subarray(passStart, offset))
-          passStart = -1
-        }
-        onCopyData(data, offset + 5, offset + size)
-      } else if (passStart === -1) {
-        passStart = offset
-      }
-      offset += size
-    }
-    if (passStart !== -1) toPg(data.subarray(passStart, offset))
-    if (offset < length) {
-      const rest = data.subarray(offset)
-      carry = [rest]
-      carryLength = rest.length
-      carryNeed = rest.length >= 5 ? 1 + rest.readUInt32BE(1) : 0
-    }
-    // Write what the reads of this turn of the event loop produced, in one write: at once when
-    // there is a lot, else after the other reads already waiting (setImmediate) — live lines still
-    // appear at once, a backlog is written in large pieces.
-    if (pending.length >= MAX_PENDING) flush()
-    else if (pending !== '' && !flushScheduled) {
+    splitter.push(data)
+    // One write for what the reads of this turn of the event loop produced: at once when there is a
+    // lot, else after the reads already waiting (setImmediate): live lines still appear at once, a
+    // backlog is written in large pieces.
+    if (output.waiting >= MAX_PENDING) output.flush()
+    else if (output.waiting > 0 && !flushScheduled) {
       flushScheduled = true
       setImmediate(scheduledFlush)
     }
   }
-  const releaseSocket = () => {
-    socket.removeListener('data', onSocketData)
-    for (const listener of pgListeners) socket.on('data', listener)
-    if (carryLength > 0) {
-      const rest = Buffer.concat(carry, carryLength)
-      carry = []
-      carryLength = 0
-      toPg(rest)
-    }
-  }
   const onNotice = (notice: {message?: string}) => options.onNotice?.(notice.message ?? '')
   const onOutputError = () => {
-    outputClosed = true
+    output.close()
     stop('output-closed')
   }
   const onAbort = () => stop('interrupted')
 
   // --- start ----------------------------------------------------------------------------------
-  const pluginOptions = wal2jsonOptions({format, tables: options.tables, actions: options.actions})
-    .map(([k, v]) => `${quoteIdent(k)} ${quoteLiteral(v)}`)
-    .join(', ')
-  const startSql = `START_REPLICATION SLOT ${quoteIdent(slotName)} LOGICAL ${formatLsn(startLsn ?? 0)} (${pluginOptions})`
-
-  socket.removeAllListeners('data')
-  socket.on('data', onSocketData)
+  const startSql = startReplicationSql(slotName, startLsn, wal2jsonOptions({format, tables: options.tables, actions: options.actions}))
+  channel.takeOver(onSocketData)
   client.on('notice', onNotice)
   out.on('error', onOutputError)
   options.signal?.addEventListener('abort', onAbort)
@@ -418,77 +250,50 @@ export async function streamChanges(client: pg.Client, options: StreamOptions): 
       stop('server-ended')
     },
   )
-  // The server answers START_REPLICATION with CopyBothResponse, which pg's connection emits as 'replicationStart'.
-  const onReplicationStart = () => options.onStart?.({slot: slotName, temporary, startLsn: formatLsn(startLsn ?? null)})
-  connection.once('replicationStart', onReplicationStart)
-
-  const cleanup = () => {
-    if (timeout) clearTimeout(timeout)
-    if (ackTimer) clearTimeout(ackTimer)
-    clearInterval(statusTimer)
-    connection.removeListener('replicationStart', onReplicationStart)
-    releaseSocket()
-    client.removeListener('notice', onNotice)
-    out.removeListener('error', onOutputError)
-    options.signal?.removeEventListener('abort', onAbort)
-  }
+  const removeStartListener = channel.onCopyBothResponse(() => options.onStart?.({slot: slotName, temporary, startLsn: formatLsn(startLsn ?? null)}))
 
   try {
     await stoppedPromise
     if (replicationError !== undefined) {
       // The command failed (slot in use, plugin refused, …) or the connection dropped mid-stream.
-      flush()
+      output.flush()
       const error = cdcError(replicationError, {slot: slotName, serverMajor: options.serverMajor})
-      if (flushedAck > 0 && !temporary) {
-        throw new CliError(`${error.message} (last confirmed LSN ${formatLsn(flushedAck)})`, {hint: error.hint, code: error.code, exitCode: error.exitCode, cause: replicationError})
+      if (output.safeLsn > 0 && !temporary) {
+        throw new CliError(`${error.message} (last confirmed LSN ${formatLsn(output.safeLsn)})`, {hint: error.hint, code: error.code, exitCode: error.exitCode, cause: replicationError})
       }
       throw error
     }
 
     // --- finish: write everything, confirm it, leave COPY mode cleanly ----------------------------
-    flush()
-    if (outstanding > 0 && !outputClosed) {
-      await Promise.race([new Promise<void>((resolve) => idleWaiters.push(resolve)), delay(30_000)])
-    }
-    if (paused) {
-      paused = false
-      socket.resume()
-    }
-    if (!replicationDone && socket.writable) {
+    output.flush()
+    if (!output.isClosed) await output.whenWritten(30_000)
+    output.resumeInput()
+    if (!replicationDone && channel.writable) {
       sendStatus(false)
-      connection.endCopyFrom()
+      channel.endCopy()
       await Promise.race([replication, delay(5000)])
     }
-    let serverConfirmedLsn: string | null = null
-    if (!temporary && replicationDone && replicationError === undefined) {
-      try {
-        const {rows} = await client.query(`SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = ${quoteLiteral(slotName)}`)
-        serverConfirmedLsn = rows[0]?.lsn ?? null
-      } catch {
-        serverConfirmedLsn = null
-      }
-    }
+    const confirmedByServer = !temporary && replicationDone && replicationError === undefined ? await serverConfirmedLsn(client, slotName) : null
     return {
       slot: slotName,
       temporary,
       consumed: options.slot.kind === 'consume',
       changes,
       lastLsn: formatLsn(lastLsn),
-      confirmedLsn: formatLsn(flushedAck || null),
-      serverConfirmedLsn,
+      confirmedLsn: formatLsn(output.safeLsn || null),
+      serverConfirmedLsn: confirmedByServer,
       stoppedBy,
     }
   } finally {
-    cleanup()
+    if (timeout) clearTimeout(timeout)
+    if (ackTimer) clearTimeout(ackTimer)
+    clearInterval(statusTimer)
+    removeStartListener()
+    channel.release(splitter.takeRest())
+    client.removeListener('notice', onNotice)
+    out.removeListener('error', onOutputError)
+    options.signal?.removeEventListener('abort', onAbort)
   }
-}
-
-interface ReplicationConnection {
-  stream: NodeJS.ReadableStream & {writable: boolean; pause(): void; resume(): void; listeners(event: 'data'): ((data: Buffer) => void)[]}
-  once(event: 'replicationStart', listener: () => void): void
-  removeListener(event: string, listener: (...args: never[]) => void): void
-  sendCopyFromChunk(chunk: Buffer): void
-  endCopyFrom(): void
 }
 
 function delay(ms: number): Promise<void> {

@@ -15,6 +15,11 @@ export function editDistance(a: string, b: string): number {
   return prev[b.length]
 }
 
+/** How far a typo may be from the name meant: half its length, at least 3 edits. */
+export function typoLimit(typed: string): number {
+  return Math.max(3, Math.floor(typed.length / 2))
+}
+
 export interface ClosestOptions {
   count?: number
   /** drop candidates further than this (default: no limit) */

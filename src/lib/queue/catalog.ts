@@ -1,6 +1,6 @@
 import type pg from 'pg'
 
-import {closestNames as closest} from '../cli/closest.js'
+import {closestNames as closest, typoLimit} from '../cli/closest.js'
 import {UsageError} from '../cli/errors.js'
 import {validateName} from '../names.js'
 
@@ -119,7 +119,7 @@ export function globToRegExp(pattern: string): RegExp {
 
 /** Queue names close to what was typed, within half its length in edits. */
 export function closestNames(name: string, candidates: string[], max = 3): string[] {
-  return closest(name, candidates, {count: max, maxDistance: Math.max(3, Math.floor(name.length / 2))})
+  return closest(name, candidates, {count: max, maxDistance: typoLimit(name)})
 }
 
 /**

@@ -15,6 +15,7 @@ import type pg from 'pg'
 
 import {CliError, ExitCode, UsageError} from '../cli/errors.js'
 import type {Target} from '../config/resolve.js'
+import {dropDatabaseForceSupported} from '../db/catalog-version.js'
 import {connect} from '../db/connect.js'
 import {onDatabase} from '../estate/targets.js'
 import {validateName} from '../names.js'
@@ -79,7 +80,7 @@ async function exists(admin: pg.Client, name: string): Promise<boolean> {
 
 async function dropDatabase(admin: pg.Client, name: string): Promise<void> {
   const num = Number((await admin.query<{n: string}>("SELECT current_setting('server_version_num') AS n")).rows[0].n)
-  if (num >= 130_000) {
+  if (dropDatabaseForceSupported(num)) {
     const {rows} = await admin.query<{sql: string}>("SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', $1::text) AS sql", [name])
     await admin.query(rows[0].sql)
     return

@@ -3,6 +3,7 @@ import type pg from 'pg'
 import {CliError, NotFoundError} from '../cli/errors.js'
 import {formatBytes} from '../cli/format.js'
 import {validateName} from '../names.js'
+import {slotsHaveInactiveSince} from '../db/catalog-version.js'
 import {cdcError} from './errors.js'
 
 /** One replication slot with the figures an operator needs before the disk fills. */
@@ -46,7 +47,7 @@ export async function listSlots(client: pg.Client, estateSlots: string[] = []): 
     `WITH pos AS (
        SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END AS lsn
      )
-     SELECT to_jsonb(s) AS slot,
+     SELECT to_jsonb(s) AS slot, current_setting('server_version_num')::int AS version_num,
             pos.lsn::text AS current_lsn,
             pg_wal_lsn_diff(pos.lsn, s.restart_lsn)::bigint::text AS retained,
             pg_wal_lsn_diff(pos.lsn, s.confirmed_flush_lsn)::bigint::text AS pending,
@@ -57,15 +58,16 @@ export async function listSlots(client: pg.Client, estateSlots: string[] = []): 
       ORDER BY s.slot_name`,
   )
   let currentLsn: string | null = null
+  let versionNum: number = rows[0]?.version_num
   if (rows.length === 0) {
-    const r = await client.query(`SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn`)
+    const r = await client.query(`SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn, current_setting('server_version_num')::int AS version_num`)
     currentLsn = r.rows[0].lsn
+    versionNum = r.rows[0].version_num
   }
-  let inactiveSinceAvailable = false
+  const inactiveSinceAvailable = slotsHaveInactiveSince(versionNum)
   const slots = rows.map((r): SlotRow => {
     currentLsn = r.current_lsn
     const s = r.slot as Record<string, unknown>
-    if ('inactive_since' in s) inactiveSinceAvailable = true
     const retainedBytes = r.retained === null ? null : Number(r.retained)
     const safe = s.safe_wal_size === null || s.safe_wal_size === undefined ? null : Number(s.safe_wal_size)
     const inactiveSince = typeof s.inactive_since === 'string' ? new Date(s.inactive_since).toISOString() : null

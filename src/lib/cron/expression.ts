@@ -1,4 +1,5 @@
 import {UsageError} from '../cli/errors.js'
+import {instantsAt, isKnownTimeZone, isUtcZone, wallTime, zoneOffsetMs} from './timezone.js'
 
 /**
  * Cron expressions as pg_cron 1.4 reads them (its parser is Vixie cron's): five fields, minute
@@ -8,6 +9,12 @@ import {UsageError} from '../cli/errors.js'
  * Day-of-month and day-of-week are OR-ed when both are restricted (neither field starts with
  * '*'): `0 5 1-7 * 0` fires on days 1-7 AND on every Sunday. A field starting with '*' (also
  * `*\/2`) makes the two AND-ed, as in Vixie cron.
+ *
+ * Newer pg_cron adds `$` (1.6+: the last day of the month, alone in the day-of-month field) and
+ * cron.timezone (1.5+: the fields are read in that zone); parseCron takes `$` only when asked
+ * (pg-cron-version.ts decides by the server's version) and the next-run functions take a zone.
+ * Each minute is judged on its wall-clock time there, as pg_cron does: a time that a
+ * spring-forward skips does not run that day, a time that a fall-back repeats runs twice.
  */
 
 export interface CronExpression {
@@ -23,6 +30,18 @@ export interface CronExpression {
   daysOfWeek: ReadonlySet<number>
   domStar: boolean
   dowStar: boolean
+  /** `$` in the day-of-month field (pg_cron 1.6+): the last day of the month */
+  lastDayOfMonth: boolean
+}
+
+export interface ParseOptions {
+  /** accept `$` (the last day of the month) alone in the day-of-month field, as pg_cron 1.6+ does */
+  lastDayOfMonth?: boolean
+}
+
+export interface NextRunOptions {
+  /** IANA zone the fields are read in (pg_cron's cron.timezone); default GMT */
+  timezone?: string
 }
 
 const MACROS: Record<string, string> = {
@@ -112,14 +131,14 @@ function parseField(text: string, field: FieldSpec, expression: string): Set<num
 }
 
 /** Parses and validates an expression; throws CronSyntaxError (exit 2) with the reason. */
-export function parseCron(expression: string): CronExpression {
+export function parseCron(expression: string, options: ParseOptions = {}): CronExpression {
   const source = expression.trim()
   if (source === '') throw new CronSyntaxError(expression, 'empty')
   if (source.startsWith('@')) {
     const macro = source.toLowerCase()
     if (macro === '@reboot') {
       const none = new Set<number>()
-      return {source, reboot: true, minutes: none, hours: none, daysOfMonth: none, months: none, daysOfWeek: none, domStar: true, dowStar: true}
+      return {source, reboot: true, minutes: none, hours: none, daysOfMonth: none, months: none, daysOfWeek: none, domStar: true, dowStar: true, lastDayOfMonth: false}
     }
     const expanded = MACROS[macro]
     if (!expanded) throw new CronSyntaxError(expression, `unknown macro ${source}`)
@@ -132,8 +151,16 @@ export function parseCron(expression: string): CronExpression {
   if (parts.length !== 5) {
     throw new CronSyntaxError(expression, `${parts.length} fields, expected 5${parts.length === 6 ? ' (pg_cron 1.4 has no seconds field)' : ''}`)
   }
-  const [minutes, hours, daysOfMonth, months, daysOfWeek] = parts.map((p, i) => parseField(p, FIELDS[i], expression))
+  const lastDayOfMonth = parts[2] === '$'
+  if (parts[2].includes('$') && !(lastDayOfMonth && options.lastDayOfMonth)) {
+    throw new CronSyntaxError(
+      expression,
+      options.lastDayOfMonth ? "'$' (the last day of the month) stands alone in the day-of-month field" : "'$' (the last day of the month) needs pg_cron 1.6+",
+    )
+  }
+  const [minutes, hours, daysOfMonth, months, daysOfWeek] = parts.map((p, i) => (i === 2 && lastDayOfMonth ? new Set<number>() : parseField(p, FIELDS[i], expression)))
   return {
+    lastDayOfMonth,
     source,
     reboot: false,
     minutes,
@@ -156,10 +183,47 @@ export function cronError(expression: string): string | undefined {
   }
 }
 
-function dayMatches(cron: CronExpression, date: Date): boolean {
-  const dom = cron.daysOfMonth.has(date.getUTCDate())
+const DAY_MS = 86_400_000
+
+function daysInMonth(date: Date): number {
+  return new Date(Date.UTC(date.getUTCFullYear(), date.getUTCMonth() + 1, 0)).getUTCDate()
+}
+
+/**
+ * Whether the (UTC or wall) date is a run day. `$` matches the last day; `loose` also lets the
+ * day before it through, for a zone where pg_cron's "tomorrow is the 1st" (now + 24 h) can say
+ * so a day early on a 23-hour day; matchesAt then judges the instant exactly.
+ */
+function dayMatches(cron: CronExpression, date: Date, loose = false): boolean {
+  const day = date.getUTCDate()
+  const last = cron.lastDayOfMonth && (loose ? day >= daysInMonth(date) - 1 : day === daysInMonth(date))
+  const dom = last || cron.daysOfMonth.has(day)
   const dow = cron.daysOfWeek.has(date.getUTCDay())
   return cron.domStar || cron.dowStar ? dom && dow : dom || dow
+}
+
+/**
+ * Whether the expression fires at this instant's minute in the zone, judged as pg_cron's
+ * ShouldRunTask does: the wall-clock fields of the instant, and for `$` whether the wall date
+ * 24 hours later is the 1st.
+ */
+function matchesAt(cron: CronExpression, instantMs: number, timeZone: string): boolean {
+  const wall = wallTime(instantMs, timeZone)
+  if (!cron.minutes.has(wall.getUTCMinutes()) || !cron.hours.has(wall.getUTCHours()) || !cron.months.has(wall.getUTCMonth() + 1)) return false
+  const last = cron.lastDayOfMonth && wallTime(instantMs + DAY_MS, timeZone).getUTCDate() === 1
+  const dom = last || cron.daysOfMonth.has(wall.getUTCDate())
+  const dow = cron.daysOfWeek.has(wall.getUTCDay())
+  return cron.domStar || cron.dowStar ? dom && dow : dom || dow
+}
+
+/** The expression parsed for evaluation (the newest pg_cron syntax); null when it cannot be. */
+function evaluable(expression: CronExpression | string): CronExpression | null {
+  if (typeof expression !== 'string') return expression
+  try {
+    return parseCron(expression, {lastDayOfMonth: true})
+  } catch {
+    return null
+  }
 }
 
 /** Whether the expression fires at this minute (UTC). Never for @reboot. */
@@ -177,13 +241,8 @@ export function matches(expression: CronExpression | string, at: Date): boolean 
 /** Search horizon: 28 years covers every day-of-week/leap-year combination. */
 const HORIZON_YEARS = 28
 
-/**
- * The first minute strictly after `from` at which the expression fires, in UTC; null for
- * @reboot and for expressions that never fire (e.g. `0 0 30 2 *`).
- */
-export function nextRun(expression: CronExpression | string, from: Date = new Date()): Date | null {
-  const cron = typeof expression === 'string' ? parseCron(expression) : expression
-  if (cron.reboot) return null
+/** The first wall minute strictly after `from` whose fields match (naive: no zone). */
+function nextWallMatch(cron: CronExpression, from: Date, loose: boolean): Date | null {
   const t = new Date(Math.floor(from.getTime() / 60_000) * 60_000 + 60_000)
   const limit = from.getUTCFullYear() + HORIZON_YEARS
   while (t.getUTCFullYear() <= limit) {
@@ -192,7 +251,7 @@ export function nextRun(expression: CronExpression | string, from: Date = new Da
       t.setUTCHours(0, 0, 0, 0)
       continue
     }
-    if (!dayMatches(cron, t)) {
+    if (!dayMatches(cron, t, loose)) {
       t.setUTCDate(t.getUTCDate() + 1)
       t.setUTCHours(0, 0, 0, 0)
       continue
@@ -210,16 +269,51 @@ export function nextRun(expression: CronExpression | string, from: Date = new Da
   return null
 }
 
+/** How far back of `from`'s wall time a run can still lie ahead of `from` (a fall-back repeats up to this). */
+const MAX_ZONE_SHIFT_MS = 3 * 3600_000
+/** Same offset this far before and after `from`: no change of offset near it (zones change at most twice a year). */
+const ZONE_STEADY_MS = 2 * DAY_MS
+
+/**
+ * The first minute strictly after `from` at which the expression fires; in UTC (GMT) unless
+ * `options.timezone` names the zone pg_cron reads it in. Null for @reboot, for expressions that
+ * never fire (e.g. `0 0 30 2 *`), and for what cannot be evaluated here (an interval schedule
+ * such as '30 seconds', a zone this runtime does not know, a schedule no pg_cron accepts):
+ * never throws for a string.
+ */
+export function nextRun(expression: CronExpression | string, from: Date = new Date(), options: NextRunOptions = {}): Date | null {
+  const cron = evaluable(expression)
+  if (!cron || cron.reboot) return null
+  const zone = options.timezone
+  if (isUtcZone(zone)) return nextWallMatch(cron, from, false)
+  if (!isKnownTimeZone(zone!)) return null
+  const fromMs = from.getTime()
+  // walk wall-clock matches from `from`'s wall time; near a change of offset from a little before
+  // it, since in a fall-back overlap an earlier wall time can still be a later instant
+  const steady = zoneOffsetMs(fromMs - ZONE_STEADY_MS, zone!) === zoneOffsetMs(fromMs + ZONE_STEADY_MS, zone!)
+  let wall: Date | null = new Date(wallTime(fromMs, zone!).getTime() - (steady ? 0 : MAX_ZONE_SHIFT_MS))
+  const limit = from.getUTCFullYear() + HORIZON_YEARS
+  while ((wall = nextWallMatch(cron, wall, true)) && wall.getUTCFullYear() <= limit) {
+    for (const t of instantsAt(wall, zone!)) {
+      if (t > fromMs && matchesAt(cron, t, zone!)) return new Date(t)
+    }
+  }
+  return null
+}
+
 /**
  * The next run of a job whose command acts only on days 1..maxDayOfMonth (the "first Sunday of
  * the month" pattern: fire every Sunday, let the command check the date).
  */
-export function nextEffectiveRun(expression: CronExpression | string, from: Date = new Date(), maxDayOfMonth?: number): Date | null {
-  let at: Date | null = nextRun(expression, from)
+export function nextEffectiveRun(expression: CronExpression | string, from: Date = new Date(), maxDayOfMonth?: number, options: NextRunOptions = {}): Date | null {
+  const cron = evaluable(expression)
+  if (!cron) return null
+  let at: Date | null = nextRun(cron, from, options)
   if (maxDayOfMonth === undefined) return at
+  const zone = options.timezone ?? 'GMT'
   for (let i = 0; at && i < 10_000; i++) {
-    if (at.getUTCDate() <= maxDayOfMonth) return at
-    at = nextRun(expression, at)
+    if (wallTime(at.getTime(), zone).getUTCDate() <= maxDayOfMonth) return at
+    at = nextRun(cron, at, options)
   }
   return null
 }

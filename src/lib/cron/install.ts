@@ -4,6 +4,7 @@ import {CliError, UsageError} from '../cli/errors.js'
 import {JOB_PREFIX, type Estate, type ScheduleSpec} from '../../topology.js'
 import {parseCron} from './expression.js'
 import {diffCron} from '../reconcile/cron.js'
+import {NEWEST_PG_CRON, validateScheduleFor, validateSchedulesFor} from './pg-cron-version.js'
 import {checkScheduleName, isEstateJob, MAX_JOB_NAME_BYTES, plannedCronJobs, type PlannedCronJob} from './names.js'
 
 /** A row of cron.job. */
@@ -86,7 +87,8 @@ export function validateSchedules(estate: Estate, schedules: ScheduleSpec[], cro
     if (seen.has(`${spec.runner}:${spec.name}`)) throw new UsageError(`schedule ${spec.name} is declared twice`, {code: 'DUPLICATE_SCHEDULE'})
     seen.add(`${spec.runner}:${spec.name}`)
     try {
-      parseCron(spec.schedule)
+      if (spec.runner === 'pg_cron') validateScheduleFor(NEWEST_PG_CRON, spec.schedule) // the server's version: installSchedules
+      else parseCron(spec.schedule)
     } catch (error) {
       throw new UsageError(`schedule ${spec.name}: ${(error as Error).message}`, {hint: (error as CliError).hint, code: 'BAD_CRON_EXPRESSION'})
     }
@@ -119,6 +121,7 @@ export async function installSchedules(
 ): Promise<InstallResult> {
   const info = await cronDatabaseInfo(cronClient)
   requirePgCron(info)
+  validateSchedulesFor(info.version, schedules)
   const planned = validateSchedules(estate, schedules, info.database)
 
   const databases = [...new Set(planned.map((p) => p.database))]

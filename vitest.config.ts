@@ -4,7 +4,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/global-setup.ts'],
-    testTimeout: 60_000,
+    // Generous: the machines are shared and loaded (a ceiling never makes a test pass).
+    testTimeout: 180_000,
     hookTimeout: 180_000,
     pool: 'forks',
     // Two cores: two test files at a time share the one throwaway cluster.

@@ -3,8 +3,10 @@ import {Command, Flags, Interfaces} from '@oclif/core'
 import {CliError, ExitCode, type ExitCodeValue, UsageError} from './lib/cli/errors.js'
 import {withProgress, type Progress} from './lib/cli/progress.js'
 import {redact, redactValue} from './lib/cli/redact.js'
+import {loadPaint, type Paint} from './lib/cli/colour.js'
+import {fold, type RenderedTable, type TableOptions} from './lib/cli/table.js'
+import {isInteractive, terminalWidth} from './lib/cli/terminal.js'
 import {disabledParts} from './lib/estate/disabled.js'
-import {isInteractive} from './lib/cli/terminal.js'
 import {toCliError} from './lib/db/pg-errors.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
@@ -67,9 +69,44 @@ export abstract class BaseCommand<T extends typeof Command = typeof Command> ext
     if (code > this.exitCodeAfterOutput) this.exitCodeAfterOutput = code
   }
 
-  /** A line on stdout, redacted. */
+  /** A line on stdout, redacted. With --csv/--tsv stdout carries only the table: other lines go to stderr. */
   protected out(line = ''): void {
-    process.stdout.write(redact(line) + '\n')
+    ;(this.delimitedTable ? process.stderr : process.stdout).write(redact(line) + '\n')
+  }
+
+  /** A line of free text for people, folded at word boundaries to the terminal's width (never cut). */
+  protected outFolded(text: string, indent = '  '): void {
+    for (const line of fold(text, this.jsonMode ? undefined : terminalWidth(), indent)) this.out(line)
+  }
+
+  /** The lines of a rendered table on stdout, redacted. */
+  protected outTable(table: RenderedTable | string[]): void {
+    for (const line of Array.isArray(table) ? table : table.lines) process.stdout.write(redact(line) + '\n')
+  }
+
+  /** --csv or --tsv was given (commands with the table flags). */
+  protected get delimitedTable(): boolean {
+    const f = (this.flags ?? {}) as Record<string, unknown>
+    return Boolean(f.csv || f.tsv)
+  }
+
+  /** The colour painter for stdout (identity when colour is off). */
+  protected async paint(): Promise<Paint> {
+    return loadPaint(this.colorful && !this.delimitedTable)
+  }
+
+  /** The table renderer's options: the table flags (--wide, --columns, --sort, --no-header, --csv, --tsv), the width and colour. */
+  protected async tableOptions(): Promise<TableOptions> {
+    const f = (this.flags ?? {}) as Record<string, unknown>
+    return {
+      width: terminalWidth(),
+      paint: await this.paint(),
+      wide: Boolean(f.wide),
+      columns: typeof f.columns === 'string' ? f.columns.split(',').map((c) => c.trim()).filter(Boolean) : undefined,
+      sort: typeof f.sort === 'string' ? f.sort : undefined,
+      header: !f['no-header'],
+      format: f.csv ? 'csv' : f.tsv ? 'tsv' : 'table',
+    }
   }
 
   /** A progress/notice line on stderr, redacted; silent under --json unless forced. */

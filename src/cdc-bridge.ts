@@ -9,6 +9,8 @@ export interface CdcBridgeSpec {
   slotSuffix: string
   plugin: 'wal2json'
   tables: string[]
+  /** the service that must read the slot (named when the slot is created, idle or lost) */
+  consumer: string
   /** captured table → the queue its changes go to */
   queues: Record<string, string>
   /** changes sent per run at most */
@@ -19,6 +21,7 @@ export const CDC_BRIDGE: CdcBridgeSpec = {
   slotSuffix: 'cdc_bridge',
   plugin: 'wal2json',
   tables: ['learned_patterns', 'agent_sessions', 'metrics_events'],
+  consumer: 'the cdc-bridge pg_cron job (cdc_bridge_run)',
   queues: {learned_patterns: 'cdc-learned-patterns', agent_sessions: 'cdc-agent-sessions', metrics_events: 'cdc-metrics-events'},
   maxChangesPerRun: 1000,
 }

@@ -21,6 +21,16 @@ export const localFlags = {
  * filter" (`cdc tail --table ''` would otherwise stream every table).
  */
 export async function nonBlank(value: string, _context?: unknown, flag?: {name?: string}): Promise<string> {
-  if (/^[\s,]*$/.test(value)) throw new Error(`--${flag?.name ?? 'flag'} is blank: give a name or leave the flag out`)
+  if (/^[\s,]*$/.test(value)) throw new Error(`a blank value is not a filter: give a name, or leave --${flag?.name ?? 'the flag'} out`)
   return value
+}
+
+/** The options every human table takes (defined once; the table renderer reads them). */
+export const tableFlags = {
+  wide: Flags.boolean({description: 'Every column, nothing cut (lines may be wider than the terminal).', helpGroup: 'TABLE'}),
+  columns: Flags.string({description: 'Only these columns, in this order: comma-separated names, e.g. name,status (an unknown name lists them).', helpGroup: 'TABLE'}),
+  sort: Flags.string({description: 'Sort the rows by a column; -name for descending (e.g. --sort -length).', helpGroup: 'TABLE'}),
+  'no-header': Flags.boolean({description: 'No header line (tables, --csv and --tsv).', helpGroup: 'TABLE'}),
+  csv: Flags.boolean({description: 'The table as CSV on stdout (every selected column, nothing cut); other lines go to stderr.', exclusive: ['tsv', 'json'], helpGroup: 'TABLE'}),
+  tsv: Flags.boolean({description: 'The table as tab-separated values on stdout; other lines go to stderr.', exclusive: ['csv', 'json'], helpGroup: 'TABLE'}),
 }

@@ -69,6 +69,8 @@ export interface CdcSpec {
   slotSuffix: string
   plugin: 'wal2json'
   tables: string[]
+  /** the service that must read the slot (named when the slot is created, idle or lost) */
+  consumer: string
 }
 
 
@@ -156,7 +158,7 @@ export const DATABASES: Readonly<Record<DatabaseKind, DatabaseSpec>> = {
     grants: [{role: 'singularity', schema: 'public', access: 'readwrite'}],
     queueAccess: [...SINGULARITY_QUEUE_ACCESS],
     archiveReaders: [],
-    cdc: {slotSuffix: 'centralcloud_cdc', plugin: 'wal2json', tables: ['learned_patterns', 'agent_sessions']},
+    cdc: {slotSuffix: 'centralcloud_cdc', plugin: 'wal2json', tables: ['learned_patterns', 'agent_sessions'], consumer: 'CentralCloud'},
     cdcBridge: CDC_BRIDGE,
   },
   genesis: {

@@ -60,19 +60,19 @@ The templates are validated before anything changes: an invalid file is reported
         : `bootstrap: nothing new, the estate is bootstrapped${r.skipped.length > 0 ? ` (skipped, done before: ${r.skipped.join(', ')})` : ''}`,
     )
     const rows = r.steps.map((s) => [s.number, s.title + (s.database ? ` (${s.database})` : ''), s.status, s.summary])
-    this.out(await renderTable(['#', 'step', 'result', 'what'], rows, {colour: this.colorful}))
+    this.out(renderTable(['#', 'step', 'result', 'what'], rows, await this.tableOptions()))
 
     for (const s of r.startupJobs) {
       this.out(`startup jobs in ${s.database}${s.obanTable ? ` (${s.obanTable})` : ' (no oban_jobs: pending for the application)'}:`)
-      this.out(await renderTable(['order', 'job', 'worker', 'priority', 'state'], s.jobs.map((j) => [j.order, j.name, j.worker, j.priority, j.state + (j.jobId ? ` #${j.jobId}` : j.existing ? ` #${j.existing.id} (${j.existing.state})` : '')]), {colour: this.colorful}))
+      this.out(renderTable(['order', 'job', 'worker', 'priority', 'state'], s.jobs.map((j) => [j.order, j.name, j.worker, j.priority, j.state + (j.jobId ? ` #${j.jobId}` : j.existing ? ` #${j.existing.id} (${j.existing.state})` : '')]), await this.tableOptions()))
     }
 
     this.out(`db status: ${r.status.db.verdict}`)
     this.out(
-      await renderTable(
+      renderTable(
         ['database', 'verdict', 'sql files'],
         r.status.db.databases.map((d) => [d.name, d.verdict, `${d.migrations.applied} applied${d.migrations.pending ? `, ${d.migrations.pending} pending` : ''}${d.migrations.drifted ? `, ${d.migrations.drifted} DRIFTED` : ''}`]),
-        {colour: this.colorful},
+        await this.tableOptions(),
       ),
     )
     const j = r.status.jobs

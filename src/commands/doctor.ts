@@ -1,17 +1,17 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {connectionFlags} from '../flags.js'
+import {connectionFlags, tableFlags} from '../flags.js'
 import {ExitCode, UsageError} from '../lib/cli/errors.js'
 import {parseDuration, parseSize} from '../lib/cli/format.js'
-import {renderTable} from '../lib/cli/table.js'
 import {resolveConfig} from '../lib/config/resolve.js'
 import {runDoctor, type DoctorReport} from '../lib/doctor/doctor.js'
 import {DEFAULT_THRESHOLDS} from '../lib/doctor/types.js'
+import {renderDoctor} from '../lib/render/doctor.js'
 
 export default class Doctor extends BaseCommand<typeof Doctor> {
   static override summary = 'One health verdict for the on-call engineer: every check ok / warn / fail, with the command to look closer.'
-  static override description = `Checks: every database reachable; migrations current and without drift; pg_cron running; failed pg_cron jobs and failure streaks; Oban workers that missed their schedule; queue backlog and oldest message; replication slot retention; the newest verified backup of each kind; the session encryption key.
+  static override description = `Checks: every database reachable; migrations current and without drift; pg_cron running; failed pg_cron jobs and failure streaks; Oban workers that missed their schedule; queue backlog and oldest message; replication slots (invalidated by the cap: fail, naming the fix; retaining more than --max-slot-retained: fail; without a consumer for longer than --max-slot-idle, past --slot-cap-warn percent of max_slot_wal_keep_size, or with no cap at all: warn); the newest verified backup of each kind; the session encryption key.
 
 Exit 0 when nothing fails (warnings allowed), 3 when any check fails. --json for monitoring.`
   static override examples = [
@@ -25,7 +25,10 @@ Exit 0 when nothing fails (warnings allowed), 3 when any check fails. --json for
     'max-queue-length': Flags.integer({description: 'A queue with more messages fails.', default: DEFAULT_THRESHOLDS.maxQueueLength, min: 0}),
     'max-oldest': Flags.string({description: 'A queue whose oldest message is older fails (e.g. 10m, 1h).', default: '1h'}),
     'max-slot-retained': Flags.string({description: 'A replication slot retaining more WAL fails (e.g. 1GB).', default: '1GB'}),
+    'max-slot-idle': Flags.string({description: 'A replication slot without a consumer for longer warns (e.g. 30m, 1h).', default: '1h'}),
+    'slot-cap-warn': Flags.integer({description: 'A replication slot retaining more than this percentage of max_slot_wal_keep_size warns.', default: 50, min: 1, max: 100}),
     'backup-dir': Flags.string({description: 'Where backups live (default SINGULARITY_BACKUP_DIR or the config).'}),
+    ...tableFlags,
   }
 
   protected async execute(): Promise<DoctorReport> {
@@ -33,16 +36,22 @@ Exit 0 when nothing fails (warnings allowed), 3 when any check fails. --json for
     if (maxOldestSeconds === undefined) throw new UsageError(`invalid --max-oldest '${this.flags['max-oldest']}'`, {hint: 'a duration such as 30s, 10m, 1h, 2d'})
     const maxSlotRetainedBytes = parseSize(this.flags['max-slot-retained'])
     if (maxSlotRetainedBytes === undefined) throw new UsageError(`invalid --max-slot-retained '${this.flags['max-slot-retained']}'`, {hint: 'a size such as 512MB or 1GB'})
+    const maxSlotIdleSeconds = parseDuration(this.flags['max-slot-idle'])
+    if (maxSlotIdleSeconds === undefined) throw new UsageError(`invalid --max-slot-idle '${this.flags['max-slot-idle']}'`, {hint: 'a duration such as 30m, 1h, 1d'})
     const config = resolveConfig(this.flags)
     if (this.flags['backup-dir']) config.backupDir = this.flags['backup-dir']
-    const report = await runDoctor(config, {maxQueueLength: this.flags['max-queue-length'], maxOldestSeconds, maxSlotRetainedBytes})
+    const report = await runDoctor(config, {
+      maxQueueLength: this.flags['max-queue-length'],
+      maxOldestSeconds,
+      maxSlotRetainedBytes,
+      maxSlotIdleSeconds,
+      slotCapWarnFraction: this.flags['slot-cap-warn'] / 100,
+    })
     if (report.verdict === 'fail') this.exitAfterOutput(ExitCode.unhealthy)
     return report
   }
 
   protected override async human(report: DoctorReport): Promise<void> {
-    const mark = (s: string) => (this.colorful ? {ok: '\u001B[32mok\u001B[39m', warn: '\u001B[33mwarn\u001B[39m', fail: '\u001B[31mFAIL\u001B[39m'}[s] ?? s : s === 'fail' ? 'FAIL' : s)
-    this.out(await renderTable(['check', 'status', 'detail', 'look closer'], report.checks.map((c) => [c.check, mark(c.status), c.detail, c.next]), {colour: this.colorful}))
-    this.out(report.verdict === 'fail' ? 'verdict: UNHEALTHY' : report.verdict === 'warn' ? 'verdict: healthy, with warnings' : 'verdict: healthy')
+    this.outTable(renderDoctor(report, await this.tableOptions()))
   }
 }

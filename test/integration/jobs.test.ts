@@ -216,7 +216,7 @@ describe('jobs list', () => {
 
     const human = await runCli(['jobs', '--prefix', PREFIX])
     expect(human.exitCode).toBe(0)
-    expect(human.stdout).toMatch(/RUNNER\s+JOB\s+SCHEDULE\s+NEXT RUN \(UTC\)/)
+    expect(human.stdout).toMatch(/JOB\s+STATUS\s+SCHEDULE\s+STREAK\s+DRIFT\s+NEXT RUN \(UTC\)/)
     expect(human.stdout).toContain(`singularity:${PREFIX}learn-patterns`)
   })
 

@@ -59,7 +59,8 @@ async function asRole(role: string, database: string, text: string): Promise<str
   }
 }
 
-describe('reconciliation: db plan, db status and db init agree on every drift', () => {
+// generous: each test runs the CLI about six times, on a machine shared with other work
+describe('reconciliation: db plan, db status and db init agree on every drift', {timeout: 600_000}, () => {
   beforeAll(async () => {
     const first = await init()
     expect(first.exitCode, first.stdout + first.stderr).toBe(0)

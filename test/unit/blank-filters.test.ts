@@ -46,7 +46,7 @@ describe('a blank name filter exits 2 before connecting, never read as "no filte
         expect(r.exitCode).toBe(2)
         const error = r.json().error
         expect(error.exitCode).toBe(2)
-        expect(error.message).toContain(`${flag} is blank`)
+        expect(error.message).toContain(`a blank value is not a filter: give a name, or leave ${flag} out`)
       })
     }
   }

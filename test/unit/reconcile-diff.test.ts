@@ -25,8 +25,8 @@ const db = (kind: string): ConcreteDatabase => E.databases.find((d) => d.kind ==
 const ADMIN = 'postgres'
 
 const facts = (over: Partial<ServerFacts> = {}): ServerFacts => ({
-  version: '15.8', versionNum: 150_008, superuser: true, user: ADMIN, walLevel: 'logical', maxReplicationSlots: 10, preload: ['pg_cron'], cronDatabase: 'postgres',
-  available: new Map([['pg_cron', '1.6'], ['pgcrypto', '1.3'], ['pg_prewarm', '1.2']]), outputPluginLibraries: null, ...over,
+  version: '15.8', versionNum: 150_008, superuser: true, createrole: true, createdb: true, replication: true, trusted: new Set(['pgcrypto']), user: ADMIN, walLevel: 'logical', maxReplicationSlots: 10, preload: ['pg_cron'], cronDatabase: 'postgres',
+  available: new Map([['pg_cron', '1.6'], ['pgcrypto', '1.3'], ['pg_prewarm', '1.2']]), outputPluginLibraries: null, maxSlotWalKeepSize: '4GB', ...over,
 })
 const server = (over: Partial<ServerFacts> = {}) => ({facts: facts(over), roles: [], databases: [], slots: [], cron: null})
 const sqlOf = (actions: Action[]) => actions.flatMap((a) => a.sql)

@@ -3,9 +3,9 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../../base-command.js'
 import {BACKUP_KINDS} from '../../lib/backup/manifest.js'
 import {listBackups, type BackupStatus} from '../../lib/backup/store.js'
-import {formatBytes, formatDuration} from '../../lib/cli/format.js'
-import {renderTable} from '../../lib/cli/table.js'
 import {resolveConfig} from '../../lib/config/resolve.js'
+import {tableFlags} from '../../flags.js'
+import {renderBackups} from '../../lib/render/backups.js'
 
 interface ListedBackup {
   id: string
@@ -42,9 +42,10 @@ export default class BackupList extends BaseCommand<typeof BackupList> {
     config: Flags.string({description: 'Config file (JSON); default SINGULARITY_CONFIG or ~/.config/singularity/config.json.', helpGroup: 'CONNECTION'}),
     kind: Flags.string({description: 'Only backups of this kind.', options: [...BACKUP_KINDS]}),
     complete: Flags.boolean({description: 'Only complete backups (hide running and incomplete ones).'}),
+    ...tableFlags,
   }
 
-  private table = ''
+  private table: string[] = []
 
   protected async execute(): Promise<ListResult> {
     const dir = this.flags.dir ?? resolveConfig({config: this.flags.config}).backupDir
@@ -67,8 +68,7 @@ export default class BackupList extends BaseCommand<typeof BackupList> {
         path: b.path,
       }))
     if (!this.jsonMode && backups.length > 0) {
-      const rows = backups.map((b) => [b.id, b.kind, b.status, formatBytes(b.size), formatDuration(b.ageSeconds), b.status === 'complete' ? b.verified : '-', b.databases.length || '-'])
-      this.table = await renderTable(['ID', 'KIND', 'STATUS', 'SIZE', 'AGE', 'VERIFIED', 'DBS'], rows, {colour: this.colorful})
+      this.table = renderBackups(backups, await this.tableOptions())
     }
     return {dir, backups}
   }
@@ -78,7 +78,7 @@ export default class BackupList extends BaseCommand<typeof BackupList> {
       this.out(`no backups in ${r.dir}; take one with \`singularity backup\``)
       return
     }
-    this.out(this.table)
-    for (const b of r.backups.filter((x) => x.problem && x.status !== 'complete')) this.out(`${b.id}: ${b.status}: ${b.problem}`)
+    this.outTable(this.table)
+    for (const b of r.backups.filter((x) => x.problem && x.status !== 'complete')) this.outFolded(`${b.id}: ${b.status}: ${b.problem}`)
   }
 }

@@ -1,14 +1,18 @@
+import {statfsSync} from 'node:fs'
+
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
-import {connectionFlags} from '../../flags.js'
+import {connectionFlags, tableFlags} from '../../flags.js'
 import {UsageError} from '../../lib/cli/errors.js'
-import {formatBytes, formatDuration, parseSize} from '../../lib/cli/format.js'
-import {renderTable} from '../../lib/cli/table.js'
+import {formatBytes, parseDuration, parseSize} from '../../lib/cli/format.js'
 import {resolveConfig} from '../../lib/config/resolve.js'
 import {withClient} from '../../lib/db/connect.js'
 import {adminTarget, discoverEstate} from '../../lib/estate/targets.js'
-import {listSlots, slotsOverRetention, type SlotsReport} from '../../lib/cdc/slots.js'
+import {slotCapFinding} from '../../lib/cdc/cap.js'
+import {listSlots, slotsOverRetention, withGrowth, type SlotsReport} from '../../lib/cdc/slots.js'
+import {layout} from '../../lib/local-cluster/paths.js'
+import {renderSlots} from '../../lib/render/slots.js'
 
 export interface SlotsResult extends SlotsReport {
   /** the estate's persistent slots that do not exist on the server */
@@ -17,8 +21,8 @@ export interface SlotsResult extends SlotsReport {
 }
 
 export default class CdcSlots extends BaseCommand<typeof CdcSlots> {
-  static override summary = 'Every replication slot on the server: plugin, database, active, retained WAL, wal_status, safe_wal_size, inactive since.'
-  static override description = `A slot nobody reads keeps WAL until the disk is full. Retained WAL is the current WAL position minus the slot's restart_lsn. "inactive since" comes from pg_replication_slots.inactive_since (PostgreSQL 17+); older servers do not record it and show "-" (null under --json). With --fail-if-retained-gt the command exits 3 when any slot retains more, for alerting.`
+  static override summary = 'Every replication slot on the server: retained WAL, its growth, wal_status, time left until the cap, consumer, plugin, database.'
+  static override description = `A slot nobody reads keeps WAL until the disk is full. Retained WAL is the current WAL position minus the slot's restart_lsn; its growth comes from two readings --sample apart (default 2s; --sample 0 takes one reading). "time left" is how long, at that growth, until max_slot_wal_keep_size invalidates the slot (wal_status becomes lost: its consumer must resync), or with no cap until the WAL disk is full where its free space is known (the local cluster). "waiting" is how long the oldest unconsumed change has waited, at least (the age of the WAL segment holding it). "inactive since" comes from pg_replication_slots.inactive_since (PostgreSQL 17+); older servers do not record it and show "unknown" (null under --json). With --fail-if-retained-gt the command exits 3 when any slot retains more, for alerting.`
 
   static override examples = [
     {description: 'All slots', command: '<%= config.bin %> cdc slots'},
@@ -29,6 +33,8 @@ export default class CdcSlots extends BaseCommand<typeof CdcSlots> {
   static override flags = {
     ...connectionFlags,
     'fail-if-retained-gt': Flags.string({description: 'Exit 3 when a slot retains more WAL than this, e.g. 1GB, 512MB.'}),
+    sample: Flags.string({description: 'Time between the two readings the growth rate comes from (e.g. 2s, 10s); 0 for one reading and no growth.', default: '2s'}),
+    ...tableFlags,
   }
 
   protected async execute(): Promise<SlotsResult> {
@@ -37,13 +43,22 @@ export default class CdcSlots extends BaseCommand<typeof CdcSlots> {
     if (limitText !== undefined && limit === undefined) {
       throw new UsageError(`invalid size for --fail-if-retained-gt: ${JSON.stringify(limitText)}`, {hint: 'a size such as 1GB, 512MB or a number of bytes'})
     }
+    const sampleSeconds = parseDuration(this.flags.sample)
+    if (sampleSeconds === undefined) throw new UsageError(`invalid --sample ${JSON.stringify(this.flags.sample)}`, {hint: 'a duration such as 2s or 10s, or 0 for one reading'})
     const config = resolveConfig(this.flags)
+    // The WAL disk's free space is known only when the server is the local cluster, on this machine.
+    const diskFreeBytes = config.admin?.source === 'local' ? freeBytes(layout(config.localDir).data) : null
     return withClient(
       adminTarget(config),
       async (client) => {
         const estate = await discoverEstate(config, client)
         const estateSlots = estate.databases.flatMap((d) => [d.cdcSlot, d.cdcBridgeSlot].filter((s): s is string => s !== undefined))
-        const report = await listSlots(client, estateSlots)
+        let report: SlotsReport = {...(await listSlots(client, estateSlots)), diskFreeBytes}
+        if (sampleSeconds > 0 && report.slots.length > 0) {
+          if (this.colorfulErr && !this.jsonMode) this.note(`reading the slots twice, ${this.flags.sample} apart, for their growth (--sample 0 skips)…`)
+          await new Promise((resolve) => setTimeout(resolve, sampleSeconds * 1000))
+          report = withGrowth(report, {...(await listSlots(client, estateSlots)), diskFreeBytes})
+        }
         const missing = estateSlots.filter((name) => !report.slots.some((s) => s.name === name))
         let threshold: SlotsResult['threshold'] = null
         if (limit !== undefined) {
@@ -52,25 +67,30 @@ export default class CdcSlots extends BaseCommand<typeof CdcSlots> {
           if (exceeded.length > 0) this.exitAfterOutput(3)
         }
         const result = {...report, missing, threshold}
-        if (!this.jsonMode) this.table = await slotsTable(result, this.colorful)
+        if (!this.jsonMode) this.table = renderSlots(result, await this.tableOptions())
         return result
       },
       {applicationName: 'singularity cdc slots', statementTimeoutMs: 30_000},
     )
   }
 
-  private table = ''
+  private table: string[] = []
 
   protected override human(result: SlotsResult): void {
     if (result.slots.length === 0) this.out('no replication slots on this server')
-    else this.out(this.table)
+    else this.outTable(this.table)
     if (!result.inactiveSinceAvailable && result.slots.some((s) => !s.active)) {
-      this.out('(this server does not record when a slot went inactive; PostgreSQL 17+ does)')
+      this.outFolded('(this server does not record when a slot went inactive; PostgreSQL 17+ does)')
     }
-    for (const name of result.missing) this.out(`missing: estate slot ${name} does not exist; \`singularity db init\` creates it`)
+    for (const name of result.missing) this.outFolded(`missing: estate slot ${name} does not exist; \`singularity db init\` creates it`)
+    for (const s of result.slots.filter((x) => x.walStatus === 'lost')) {
+      this.outFolded(`LOST: ${s.name} was invalidated by max_slot_wal_keep_size (${result.capSetting}): drop and recreate it (\`singularity cdc slots drop ${s.name} --confirm ${s.name}\`, then \`singularity db init\`); its consumer must resync`)
+    }
+    const cap = slotCapFinding({max_slot_wal_keep_size: result.capSetting})
+    if (cap && result.slots.length > 0) this.outFolded(`warning: ${cap.message}; fix: ${cap.fix}`)
     if (result.threshold) {
       if (result.threshold.exceeded.length > 0) {
-        this.out(`UNHEALTHY: retained WAL above ${result.threshold.human}: ${result.threshold.exceeded.join(', ')} — read or drop them (\`singularity cdc slots drop <name>\`)`)
+        this.outFolded(`UNHEALTHY: retained WAL above ${result.threshold.human}: ${result.threshold.exceeded.join(', ')} — read or drop them (\`singularity cdc slots drop <name>\`)`)
       } else {
         this.out(`ok: no slot retains more than ${result.threshold.human}`)
       }
@@ -78,17 +98,12 @@ export default class CdcSlots extends BaseCommand<typeof CdcSlots> {
   }
 }
 
-async function slotsTable(result: SlotsResult, colour: boolean): Promise<string> {
-  const rows = result.slots.map((s) => [
-    s.name + (s.temporary ? ' (temp)' : ''),
-    s.plugin ?? s.slotType,
-    s.database,
-    s.active ? `yes (pid ${s.activePid}${s.activeApplication ? `, ${s.activeApplication}` : ''})` : 'no',
-    s.retained,
-    s.walStatus,
-    s.safeWalSize ?? 'unlimited',
-    s.active ? '-' : s.inactiveSeconds !== null ? `${formatDuration(s.inactiveSeconds)} ago` : result.inactiveSinceAvailable ? '-' : 'unknown',
-    s.confirmedFlushLsn,
-  ])
-  return renderTable(['slot', 'plugin', 'database', 'active', 'retained WAL', 'wal_status', 'safe_wal_size', 'inactive since', 'confirmed LSN'], rows, {colour})
+/** Free bytes of the filesystem holding a directory; null when it cannot be read. */
+function freeBytes(dir: string): number | null {
+  try {
+    const fs = statfsSync(dir)
+    return Number(fs.bavail) * Number(fs.bsize)
+  } catch {
+    return null
+  }
 }

@@ -6,7 +6,7 @@ import {resolveConfig} from '../../lib/config/resolve.js'
 import {revealSecret} from '../../lib/cli/redact.js'
 import {defaultPasswordsFile, readPasswordFile} from '../../lib/provision/passwords.js'
 import {initEstate, type InitResult} from '../../lib/provision/init.js'
-import {renderPlan} from '../../lib/reconcile/render.js'
+import {renderPlan, renderProviderSteps} from '../../lib/reconcile/render.js'
 import {schedulesFor} from '../../schedules.js'
 
 export default class DbInit extends BaseCommand<typeof DbInit> {
@@ -69,6 +69,7 @@ It observes the server, computes the same plan as \`db plan\` and applies it in 
     const engines = [...new Set(result.databases.filter((d) => d.queueEngine).map((d) => d.queueEngine))]
     if (engines.length > 0) this.out(`queue engine: ${engines.join(', ')}`)
     for (const warning of result.warnings) this.out(`warning: ${warning}`)
+    for (const line of renderProviderSteps(result.providerSteps, result.server.user)) this.out(line)
     const generated = result.roles.filter((r) => r.passwordSource === 'generated')
     if (generated.length > 0 && !result.dryRun) this.out(`generated passwords for ${generated.map((r) => r.name).join(', ')} are in ${result.passwordsFile} (mode 0600)`)
     if (result.passwords) for (const [role, pw] of Object.entries(result.passwords)) this.out(`password ${role}: ${pw}`)

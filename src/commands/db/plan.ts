@@ -1,12 +1,12 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
-import {connectionFlags} from '../../flags.js'
+import {connectionFlags, nonBlank} from '../../flags.js'
 import {ExitCode} from '../../lib/cli/errors.js'
 import {resolveConfig} from '../../lib/config/resolve.js'
 import {defaultPasswordsFile} from '../../lib/provision/passwords.js'
 import {planDocument, planEstate} from '../../lib/reconcile/plan.js'
-import {renderPlan} from '../../lib/reconcile/render.js'
+import {renderPlan, renderProviderSteps} from '../../lib/reconcile/render.js'
 import {schedulesFor} from '../../schedules.js'
 
 type PlanDocument = ReturnType<typeof planDocument>
@@ -24,7 +24,7 @@ Changes nothing and takes no lock. Exit 0 when there is nothing to do, 3 when th
 
   static override flags = {
     ...connectionFlags,
-    db: Flags.string({description: 'Only this database (name or kind); repeatable. Server-wide actions are then left out.', multiple: true}),
+    db: Flags.string({parse: nonBlank, description: 'Only this database (name or kind); repeatable. Server-wide actions are then left out.', multiple: true}),
     instances: Flags.integer({description: 'Number of singularity instances (default: as found on the server).', min: 1, max: 64}),
     'queue-engine': Flags.string({description: 'Queue engine db init would choose for a new queue database.', options: ['auto', 'extension', 'bundled'], default: 'auto'}),
     'passwords-file': Flags.string({description: 'The passwords file db init uses (a role password given there or in SINGULARITY_PASSWORD_<ROLE> is compared with the server).'}),
@@ -32,9 +32,6 @@ Changes nothing and takes no lock. Exit 0 when there is nothing to do, 3 when th
   }
 
   protected async execute(): Promise<PlanDocument> {
-    for (const db of this.flags.db ?? []) {
-      if (db.trim() === '') throw new (await import('../../lib/cli/errors.js')).UsageError('--db needs a database name or kind')
-    }
     const config = resolveConfig(this.flags)
     const plan = await planEstate({
       config,
@@ -45,7 +42,7 @@ Changes nothing and takes no lock. Exit 0 when there is nothing to do, 3 when th
       databases: this.flags.db,
     })
     const document = planDocument(plan)
-    if (document.actions.length > 0) this.exitAfterOutput(ExitCode.unhealthy)
+    if (document.actions.length > 0 || document.lacking.length > 0) this.exitAfterOutput(ExitCode.unhealthy)
     return document
   }
 
@@ -59,5 +56,7 @@ Changes nothing and takes no lock. Exit 0 when there is nothing to do, 3 when th
       this.out(s.refused > 0 ? 'next: restore the refused files (applied migrations are never edited), then `singularity db init`' : 'next: `singularity db init` applies it')
     }
     for (const warning of plan.warnings) this.out(`warning: ${warning}`)
+    for (const a of plan.lacking) this.out(`cannot: ${a.description} (needs ${a.privilege}, which '${plan.server.user}' lacks)`)
+    for (const line of renderProviderSteps(plan.providerSteps, plan.server.user)) this.out(line)
   }
 }

@@ -1,16 +1,15 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
-import {connectionFlags, nonBlank} from '../../flags.js'
+import {connectionFlags, nonBlank, tableFlags} from '../../flags.js'
 import {UsageError} from '../../lib/cli/errors.js'
 import {parseDuration} from '../../lib/cli/format.js'
-import {renderTable} from '../../lib/cli/table.js'
 import {openJobsContextFor} from '../../lib/cron/context.js'
 import {jobHistory, resolveJob, type HistoryResult} from '../../lib/cron/jobs.js'
 import {resolveJobAlias} from '../../lib/cron/names.js'
 import {selectDatabases} from '../../lib/estate/targets.js'
 import {validateName} from '../../lib/names.js'
-import {shortTime} from './list.js'
+import {renderHistory} from '../../lib/render/jobs.js'
 
 /** --since: a duration back from now (90s, 10m, 1h, 7d) or an ISO 8601 time; exit 2 otherwise. */
 export function parseSince(text: string, now = new Date()): Date {
@@ -41,6 +40,7 @@ Exit codes: 0 ok (also when there are no runs yet); 2 bad input; 4 no such job.`
     limit: Flags.integer({description: 'At most this many runs, newest first.', default: 20, min: 1, max: 10_000}),
     since: Flags.string({description: 'Only runs started since: a duration back from now (1h, 7d) or an ISO time.'}),
     db: Flags.string({parse: nonBlank, description: 'Only in this database (name or kind); repeatable.', multiple: true}),
+    ...tableFlags,
   }
 
   private lines: string[] = []
@@ -60,7 +60,7 @@ Exit codes: 0 ok (also when there are no runs yet); 2 bad input; 4 no such job.`
       }
       const resolved = await resolveJob(ctx, name, databases)
       const result = await jobHistory(ctx, resolved, {limit: this.flags.limit, since})
-      if (!this.jsonMode) this.lines = [...(alias ? [`${alias} is the seeds' name of ${name}`] : []), ...(await renderHistory(name, result, this.colorful))]
+      if (!this.jsonMode) this.lines = [...(alias ? [`${alias} is the seeds' name of ${name}`] : []), ...renderHistory(name, result, await this.tableOptions())]
       return alias ? {...result, alias} : result
     } finally {
       await ctx.close()
@@ -68,25 +68,6 @@ Exit codes: 0 ok (also when there are no runs yet); 2 bad input; 4 no such job.`
   }
 
   protected override human(): void {
-    for (const line of this.lines) this.out(line)
+    this.outTable(this.lines)
   }
-}
-
-async function renderHistory(name: string, result: HistoryResult, colour: boolean): Promise<string[]> {
-  if (result.runs.length === 0) return [`no runs of ${name} recorded${result.note ? ` (${result.note})` : ''}`]
-  const several = new Set(result.runs.map((r) => `${r.job}@${r.database}`)).size > 1
-  const red = (s: string) => (colour ? `\u001B[31m${s}\u001B[39m` : s)
-  const failed = (s: string) => s === 'failed' || s === 'retryable' || s === 'discarded'
-  const head = [result.runner === 'oban' ? 'JOB ID' : 'RUN', ...(several ? ['JOB', 'DATABASE'] : []), 'STATUS', 'START (UTC)', 'DURATION', 'MESSAGE']
-  const rows = result.runs.map((r) => [
-    r.runid,
-    ...(several ? [r.job, r.database ?? '-'] : []),
-    failed(r.status) ? red(r.status) : r.status,
-    r.start ? `${shortTime(r.start)}:${r.start.slice(17, 19)}` : '-',
-    r.durationSeconds === null ? '-' : `${r.durationSeconds}s`,
-    (r.message ?? '').slice(0, 100),
-  ])
-  const lines = [await renderTable(head, rows, {colour})]
-  if (result.note) lines.push('', result.note)
-  return lines
 }

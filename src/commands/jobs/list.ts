@@ -1,25 +1,14 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
-import {connectionFlags, nonBlank} from '../../flags.js'
-import {formatDuration} from '../../lib/cli/format.js'
-import {renderTable} from '../../lib/cli/table.js'
+import {connectionFlags, nonBlank, tableFlags} from '../../flags.js'
 import {openJobsContextFor} from '../../lib/cron/context.js'
-import {isFailing, listJobs, type JobRow, type JobsListResult} from '../../lib/cron/jobs.js'
+import {listJobs, type JobsListResult} from '../../lib/cron/jobs.js'
 import {selectDatabases} from '../../lib/estate/targets.js'
+import {renderJobs} from '../../lib/render/jobs.js'
 import type {Runner} from '../../topology.js'
 
 const RUNNERS = ['pg_cron', 'oban', 'system-cron'] as const
-
-/** '2025-01-05 05:00' (UTC) from an ISO timestamp. */
-export function shortTime(iso: string | null | undefined): string {
-  return iso ? iso.slice(0, 16).replace('T', ' ') : '-'
-}
-
-function truncate(text: string | null | undefined, max: number): string {
-  if (!text) return ''
-  return text.length > max ? `${text.slice(0, max - 1)}…` : text
-}
 
 export default class JobsList extends BaseCommand<typeof JobsList> {
   static override summary = 'Every scheduled job: runner, schedule and next run (UTC), database, last run, failure streak, drift.'
@@ -43,6 +32,7 @@ Times are UTC (pg_cron 1.4 schedules in GMT). Exit codes: 0 ok; 2 bad flags or u
     failing: Flags.boolean({description: 'Only jobs whose last run failed.'}),
     'fail-on-error': Flags.boolean({description: 'Exit 3 when a job’s last run failed or a declared pg_cron job is missing.'}),
     db: Flags.string({parse: nonBlank, description: 'Database name or kind (singularity, shared_queue, …); repeatable. Default: all.', multiple: true}),
+    ...tableFlags,
   }
 
   protected async execute(): Promise<JobsListResult> {
@@ -62,7 +52,8 @@ Times are UTC (pg_cron 1.4 schedules in GMT). Exit codes: 0 ok; 2 bad flags or u
       const jobs = annotateBackupRows(listed.jobs, ctx.schedules, backupCronFile())
       const result = {...listed, jobs, counts: {...listed.counts, drifted: jobs.filter((j) => j.drift.length > 0).length}}
       if (this.flags['fail-on-error'] && (result.counts.failing > 0 || result.counts.missing > 0)) this.exitAfterOutput(3)
-      if (!this.jsonMode) this.lines = await renderJobs(result, this.colorful)
+      // Rendered here: the base command does not await human().
+      if (!this.jsonMode) this.lines = renderJobs(result, await this.tableOptions())
       return result
     } finally {
       await ctx.close()
@@ -73,35 +64,6 @@ Times are UTC (pg_cron 1.4 schedules in GMT). Exit codes: 0 ok; 2 bad flags or u
 
   protected override human(result: JobsListResult): void {
     if (result.pgCron.problem) this.note(`warning: ${result.pgCron.problem}`)
-    for (const line of this.lines) this.out(line)
+    this.outTable(this.lines)
   }
-}
-
-/** The table and summary lines of a jobs list, for people. */
-export async function renderJobs(result: JobsListResult, colour: boolean): Promise<string[]> {
-  if (result.jobs.length === 0) return ['no jobs match; see `singularity jobs list` without filters']
-  const red = (s: string) => (colour ? `\u001B[31m${s}\u001B[39m` : s)
-  const yellow = (s: string) => (colour ? `\u001B[33m${s}\u001B[39m` : s)
-  const rows = result.jobs.map((j: JobRow) => {
-    const last = j.lastRun ? `${j.lastRun.status} ${shortTime(j.lastRun.start)}${j.lastRun.durationSeconds === null ? '' : ` (${j.lastRun.durationSeconds < 60 ? `${j.lastRun.durationSeconds}s` : formatDuration(j.lastRun.durationSeconds)})`}` : '-'
-    const drift = [...j.drift, ...(j.missedRuns ? [`missed ${j.missedRuns >= 1000 ? '1000+' : j.missedRuns}`] : [])].join(', ')
-    return [
-      j.runner,
-      j.runner === 'system-cron' ? j.name : j.job,
-      j.schedule ?? '-',
-      j.schedule?.startsWith('@reboot') ? 'at startup' : shortTime(j.nextRun),
-      j.database ?? '(host)',
-      j.active === null ? '-' : j.active ? 'yes' : 'no',
-      isFailing(j) ? red(last) : last,
-      j.failureStreak ? red(String(j.failureStreak)) : j.failureStreak === null ? '-' : '0',
-      drift ? yellow(drift) : '',
-      truncate(j.lastRun?.message ?? j.note, 60),
-    ]
-  })
-  const lines = [await renderTable(['RUNNER', 'JOB', 'SCHEDULE', 'NEXT RUN (UTC)', 'DATABASE', 'ACTIVE', 'LAST RUN', 'STREAK', 'DRIFT', 'MESSAGE / NOTE'], rows, {colour})]
-  const c = result.counts
-  lines.push('')
-  lines.push(`${c.jobs} jobs: ${c.failing} failing, ${c.missing} missing, ${c.drifted} drifted (${c.unknown} unknown)${result.cronDatabase ? `; pg_cron ${result.pgCron.version ?? '-'} in ${result.cronDatabase}` : ''}`)
-  if (c.missing > 0 || c.drifted > 0) lines.push('`singularity db init` installs missing jobs and brings drifted ones back to the declared schedule')
-  return lines
 }

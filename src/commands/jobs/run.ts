@@ -3,7 +3,7 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../../base-command.js'
 import {connectionFlags, nonBlank} from '../../flags.js'
 import {UsageError} from '../../lib/cli/errors.js'
-import {renderTable} from '../../lib/cli/table.js'
+import {renderTable, type TableOptions} from '../../lib/cli/table.js'
 import {openJobsContextFor} from '../../lib/cron/context.js'
 import {resolveJob, runCronJob, runObanJob, type RunOutcome} from '../../lib/cron/jobs.js'
 import {resolveJobAlias} from '../../lib/cron/names.js'
@@ -78,7 +78,7 @@ Exit codes: 0 ok; 1 the command failed (or the database/oban_jobs is absent); 2 
         }
       }
       if (runs.some((r) => !r.ok)) this.exitAfterOutput(1)
-      if (!this.jsonMode) this.lines = [...(alias ? [`${alias} is the seeds' name of ${name}`] : []), ...(await renderRuns(runs, this.colorful))]
+      if (!this.jsonMode) this.lines = [...(alias ? [`${alias} is the seeds' name of ${name}`] : []), ...renderRuns(runs, await this.tableOptions())]
       return {name, ...(alias ? {alias} : {}), runs}
     } finally {
       await ctx.close()
@@ -100,7 +100,7 @@ Exit codes: 0 ok; 1 the command failed (or the database/oban_jobs is absent); 2 
   }
 }
 
-async function renderRuns(runs: RunOutcome[], colour: boolean): Promise<string[]> {
+function renderRuns(runs: RunOutcome[], options: TableOptions): string[] {
   const lines: string[] = []
   for (const run of runs) {
     const where = `in ${run.database}${run.username ? ` as ${run.username}` : ''}`
@@ -122,7 +122,7 @@ async function renderRuns(runs: RunOutcome[], colour: boolean): Promise<string[]
     lines.push(`${run.job} ${where}: ${run.output?.commandTag ?? 'ok'}${took}`)
     const out = run.output
     if (out && out.columns.length > 0 && out.rows.length > 0) {
-      const table = await renderTable(out.columns, out.rows.map((r) => out.columns.map((c) => formatCell(r[c]))), {colour})
+      const table = renderTable(out.columns, out.rows.map((r) => out.columns.map((c) => formatCell(r[c]))), {...options, width: options.width === undefined ? undefined : options.width - 2})
       lines.push(...table.split('\n').map((l) => `  ${l}`))
       if ((out.rowCount ?? 0) > out.rows.length) lines.push(`  … ${(out.rowCount ?? 0) - out.rows.length} more rows (--json shows 50)`)
     }

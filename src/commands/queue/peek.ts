@@ -2,7 +2,7 @@ import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
 import {connectionFlags, nonBlank} from '../../flags.js'
-import {renderTable} from '../../lib/cli/table.js'
+import {renderTable, type TableOptions} from '../../lib/cli/table.js'
 import {resolveConfig} from '../../lib/config/resolve.js'
 import {validateQueueName} from '../../lib/queue/catalog.js'
 import {closeAll, locateQueue, openQueueDatabases, queueDatabases} from '../../lib/queue/locate.js'
@@ -53,7 +53,7 @@ Exit codes: 0 ok (also when the queue is empty), 2 bad name or flags, 4 queue no
     } finally {
       await closeAll(open)
     }
-    if (!this.jsonMode && messages.length > 0) this.table = await peekTable(messages, this.flags.archive, this.colorful)
+    if (!this.jsonMode && messages.length > 0) this.table = peekTable(messages, this.flags.archive, await this.tableOptions())
     return messages
   }
 
@@ -70,12 +70,12 @@ function compact(value: unknown): string {
   return text.length > WIDTH ? `${text.slice(0, WIDTH - 1)}…` : text
 }
 
-async function peekTable(messages: PeekedMessage[], archive: boolean, colour: boolean): Promise<string> {
+function peekTable(messages: PeekedMessage[], archive: boolean, options: TableOptions): string {
   const head = archive ? ['MSG_ID', 'READ_CT', 'ENQUEUED', 'ARCHIVED', 'MESSAGE'] : ['MSG_ID', 'READ_CT', 'ENQUEUED', 'VT', 'VISIBLE', 'MESSAGE']
   const rows = messages.map((m) =>
     archive
       ? [m.msg_id, m.read_ct, m.enqueued_at, m.archived_at ?? '-', compact(m.message)]
       : [m.msg_id, m.read_ct, m.enqueued_at, m.vt, m.visible ? 'yes' : 'no', compact(m.message)],
   )
-  return renderTable(head, rows, {colour})
+  return renderTable(head, rows, options)
 }

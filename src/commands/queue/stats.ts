@@ -1,14 +1,14 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
-import {connectionFlags, nonBlank} from '../../flags.js'
+import {connectionFlags, nonBlank, tableFlags} from '../../flags.js'
 import {NotFoundError, UsageError} from '../../lib/cli/errors.js'
 import {formatDuration, parseDuration} from '../../lib/cli/format.js'
-import {renderTable} from '../../lib/cli/table.js'
 import {resolveConfig} from '../../lib/config/resolve.js'
 import {closestNames, globToRegExp} from '../../lib/queue/catalog.js'
 import {closeAll, openQueueDatabases, queueDatabases, requireSomeDatabase, type Unavailable} from '../../lib/queue/locate.js'
 import {DEFAULT_COUNT_LIMIT, queueStats, type QueueStats} from '../../lib/queue/stats.js'
+import {renderQueueStats} from '../../lib/render/queues.js'
 
 export interface Breach {
   database: string
@@ -55,6 +55,7 @@ Exit codes: 0 ok, 2 bad flags, 3 threshold breached, 4 no queue matches --patter
     exact: Flags.boolean({description: 'Count every row (slower on big queues) instead of estimating above the count limit.'}),
     'fail-if-length-gt': Flags.integer({description: 'Exit 3 when a queue holds more than N messages.', min: 0}),
     'fail-if-oldest-gt': Flags.string({description: "Exit 3 when a queue's oldest message is older than this (30s, 10m, 2h, 1d)."}),
+    ...tableFlags,
   }
 
   protected async execute(): Promise<StatsResult> {
@@ -110,38 +111,22 @@ Exit codes: 0 ok, 2 bad flags, 3 threshold breached, 4 no queue matches --patter
     }
     if (breaches.length > 0) this.exitAfterOutput(3)
     const result = {exact: Boolean(flags.exact), count_limit: countLimit, queues, breaches, unavailable}
-    if (!this.jsonMode) this.table = await statsTable(result, this.colorful)
+    // Rendered here: the base command does not await human().
+    if (!this.jsonMode) this.table = renderQueueStats(result.queues, await this.tableOptions())
     return result
   }
 
-  private table = ''
+  private table: string[] = []
 
   protected override human(result: StatsResult): void {
     if (result.queues.length === 0) this.out('no queues; `singularity db init` creates the estate\'s queues')
-    else this.out(this.table)
+    else this.outTable(this.table)
     if (result.queues.some((q) => q.estimated)) {
-      this.out(`~ estimate from PostgreSQL statistics (counted exactly up to ${result.count_limit?.toLocaleString('en-US')} rows); --exact counts every row`)
+      this.outFolded(`~ estimate from PostgreSQL statistics (counted exactly up to ${result.count_limit?.toLocaleString('en-US')} rows); --exact counts every row`)
     }
     for (const b of result.breaches) {
       const shown = b.check === 'length' ? `length ${b.estimated ? '~' : ''}${b.value.toLocaleString('en-US')} > ${b.threshold.toLocaleString('en-US')}` : `oldest message ${formatDuration(b.value)} old > ${formatDuration(b.threshold)}`
-      this.out(`BREACHED ${b.database}.${b.queue}: ${shown}`)
+      this.outFolded(`BREACHED ${b.database}.${b.queue}: ${shown}`)
     }
   }
-}
-
-/** The stats as an aligned table; "~" marks estimates. */
-async function statsTable(result: StatsResult, colour: boolean): Promise<string> {
-  const n = (value: number, field: string, q: QueueStats) => `${q.estimated_fields.includes(field as never) ? '~' : ''}${value.toLocaleString('en-US')}`
-  const rows = result.queues.map((q) => [
-    q.database,
-    q.queue,
-    n(q.length, 'length', q),
-    n(q.visible, 'visible', q),
-    n(q.in_flight, 'in_flight', q),
-    formatDuration(q.oldest_age_sec),
-    formatDuration(q.newest_age_sec),
-    q.total_sent.toLocaleString('en-US'),
-    n(q.archive_length, 'archive_length', q),
-  ])
-  return renderTable(['DATABASE', 'QUEUE', 'LENGTH', 'VISIBLE', 'IN FLIGHT', 'OLDEST', 'NEWEST', 'TOTAL SENT', 'ARCHIVE'], rows, {colour})
 }

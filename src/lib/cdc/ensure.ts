@@ -9,6 +9,8 @@ export interface EnsureCdcSlotResult {
   slot: string
   /** true when this call created it */
   created: boolean
+  /** when created: who must consume the slot and what happens if nobody does, in one line */
+  consumerNote?: string
   /** what the operator must change, one line each with the fix; empty when all is well */
   warnings: string[]
   /** captured tables whose replica identity this call fixed, e.g. "public.learned_patterns: replica identity default (primary key) was nothing" */
@@ -71,7 +73,7 @@ export async function ensureCdcSlot(client: pg.Client, db: ConcreteDatabase): Pr
   for (let attempt = 0; ; attempt++) {
     try {
       await client.query(`SELECT slot_name FROM pg_create_logical_replication_slot($1, 'wal2json')`, [slot])
-      return result(true)
+      return {...result(true), consumerNote: await consumerNote(client, spec?.consumer ?? 'its consumer')}
     } catch (error) {
       const message = String((error as Error).message ?? error)
       if ((error as {code?: string}).code === '42710') return result(false) // created meanwhile by a concurrent init
@@ -87,6 +89,17 @@ export async function ensureCdcSlot(client: pg.Client, db: ConcreteDatabase): Pr
       throw mapped
     }
   }
+}
+
+/** Who must read a new slot, and what the server does with it when nobody does (the cap, or the disk). */
+async function consumerNote(client: pg.Client, consumer: string): Promise<string> {
+  const {rows} = await client.query<{cap: string | null}>(`SELECT current_setting('max_slot_wal_keep_size', true) AS cap`)
+  const cap = rows[0].cap
+  const unread =
+    cap === null || cap === '-1'
+      ? 'unread, it keeps WAL until the disk is full (set max_slot_wal_keep_size to cap it)'
+      : `unread, it keeps up to ${cap} of WAL (max_slot_wal_keep_size), then PostgreSQL invalidates it and ${consumer} must resync`
+  return `${consumer} must consume it; ${unread}`
 }
 
 /** Adds wal2json to output_plugin_libraries (reload is enough); a warning with the fix when not allowed. */

@@ -33,6 +33,14 @@ export function cdcError(error: unknown, context: {slot?: string; serverMajor?: 
   if (/wal_level/i.test(message)) {
     return new CliError(`logical decoding is off on this server (${message})`, {hint: WAL_LEVEL_HINT, code: 'WAL_LEVEL', cause: error})
   }
+  if (/has been invalidated|can no longer get changes from replication slot|cannot read from logical replication slot/i.test(`${message} ${(e as {detail?: string}).detail ?? ''}`)) {
+    const slot = context.slot ?? '<slot>'
+    return new CliError(`replication slot ${context.slot ?? ''} is lost: the server invalidated it (max_slot_wal_keep_size) and removed the WAL it needed`.replace('slot  is', 'slot is'), {
+      hint: `recreate it (\`singularity cdc slots drop ${slot} --confirm ${slot}\`, then \`singularity db init\`); its consumer must resync from a fresh copy`,
+      code: 'SLOT_LOST',
+      cause: error,
+    })
+  }
   switch (e.code) {
     case '55006':
       return new CliError(`${message}: another consumer is reading this slot`, {

@@ -32,22 +32,43 @@ export interface SlotRow {
   inactiveSeconds: number | null
   /** one of the estate's persistent slots (db init creates it) */
   estate: boolean
+  /**
+   * How long its oldest unconsumed change has waited, at least: the age of the WAL segment file
+   * that holds the first change after confirmed_flush_lsn (its last write is not older than that
+   * change). Null when nothing is pending or the server does not let us read pg_ls_waldir().
+   */
+  unconsumedForSeconds: number | null
+  /** growth of the retained WAL in bytes per second, from two readings (null: one reading only) */
+  growthBytesPerSecond: number | null
+  /** seconds until the cap invalidates the slot (or the disk is full, see timeLeftUntil) at that growth */
+  timeLeftSeconds: number | null
+  timeLeftUntil: 'cap' | 'disk' | null
 }
 
 export interface SlotsReport {
   currentLsn: string | null
+  /** when the figures were read (server time, ISO 8601) */
+  readAt: string
+  /** max_slot_wal_keep_size as set ('-1' is unlimited); null before PostgreSQL 13 */
+  capSetting: string | null
+  /** the cap in bytes; null when unlimited or unknown */
+  capBytes: number | null
+  /** free space of the filesystem holding the WAL, where known (the local cluster); null otherwise */
+  diskFreeBytes: number | null
+  /** the interval of the two readings the growth comes from, in seconds; null for one reading */
+  sampleSeconds: number | null
   /** false before PostgreSQL 17: inactive_since does not exist, so inactivity is unknown */
   inactiveSinceAvailable: boolean
   slots: SlotRow[]
 }
 
-/** Every replication slot on the server (pg_replication_slots), with retained WAL in bytes. */
+/** Every replication slot on the server (pg_replication_slots), with retained WAL in bytes. One reading. */
 export async function listSlots(client: pg.Client, estateSlots: string[] = []): Promise<SlotsReport> {
   const {rows} = await client.query(
     `WITH pos AS (
        SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END AS lsn
      )
-     SELECT to_jsonb(s) AS slot, current_setting('server_version_num')::int AS version_num,
+     SELECT to_jsonb(s) AS slot,
             pos.lsn::text AS current_lsn,
             pg_wal_lsn_diff(pos.lsn, s.restart_lsn)::bigint::text AS retained,
             pg_wal_lsn_diff(pos.lsn, s.confirmed_flush_lsn)::bigint::text AS pending,
@@ -58,13 +79,16 @@ export async function listSlots(client: pg.Client, estateSlots: string[] = []): 
       ORDER BY s.slot_name`,
   )
   let currentLsn: string | null = null
-  let versionNum: number = rows[0]?.version_num
-  if (rows.length === 0) {
-    const r = await client.query(`SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn, current_setting('server_version_num')::int AS version_num`)
-    currentLsn = r.rows[0].lsn
-    versionNum = r.rows[0].version_num
-  }
-  const inactiveSinceAvailable = slotsHaveInactiveSince(versionNum)
+  const server = await client.query<{lsn: string | null; cap: string | null; now: Date; version_num: number}>(
+    `SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
+            current_setting('max_slot_wal_keep_size', true) AS cap, now() AS now,
+            current_setting('server_version_num')::int AS version_num`,
+  )
+  if (rows.length === 0) currentLsn = server.rows[0].lsn
+  const capSetting = server.rows[0].cap
+  const capBytes = capSetting === null || capSetting === '-1' ? null : await sizeInBytes(client, capSetting)
+  const waiting = await unconsumedAges(client)
+  const inactiveSinceAvailable = slotsHaveInactiveSince(server.rows[0].version_num)
   const slots = rows.map((r): SlotRow => {
     currentLsn = r.current_lsn
     const s = r.slot as Record<string, unknown>
@@ -91,9 +115,65 @@ export async function listSlots(client: pg.Client, estateSlots: string[] = []): 
       inactiveSince: s.active ? null : inactiveSince,
       inactiveSeconds: !s.active && inactiveSince ? Math.max(0, (new Date(r.now).getTime() - new Date(inactiveSince).getTime()) / 1000) : null,
       estate: estateSlots.includes(String(s.slot_name)),
+      unconsumedForSeconds: r.pending !== null && Number(r.pending) > 0 ? (waiting.get(String(s.slot_name)) ?? null) : null,
+      growthBytesPerSecond: null,
+      timeLeftSeconds: null,
+      timeLeftUntil: null,
     }
   })
-  return {currentLsn, inactiveSinceAvailable, slots}
+  return {currentLsn, readAt: new Date(server.rows[0].now).toISOString(), capSetting, capBytes, diskFreeBytes: null, sampleSeconds: null, inactiveSinceAvailable, slots}
+}
+
+async function sizeInBytes(client: pg.Client, setting: string): Promise<number | null> {
+  const {rows} = await client.query<{bytes: string | null}>('SELECT pg_size_bytes($1)::text AS bytes', [setting])
+  return rows[0].bytes === null ? null : Number(rows[0].bytes)
+}
+
+/**
+ * Per slot with pending changes: the age of the WAL segment file holding its first unconsumed
+ * change (pg_ls_waldir needs superuser or pg_monitor; without it the ages are unknown). The +1
+ * keeps a position exactly on a segment boundary in the segment that follows it.
+ */
+async function unconsumedAges(client: pg.Client): Promise<Map<string, number>> {
+  try {
+    const {rows} = await client.query<{slot: string; age: number}>(
+      `SELECT s.slot_name AS slot, extract(epoch FROM now() - w.modification)::float8 AS age
+         FROM pg_replication_slots s
+         JOIN pg_ls_waldir() w ON w.name = pg_walfile_name(coalesce(s.confirmed_flush_lsn, s.restart_lsn) + 1)
+        WHERE NOT pg_is_in_recovery() AND coalesce(s.confirmed_flush_lsn, s.restart_lsn) IS NOT NULL`,
+    )
+    return new Map(rows.map((r) => [r.slot, Math.max(0, r.age)]))
+  } catch {
+    return new Map()
+  }
+}
+
+/**
+ * The growth of each slot's retained WAL between two readings, and the time left at that rate
+ * until the cap invalidates it (safe_wal_size) or, with no cap, until the disk is full where its
+ * free space is known. Pure: `cdc slots` takes two readings; a watch loop passes its last two.
+ */
+export function withGrowth(previous: SlotsReport, current: SlotsReport): SlotsReport {
+  const seconds = (Date.parse(current.readAt) - Date.parse(previous.readAt)) / 1000
+  if (!(seconds > 0)) return current
+  const slots = current.slots.map((slot): SlotRow => {
+    const before = previous.slots.find((s) => s.name === slot.name)
+    if (!before || before.retainedBytes === null || slot.retainedBytes === null) return slot
+    const growth = (slot.retainedBytes - before.retainedBytes) / seconds
+    let timeLeftSeconds: number | null = null
+    let timeLeftUntil: SlotRow['timeLeftUntil'] = null
+    if (growth > 0 && slot.walStatus !== 'lost') {
+      if (slot.safeWalSizeBytes !== null) {
+        timeLeftSeconds = Math.max(0, slot.safeWalSizeBytes) / growth
+        timeLeftUntil = 'cap'
+      } else if (current.capBytes === null && current.diskFreeBytes !== null) {
+        timeLeftSeconds = current.diskFreeBytes / growth
+        timeLeftUntil = 'disk'
+      }
+    }
+    return {...slot, growthBytesPerSecond: growth, timeLeftSeconds, timeLeftUntil}
+  })
+  return {...current, sampleSeconds: seconds, slots}
 }
 
 /** The slots whose retained WAL is above a threshold (for --fail-if-retained-gt). */

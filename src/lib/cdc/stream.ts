@@ -1,6 +1,7 @@
 import {fstatSync, fsyncSync} from 'node:fs'
 import type pg from 'pg'
 
+import {loadPaint} from '../cli/colour.js'
 import {CliError} from '../cli/errors.js'
 import {cdcError} from './errors.js'
 import {BackendMessageSplitter, decodeReplicationMessage, encodeStandbyStatus} from './frames.js'
@@ -90,7 +91,7 @@ export async function streamChanges(client: pg.Client, options: StreamOptions): 
   const startLsn = options.fromLsn
 
   const format = options.format
-  const colour = Boolean(options.colour)
+  const paint = await loadPaint(Boolean(options.colour))
   const wanted = new Set<number>(options.actions.map((a) => ({insert: ACTION_CODE.I, update: ACTION_CODE.U, delete: ACTION_CODE.D, truncate: ACTION_CODE.T, message: ACTION_CODE.M})[a]))
   const limit = options.limit ?? Number.POSITIVE_INFINITY
   const untilLsn = options.untilLsn
@@ -181,7 +182,7 @@ export async function streamChanges(client: pg.Client, options: StreamOptions): 
       else {
         const change = JSON.parse(text) as Wal2jsonChange
         if (change.xid !== undefined) changesCarryTxn = true
-        output.add(format === 'json' ? JSON.stringify(toChangeLine(change, formatLsn(lsn)!, code, txn)) : toHumanLine(change, code, txn, colour))
+        output.add(format === 'json' ? JSON.stringify(toChangeLine(change, formatLsn(lsn)!, code, txn)) : toHumanLine(change, code, txn, paint))
       }
       lastLsn = lsn
       if (!inTxn) output.markSafe(lsn) // a non-transactional message stands alone

@@ -3,6 +3,7 @@
  * for add-tables, and turning one wal2json JSON object into an output line (JSON or human).
  * Every function here is on the per-change hot path or next to it: no allocations beyond the line.
  */
+import {PLAIN, type Paint, type Tone} from '../cli/colour.js'
 
 export type TailAction = 'insert' | 'update' | 'delete' | 'truncate' | 'message'
 export const TAIL_ACTIONS: readonly TailAction[] = ['insert', 'update', 'delete', 'truncate', 'message']
@@ -271,13 +272,8 @@ export function fastJsonLine(text: string, lsn: string, code: number): string | 
 // ---------------------------------------------------------------------------------------------
 // The human view: time, action, table, key, changed columns.
 
-const COLOURS: Record<TailAction, [string, string]> = {
-  insert: ['\u001B[32m', '\u001B[39m'],
-  update: ['\u001B[33m', '\u001B[39m'],
-  delete: ['\u001B[31m', '\u001B[39m'],
-  truncate: ['\u001B[35m', '\u001B[39m'],
-  message: ['\u001B[36m', '\u001B[39m'],
-}
+/** The colour meaning of each change: new rows ok, changed rows warn, removed rows fail. */
+const ACTION_TONES: Record<TailAction, Tone> = {insert: 'ok', update: 'warn', delete: 'fail', truncate: 'fail', message: 'accent'}
 
 const MAX_VALUE = 60
 
@@ -295,13 +291,13 @@ function pairs(columns: Wal2jsonColumn[]): string {
 }
 
 /** One readable line: "10:00:00.123Z  UPDATE    public.learned_patterns  id=7  | confidence=0.9". */
-export function toHumanLine(change: Wal2jsonChange, code: number, txn: TxnContext, colour: boolean): string {
+export function toHumanLine(change: Wal2jsonChange, code: number, txn: TxnContext, paint: Paint = PLAIN): string {
   const iso = isoTimestamp(change.timestamp ?? txn.timestamp)
   const time = iso ? iso.slice(11, 23) + (iso.endsWith('Z') ? 'Z' : '') : '-'
   const action = ACTION_NAME[code] ?? 'change'
   const label = action.toUpperCase().padEnd(8)
-  const shownLabel = colour ? `${COLOURS[action][0]}${label}${COLOURS[action][1]}` : label
-  const shownTime = colour ? `\u001B[2m${time}\u001B[22m` : time
+  const shownLabel = paint.tone(ACTION_TONES[action], label)
+  const shownTime = paint.dim(time)
   if (code === ACTION_CODE.M) {
     return `${shownTime}  ${shownLabel}  ${change.prefix ?? ''}: ${humanValue(change.content)}`
   }
@@ -333,6 +329,6 @@ export function toHumanLine(change: Wal2jsonChange, code: number, txn: TxnContex
   }
   let line = `${shownTime}  ${shownLabel}  ${table}`
   if (key.length > 0) line += `  ${pairs(key)}`
-  if (rest.length > 0) line += `  ${colour ? '\u001B[2m|\u001B[22m' : '|'} ${pairs(rest)}`
+  if (rest.length > 0) line += `  ${paint.dim('|')} ${pairs(rest)}`
   return line
 }

@@ -10,3 +10,15 @@ export function isInteractive(stream: NodeJS.WriteStream, colorFlag = true): boo
 export function canPrompt(): boolean {
   return Boolean(process.stdin.isTTY && process.stderr.isTTY) && !process.env.CI
 }
+
+/**
+ * The width tables must fit: the terminal's (stdout.columns), then COLUMNS, else none at all when
+ * stdout is not a terminal (a pipe or a file gets every column, nothing cut). A terminal that does
+ * not report its size gets 80.
+ */
+export function terminalWidth(stream: NodeJS.WriteStream = process.stdout, env: NodeJS.ProcessEnv = process.env): number | undefined {
+  if (stream.isTTY && Number.isInteger(stream.columns) && stream.columns > 0) return stream.columns
+  const fromEnv = Number(env.COLUMNS)
+  if (env.COLUMNS && Number.isInteger(fromEnv) && fromEnv > 0) return fromEnv
+  return stream.isTTY ? 80 : undefined
+}

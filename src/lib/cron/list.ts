@@ -3,6 +3,7 @@ import type pg from 'pg'
 import {JOB_PREFIX, type Runner} from '../../topology.js'
 import type {JobSpec} from '../../schedules.js'
 import {diffCron, matchInstalled} from '../reconcile/cron.js'
+import {CRON_IN_OTHER_DATABASES_SQL} from '../reconcile/managed.js'
 import type {JobsContext} from './context.js'
 import {nextEffectiveRun, parseCron, runsBetween} from './expression.js'
 import {iso, oneLine, seconds} from './format.js'
@@ -117,14 +118,22 @@ function cronLastRun(runs: CronRun[] | undefined): {lastRun: LastRun | null; str
  * `db plan` and `db init` use): missing, "<field> differs" for schedule/command/database/user, or
  * unknown for one of ours that is no longer declared.
  */
-function cronDrift(planned: PlannedCronJob[], installed: InstalledCronJob[], cronDatabase: string, user: string): Map<string, string[]> {
+function cronDrift(planned: PlannedCronJob[], installed: InstalledCronJob[], cronDatabase: string, user: string, inOtherDatabases = true): Map<string, string[]> {
   const drift = new Map<string, string[]>()
   for (const action of diffCron({database: cronDatabase, installed: true}, planned, installed, user)) {
     if (!action.subject) continue
-    const words = action.reason === 'missing' ? ['missing'] : action.reason === 'extra' ? ['unknown'] : (action.differences ?? []).map((d) => `${d} differs`)
+    // an admin without superuser cannot schedule into another database (a managed server): the provider's step, not drift
+    const providers = !inOtherDatabases && action.reason === 'missing' && action.database !== cronDatabase
+    const words = providers ? ['provider step'] : action.reason === 'missing' ? ['missing'] : action.reason === 'extra' ? ['unknown'] : (action.differences ?? []).map((d) => `${d} differs`)
     drift.set(action.subject, [...(drift.get(action.subject) ?? []), ...words])
   }
   return drift
+}
+
+/** Whether the admin may schedule pg_cron jobs into other databases (a superuser, or granted cron.schedule_in_database). */
+async function schedulesInOtherDatabases(cron: pg.Client): Promise<boolean> {
+  const {rows} = await cron.query<{can: boolean}>(`SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR ${CRON_IN_OTHER_DATABASES_SQL} AS can`)
+  return rows[0].can
 }
 
 function selectedDatabase(name: string | null, options: ListOptions): boolean {
@@ -141,7 +150,7 @@ async function pgCronRows(ctx: JobsContext, specs: JobSpec[], options: ListOptio
   const runs = ctx.cron ? await recentCronRuns(ctx.cron, installed.map((j) => j.jobid)) : new Map<number, CronRun[]>()
   const rows: JobRow[] = []
   const matched = new Set<number>()
-  const drift = cronDrift(planned, installed, cronDatabase, ctx.adminUser)
+  const drift = cronDrift(planned, installed, cronDatabase, ctx.adminUser, ctx.cron ? await schedulesInOtherDatabases(ctx.cron) : true)
   for (const job of planned) {
     const current = matchInstalled(job, installed, ctx.adminUser)
     if (current) matched.add(current.jobid)

@@ -12,19 +12,21 @@ export function jobChecks(jobs: JobsListResult): CheckResult[] {
   const cron = jobs.jobs.filter((j) => j.runner === 'pg_cron')
   const failing = cron.filter((j) => j.lastRun?.status === 'failed')
   const missing = cron.filter((j) => j.drift.includes('missing'))
-  const drifted = cron.filter((j) => j.drift.length > 0 && !j.drift.includes('missing'))
+  const provider = cron.filter((j) => j.drift.includes('provider step'))
+  const drifted = cron.filter((j) => j.drift.length > 0 && !j.drift.includes('missing') && !j.drift.includes('provider step'))
   const oban = jobs.jobs.filter((j) => j.runner === 'oban' && (j.missedRuns ?? 0) > 0)
   return [
     {
       check: 'pg_cron jobs',
-      status: failing.length > 0 || missing.length > 0 ? 'fail' : drifted.length > 0 ? 'warn' : 'ok',
+      status: failing.length > 0 || missing.length > 0 ? 'fail' : drifted.length + provider.length > 0 ? 'warn' : 'ok',
       detail:
-        failing.length + missing.length + drifted.length === 0
+        failing.length + missing.length + drifted.length + provider.length === 0
           ? `${cron.length} jobs installed, none failing`
           : [
               failing.length > 0 ? `failing: ${failing.map((j) => `${j.job} (streak ${j.failureStreak ?? 1})`).join(', ')}` : '',
               missing.length > 0 ? `missing: ${missing.map((j) => j.job).join(', ')}` : '',
               drifted.length > 0 ? `drifted: ${drifted.map((j) => j.job).join(', ')}` : '',
+              provider.length > 0 ? `${provider.length} to be scheduled by the provider (see db plan)` : '',
             ].filter(Boolean).join('; '),
       next: failing.length > 0 ? `singularity jobs history ${failing[0].job}` : missing.length > 0 ? 'singularity db init' : 'singularity jobs list',
     },
@@ -61,22 +63,52 @@ export async function queueChecks(config: ResolvedConfig, databases: ConcreteDat
   }
 }
 
-/** WAL retained by replication slots against a threshold (a forgotten slot fills the disk). */
-export async function slotCheck(admin: pg.Client, estateSlots: string[], thresholds: DoctorThresholds): Promise<CheckResult> {
-  const {listSlots} = await import('../cdc/slots.js')
-  const report = await listSlots(admin, estateSlots)
-  const over = report.slots.filter((s) => (s.retainedBytes ?? 0) > thresholds.maxSlotRetainedBytes)
-  const lost = report.slots.filter((s) => s.walStatus === 'lost')
-  const missing = estateSlots.filter((name) => !report.slots.some((s) => s.name === name))
-  const problems = [
-    ...over.map((s) => `${s.name} retains ${formatBytes(s.retainedBytes)} (> ${formatBytes(thresholds.maxSlotRetainedBytes)})`),
-    ...lost.map((s) => `${s.name} has lost required WAL`),
-  ]
+/**
+ * Replication slots, the classic way a database fills its disk: a slot invalidated by the cap
+ * (wal_status = lost) or retaining more than the threshold fails; a slot without a consumer for
+ * longer than the idle threshold, one past a fraction of the cap, an unlimited cap, or a missing
+ * estate slot warns. Every problem names its slot and the fix.
+ */
+export async function slotCheck(admin: pg.Client, estateSlots: {name: string; consumer: string}[], thresholds: DoctorThresholds): Promise<CheckResult> {
+  const [{listSlots}, {slotCapFinding}] = await Promise.all([import('../cdc/slots.js'), import('../cdc/cap.js')])
+  const report = await listSlots(admin, estateSlots.map((s) => s.name))
+  const consumerOf = (name: string) => estateSlots.find((s) => s.name === name)?.consumer ?? 'its consumer'
+  const failures: string[] = []
+  const warnings: string[] = []
+  let next = 'singularity cdc slots'
+  for (const s of report.slots) {
+    if (s.walStatus === 'lost') {
+      failures.push(
+        `${s.name} is lost: the WAL it needed was removed (max_slot_wal_keep_size ${report.capSetting}); recreate it (\`singularity cdc slots drop ${s.name} --confirm ${s.name}\`, then \`singularity db init\`) and ${consumerOf(s.name)} must resync from a fresh copy`,
+      )
+      next = `singularity cdc slots drop ${s.name} --confirm ${s.name}`
+      continue
+    }
+    if ((s.retainedBytes ?? 0) > thresholds.maxSlotRetainedBytes) {
+      failures.push(`${s.name} retains ${formatBytes(s.retainedBytes)} (> ${formatBytes(thresholds.maxSlotRetainedBytes)}): ${consumerOf(s.name)} must read it, or drop it`)
+    } else if (report.capBytes !== null && (s.retainedBytes ?? 0) > thresholds.slotCapWarnFraction * report.capBytes) {
+      warnings.push(`${s.name} retains ${formatBytes(s.retainedBytes)}, over ${Math.round(thresholds.slotCapWarnFraction * 100)}% of the ${report.capSetting} cap: past it the slot is lost and ${consumerOf(s.name)} must resync`)
+    }
+    // PostgreSQL 17 records when the slot was released; before that, how long its oldest unconsumed change has waited.
+    const idle = s.active ? null : (s.inactiveSeconds ?? s.unconsumedForSeconds)
+    if (idle !== null && idle > thresholds.maxSlotIdleSeconds) {
+      warnings.push(`${s.name} has had no consumer for ${s.inactiveSeconds === null ? 'at least ' : ''}${formatDuration(idle)} (> ${formatDuration(thresholds.maxSlotIdleSeconds)}): start ${consumerOf(s.name)}, or drop the slot`)
+    }
+  }
+  const missing = estateSlots.filter((e) => !report.slots.some((s) => s.name === e.name)).map((e) => e.name)
+  if (missing.length > 0) warnings.push(`missing CDC slot(s): ${missing.join(', ')} (\`singularity db init\` creates them)`)
+  const cap = report.slots.length > 0 ? slotCapFinding({max_slot_wal_keep_size: report.capSetting}) : null
+  if (cap) warnings.push(`${cap.message}; fix: ${cap.fix}`)
+  if (failures.length === 0 && missing.length > 0 && warnings.length === 1) next = 'singularity db init'
+  const largest = Math.max(0, ...report.slots.map((s) => s.retainedBytes ?? 0))
   return {
     check: 'replication slots',
-    status: problems.length > 0 ? 'fail' : missing.length > 0 ? 'warn' : 'ok',
-    detail: problems.length > 0 ? problems.join('; ') : missing.length > 0 ? `missing CDC slot(s): ${missing.join(', ')}` : `${report.slots.length} slot(s), none over ${formatBytes(thresholds.maxSlotRetainedBytes)}`,
-    next: problems.length > 0 ? 'singularity cdc slots' : missing.length > 0 ? 'singularity db init' : 'singularity cdc slots',
+    status: failures.length > 0 ? 'fail' : warnings.length > 0 ? 'warn' : 'ok',
+    detail:
+      failures.length + warnings.length > 0
+        ? [...failures, ...warnings].join('; ')
+        : `${report.slots.length} slot(s), at most ${formatBytes(largest)} retained${report.capBytes === null ? '' : ` (cap ${report.capSetting})`}`,
+    next,
   }
 }
 

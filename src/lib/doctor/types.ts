@@ -16,12 +16,18 @@ export interface DoctorThresholds {
   maxOldestSeconds: number
   /** WAL retained by a slot (bytes) over which it fails */
   maxSlotRetainedBytes: number
+  /** a slot without a consumer for longer than this (seconds) warns */
+  maxSlotIdleSeconds: number
+  /** a slot retaining more than this fraction of max_slot_wal_keep_size warns */
+  slotCapWarnFraction: number
 }
 
 export const DEFAULT_THRESHOLDS: DoctorThresholds = {
   maxQueueLength: 10_000,
   maxOldestSeconds: 3600,
   maxSlotRetainedBytes: 1024 ** 3,
+  maxSlotIdleSeconds: 3600,
+  slotCapWarnFraction: 0.5,
 }
 
 export function worst(results: CheckResult[]): CheckStatus {

@@ -5,6 +5,7 @@ import {join} from 'node:path'
 
 import {CliError} from '../cli/errors.js'
 import {checkExtensionPackages, findServerBinaries, installCommand, type ExtensionCheck, type ServerBinaries} from './binaries.js'
+import {DEFAULT_SLOT_WAL_CAP} from '../cdc/cap.js'
 import {layout, localUrl, readLocalState, type LocalState} from './paths.js'
 
 export interface StartOptions {
@@ -12,6 +13,8 @@ export interface StartOptions {
   port?: number
   /** install missing Debian packages with apt-get (root only) */
   installDeps?: boolean
+  /** max_slot_wal_keep_size, e.g. '4GB' (default: the recorded one, else DEFAULT_SLOT_WAL_CAP) */
+  maxSlotWalKeepSize?: string
   progress?: (message: string) => void
 }
 
@@ -77,8 +80,13 @@ async function serverHasSetting(binaries: ServerBinaries, name: string): Promise
   return String(result.stdout).split('\n').some((line) => line.startsWith(`${name}\t`))
 }
 
-/** Settings the product needs: pg_cron preloaded, logical decoding, enough slots and workers. */
-async function productSettings(binaries: ServerBinaries, port: number, runDir: string): Promise<string> {
+/**
+ * Settings the product needs: pg_cron preloaded, logical decoding, enough slots and workers, and a
+ * cap on the WAL a replication slot may retain: `db init` creates a persistent CDC slot, and a slot
+ * nobody reads would otherwise keep WAL until the disk is full and the server stops. Past the cap
+ * PostgreSQL invalidates the slot (wal_status = lost) instead; doctor and `cdc slots` say so.
+ */
+async function productSettings(binaries: ServerBinaries, port: number, runDir: string, slotWalCap: string): Promise<string> {
   const lines = [
     '# Written by `singularity local start`; edit with care, it is rewritten on start.',
     `port = ${port}`,
@@ -92,6 +100,7 @@ async function productSettings(binaries: ServerBinaries, port: number, runDir: s
     'max_replication_slots = 32',
     'max_wal_senders = 32',
     'max_connections = 200',
+    `max_slot_wal_keep_size = '${slotWalCap}'`,
     "log_min_messages = 'warning'",
   ]
   if (await serverHasSetting(binaries, 'output_plugin_libraries')) {
@@ -148,6 +157,7 @@ export async function startCluster(options: StartOptions): Promise<StartResult> 
     if (options.port && options.port !== existing.port) {
       throw new CliError(`the local cluster is already running on port ${existing.port}`, {hint: 'run `singularity local stop` first to change its port'})
     }
+    await applySlotWalCap(paths, existing, options)
     return {action: 'already-running', status: await clusterStatus(options.dir)}
   }
   const binaries = existing ? {...findServerBinaries(), binDir: existing.binDir} : findServerBinaries()
@@ -156,7 +166,9 @@ export async function startCluster(options: StartOptions): Promise<StartResult> 
   let action: StartResult['action'] = 'started'
   let state: LocalState
   if (existing) {
-    state = existing
+    // state.json records the state only: never the admin URL (it carries the password).
+    const {adminUrl: _adminUrl, ...recorded} = existing
+    state = recorded
     if (options.port) state = {...state, port: options.port}
   } else {
     action = 'created'
@@ -199,8 +211,9 @@ export async function startCluster(options: StartOptions): Promise<StartResult> 
     if (options.port) throw new CliError(`port ${options.port} is in use`, {hint: 'choose another --port, or omit it for a free one'})
     state = {...state, port: await freePort()}
   }
+  state = {...state, maxSlotWalKeepSize: options.maxSlotWalKeepSize ?? state.maxSlotWalKeepSize ?? DEFAULT_SLOT_WAL_CAP}
   const settingsFile = join(paths.data, 'singularity.conf')
-  writeFileSync(settingsFile, await productSettings(binaries, state.port, paths.run))
+  writeFileSync(settingsFile, await productSettings(binaries, state.port, paths.run, state.maxSlotWalKeepSize!))
   ownedByServerUser(settingsFile)
   const mainConf = join(paths.data, 'postgresql.conf')
   const conf = readFileSync(mainConf, 'utf8')
@@ -218,6 +231,26 @@ export async function startCluster(options: StartOptions): Promise<StartResult> 
     throw new CliError(`the local cluster did not start: ${tail}`, {hint: `see ${paths.log}`, code: 'LOCAL_START_FAILED'})
   }
   return {action, status: await clusterStatus(options.dir)}
+}
+
+/**
+ * A running cluster made before the cap existed, or given a new one: its settings file is
+ * rewritten and the server reloaded (max_slot_wal_keep_size needs no restart).
+ */
+async function applySlotWalCap(paths: ReturnType<typeof layout>, state: LocalState, options: StartOptions): Promise<void> {
+  const cap = options.maxSlotWalKeepSize ?? state.maxSlotWalKeepSize ?? DEFAULT_SLOT_WAL_CAP
+  const settingsFile = join(paths.data, 'singularity.conf')
+  const binaries = {...findServerBinaries(), binDir: state.binDir}
+  const wanted = await productSettings(binaries, state.port, paths.run, cap)
+  const current = existsSync(settingsFile) ? readFileSync(settingsFile, 'utf8') : ''
+  if (current === wanted && state.maxSlotWalKeepSize === cap) return
+  writeFileSync(settingsFile, wanted)
+  ownedByServerUser(settingsFile)
+  const {adminUrl: _url, ...recorded} = state as LocalState & {adminUrl?: string}
+  writeFileSync(paths.state, JSON.stringify({...recorded, maxSlotWalKeepSize: cap}, null, 2) + '\n', {mode: 0o644})
+  options.progress?.(`max_slot_wal_keep_size = '${cap}': reloading the running cluster`)
+  const reloaded = await runServerTool(binaries, 'pg_ctl', ['-D', paths.data, 'reload'], {reject: false})
+  if (reloaded.exitCode !== 0) throw new CliError(`pg_ctl reload failed: ${String(reloaded.all).trim().split('\n').pop()}`, {hint: `see ${paths.log}`})
 }
 
 /** Stops the cluster cleanly (fast shutdown: sessions are ended, data is safe). */

@@ -9,6 +9,8 @@ export interface LocalState {
   version: string
   superuser: string
   createdAt: string
+  /** max_slot_wal_keep_size written on every start (absent in clusters made before it existed) */
+  maxSlotWalKeepSize?: string
 }
 
 export interface LocalStateWithUrl extends LocalState {

@@ -2,7 +2,7 @@ import {CliError} from '../cli/errors.js'
 import type {ResolvedConfig} from '../config/resolve.js'
 import {disabledKinds} from '../estate/targets.js'
 import {noteDisabled} from '../estate/disabled.js'
-import {estate as expandEstate, OPTIONAL_EXTENSIONS, type Estate, type QueueEngine, type ScheduleSpec} from '../../topology.js'
+import {CRON_EXTENSION, estate as expandEstate, OPTIONAL_EXTENSIONS, type Estate, type QueueEngine, type ScheduleSpec} from '../../topology.js'
 import {driftError} from '../migrate/runner.js'
 import {publicAction, type Action, type PublicAction} from '../reconcile/action.js'
 import {applyActions} from '../reconcile/apply.js'
@@ -12,6 +12,7 @@ import {readPasswordFile, writePasswordFile} from './passwords.js'
 import type {EngineChoice} from './queue-engine.js'
 import type {RolePlan} from './roles.js'
 import {preflightProblems, type ServerFacts} from './server.js'
+import {lackingError} from '../reconcile/managed.js'
 
 export interface InitOptions {
   config: ResolvedConfig
@@ -54,6 +55,8 @@ export interface InitResult {
   actions: PublicAction[]
   /** one line per applied action */
   changes: string[]
+  /** steps only the server's provider can take (an admin without superuser): not applied; the rest was */
+  providerSteps: PublicAction[]
   warnings: string[]
 }
 
@@ -120,6 +123,8 @@ export async function initEstate(options: InitOptions): Promise<InitResult> {
     }
     const plan = await planOn(conns, e, {queueEngine: options.queueEngine, passwordsFile: options.passwordsFile, env, schedules: options.schedules})
     refuseForeignDatabases(e, plan)
+    // an admin without superuser: decided from the whole plan, before anything changes
+    if (plan.lacking.length > 0) throw lackingError(plan.lacking, plan.server.user)
 
     const report = (actions: Action[], status: InitResult['status'], warnings: string[]): InitResult => ({
       status,
@@ -137,6 +142,7 @@ export async function initEstate(options: InitOptions): Promise<InitResult> {
       optionalExtensions: optionalReport(facts),
       actions: actions.map(publicAction),
       changes: options.dryRun ? [] : actions.map((a) => (a.database && !a.description.includes(a.database) ? `${a.description} (${a.database})` : a.description)),
+      providerSteps: plan.providerSteps.map(publicAction),
       warnings,
     })
 
@@ -191,8 +197,7 @@ export async function initEstate(options: InitOptions): Promise<InitResult> {
 
     // pg_cron: the extension, then the jobs in one transaction (serialised with installSchedules).
     let server = plan.observation.server
-    const cronActions = diffSchedules(server, planContext).actions
-    const extension = cronActions.filter((a) => a.subject === 'pg_cron' && a.reason === 'missing' && a.step.kind === 'sql' && a.step.on === 'cron' && a.description.startsWith('create extension'))
+    const extension = diffSchedules(server, planContext).actions.filter((a) => a.subject === CRON_EXTENSION)
     if (extension.length > 0) {
       await run(extension)
       server = await observeServer(conns.admin, e, async (name) => conns.database(name))

@@ -32,7 +32,7 @@ export interface EstateStatus {
   roles: {name: string; exists: boolean}[]
   databases: DatabaseStatus[]
   /** the plan (`db plan`) this status is read from: actions and counts */
-  plan: {summary: ReturnType<typeof planDocument>['summary']; actions: PublicAction[]; warnings: string[]}
+  plan: {summary: ReturnType<typeof planDocument>['summary']; actions: PublicAction[]; warnings: string[]; providerSteps: PublicAction[]}
   verdict: Verdict
 }
 
@@ -91,7 +91,7 @@ export function statusFromPlan(plan: Plan): EstateStatus {
     instances: plan.instances,
     roles: plan.roles.map((r) => ({name: r.name, exists: r.exists})),
     databases,
-    plan: {summary: document.summary, actions: plan.actions.map(publicAction), warnings: plan.warnings},
+    plan: {summary: document.summary, actions: plan.actions.map(publicAction), warnings: plan.warnings, providerSteps: document.providerSteps},
     verdict,
   }
 }

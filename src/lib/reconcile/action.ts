@@ -67,7 +67,7 @@ export function sqlAction(
   return {server: null, ...fields, sql: shown, step: {kind: 'sql', on, statements}}
 }
 
-/** The statements an action runs, or a refusal of a manual step. */
+/** Whether db init runs this action (manual steps and refusals are reported, never run). */
 export function isApplicable(action: Action): boolean {
   return action.step.kind !== 'manual' && !action.refused
 }

@@ -49,6 +49,11 @@ export async function applyActions(
       const result = await ensureCdcSlot(await conns.database(db.name), target)
       outcome.warnings.push(...result.warnings)
       if (!result.created) continue
+      // one line for the operator: who must read the new slot, and what happens if nobody does
+      if (result.consumerNote) {
+        outcome.applied.push({...action, description: `${action.description}: ${result.consumerNote}`})
+        continue
+      }
     }
     outcome.applied.push(action)
   }

@@ -2,16 +2,17 @@ import {quoteIdent} from '../sql/quote.js'
 import type {ServerFacts} from '../provision/server.js'
 import {OPTIONAL_EXTENSIONS, type ConcreteDatabase, type QueueEngine} from '../../topology.js'
 import {sqlAction, type Action} from './action.js'
+import {creatableBy} from './managed.js'
 import type {DatabaseObservation} from './observe.js'
 
 /** The extensions a database should have: declared ones, optional ones the server offers, pgmq for the extension engine. */
-export function wantedExtensions(db: ConcreteDatabase, facts: Pick<ServerFacts, 'available'>, engine: QueueEngine | null): string[] {
-  const optional = OPTIONAL_EXTENSIONS.filter((e) => e.databases.includes(db.kind) && facts.available.has(e.name)).map((e) => e.name)
+export function wantedExtensions(db: ConcreteDatabase, facts: Pick<ServerFacts, 'available' | 'superuser' | 'trusted'>, engine: QueueEngine | null): string[] {
+  const optional = OPTIONAL_EXTENSIONS.filter((e) => e.databases.includes(db.kind) && creatableBy(facts, e.name)).map((e) => e.name)
   return [...db.spec.extensions, ...optional, ...(engine === 'extension' ? ['pgmq'] : [])]
 }
 
 /** Extensions: the wanted ones that are not created yet. Extensions nobody declared are left alone. */
-export function diffExtensions(db: ConcreteDatabase, observed: DatabaseObservation, facts: Pick<ServerFacts, 'available'>, engine: QueueEngine | null): Action[] {
+export function diffExtensions(db: ConcreteDatabase, observed: DatabaseObservation, facts: Pick<ServerFacts, 'available' | 'superuser' | 'trusted'>, engine: QueueEngine | null): Action[] {
   return wantedExtensions(db, facts, engine)
     .filter((name) => !observed.extensions.has(name))
     .map((name) =>

@@ -3,6 +3,7 @@ import type pg from 'pg'
 import {readCronJobs, type InstalledCronJob} from '../cron/install.js'
 import {isEstateJob} from '../cron/names.js'
 import {serverFacts, type ServerFacts} from '../provision/server.js'
+import {CRON_IN_OTHER_DATABASES_SQL} from './managed.js'
 import {JOB_PREFIX, MANAGED_SCHEMAS, type ConcreteDatabase, type Estate, type QueueEngine} from '../../topology.js'
 
 /**
@@ -50,6 +51,8 @@ export interface CronObservation {
   version: string | null
   /** the estate's jobs (our prefix, our databases), any user */
   jobs: InstalledCronJob[]
+  /** the admin may call cron.schedule_in_database and cron.alter_job (pg_cron keeps them for superusers unless granted) */
+  scheduleInOtherDatabases: boolean
 }
 
 export interface ServerObservation {
@@ -137,7 +140,7 @@ export interface EstateObservation {
 }
 
 const ACL = (column: string, kind: string, owner: string) =>
-  `(SELECT coalesce(json_agg(json_build_object('grantee', CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END, 'privilege', a.privilege_type) ORDER BY 1), '[]')
+  `(SELECT coalesce(json_agg(json_build_object('grantee', CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END, 'privilege', a.privilege_type)), '[]')
       FROM aclexplode(coalesce(${column}, acldefault(${kind}, ${owner}))) a)`
 
 /** A subquery's rows as one JSON array (several catalog reads in one statement). */
@@ -166,10 +169,12 @@ export async function observeServer(admin: pg.Client, estate: Estate, openCron: 
   if (facts.preload.includes('pg_cron')) {
     const client = await openCron(facts.cronDatabase)
     if (client) {
-      const {rows} = await client.query<{version: string | null}>("SELECT (SELECT extversion FROM pg_extension WHERE extname = 'pg_cron') AS version")
+      const {rows} = await client.query<{version: string | null; other: boolean}>(
+        `SELECT (SELECT extversion FROM pg_extension WHERE extname = 'pg_cron') AS version, ${CRON_IN_OTHER_DATABASES_SQL} AS other`,
+      )
       const installed = rows[0].version !== null
       const jobs = installed ? (await readCronJobs(client, `${JOB_PREFIX}${estate.prefix}`)).filter((j) => isEstateJob(j, estate, facts.cronDatabase)) : []
-      cron = {database: facts.cronDatabase, installed, version: rows[0].version, jobs}
+      cron = {database: facts.cronDatabase, installed, version: rows[0].version, jobs, scheduleInOtherDatabases: rows[0].other}
     }
   }
   return {

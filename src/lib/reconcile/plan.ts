@@ -20,7 +20,8 @@ import {diffGrants} from './grants.js'
 import {emptyDatabase, observeDatabase, observeServer, type DatabaseObservation, type EstateObservation, type ServerObservation} from './observe.js'
 import {diffQueues} from './queues.js'
 import {diffRoles} from './roles.js'
-import {diffServer} from './server.js'
+import {adaptToAdmin, creatableBy, manageableBy} from './managed.js'
+import {diffServer, serverWarnings} from './server.js'
 import {diffSql, fileStates} from './sql.js'
 
 /** Connections of one reconciliation: the admin one and, lazily, one per database (as the admin). */
@@ -73,7 +74,8 @@ export interface DiffContext {
  */
 export async function observeEstate(conns: Connections, estate: Estate, options: {tolerateUnreachable?: boolean} = {}): Promise<EstateObservation> {
   // connect to the existing databases while the server is read (connecting is the slow part)
-  const {rows} = await conns.admin.query<{datname: string}>('SELECT datname FROM pg_database WHERE datallowconn AND (datname = ANY($1) OR datname = coalesce(current_setting($2, true), $3))', [
+  // pg_settings, not current_setting(): cron.database_name is superuser-only, and pg_settings hides it from others instead of failing
+  const {rows} = await conns.admin.query<{datname: string}>('SELECT datname FROM pg_database WHERE datallowconn AND (datname = ANY($1) OR datname = coalesce((SELECT setting FROM pg_settings WHERE name = $2), $3))', [
     estate.databases.map((d) => d.name), 'cron.database_name', 'postgres',
   ])
   const connectable = new Set(rows.map((r) => r.datname))
@@ -101,7 +103,7 @@ export async function observeEstate(conns: Connections, estate: Estate, options:
 /** The queue engine a database runs or will run (null: it has no queues). */
 export function engineOf(db: ConcreteDatabase, observed: DatabaseObservation, server: ServerObservation, choice: EngineChoice): QueueEngine | null {
   if (db.spec.queues.length === 0) return null
-  return chooseQueueEngine(choice, observed.queueEngine, server.facts.available.has('pgmq'), db.name)
+  return chooseQueueEngine(choice, observed.queueEngine, creatableBy(server.facts, 'pgmq'), db.name)
 }
 
 /** The in-database areas, in the order they apply. */
@@ -114,8 +116,8 @@ export function diffDatabase(
   server: ServerObservation,
   ctx: DiffContext,
   areas: readonly (typeof DATABASE_AREAS)[number][] = DATABASE_AREAS,
-): {actions: Action[]; warnings: string[]} {
-  if (observed.unreachable) return {actions: [], warnings: [`${db.name} could not be read: ${observed.unreachable}`]}
+): {actions: Action[]; warnings: string[]; provider: Action[]; lacking: Action[]} {
+  if (observed.unreachable) return {actions: [], warnings: [`${db.name} could not be read: ${observed.unreachable}`], provider: [], lacking: []}
   const engine = engineOf(db, observed, server, ctx.queueEngine)
   const extensions = new Set([...observed.extensions.keys(), ...wantedExtensions(db, server.facts, engine)])
   const actions: Action[] = []
@@ -124,41 +126,46 @@ export function diffDatabase(
     if (area === 'extensions') actions.push(...diffExtensions(db, observed, server.facts, engine))
     if (area === 'sql') actions.push(...diffSql(db, observed, engine, extensions))
     if (area === 'queues') actions.push(...diffQueues(db, observed))
-    if (area === 'grants') actions.push(...diffGrants(ctx.estate, db, observed, server.facts.user))
+    if (area === 'grants') actions.push(...diffGrants(ctx.estate, db, manageableBy(observed, server.facts, ctx.estate), server.facts.user))
     if (area === 'cdc') {
       const cdc = diffCdc(db, observed, server.slots)
       actions.push(...cdc.actions)
       warnings.push(...cdc.warnings)
     }
   }
-  return {actions, warnings}
+  return {...adaptToAdmin(actions, server.facts, ctx.estate), warnings}
 }
 
 /** The pg_cron actions (empty with a warning when pg_cron is not loaded: the server area says how to fix that). */
-export function diffSchedules(server: ServerObservation, ctx: DiffContext): {actions: Action[]; warnings: string[]} {
-  if (!server.cron) return {actions: [], warnings: server.facts.preload.includes('pg_cron') ? [`the cron database ${server.facts.cronDatabase} does not exist: no pg_cron job can be installed`] : []}
+export function diffSchedules(server: ServerObservation, ctx: DiffContext): {actions: Action[]; warnings: string[]; provider: Action[]; lacking: Action[]} {
+  if (!server.cron) return {actions: [], warnings: server.facts.preload.includes('pg_cron') ? [`the cron database ${server.facts.cronDatabase} does not exist: no pg_cron job can be installed`] : [], provider: [], lacking: []}
   // seconds schedules where this pg_cron has them (the CDC bridge: every 5 s from 1.5, every minute on 1.4)
   const schedules = schedulesForPgCron(ctx.schedules as JobSpec[], server.cron.version)
   validateSchedules(ctx.estate, schedules, server.cron.database)
   const planned = plannedCronJobs(ctx.estate, schedules, server.cron.database)
-  return {actions: diffCron(server.cron, planned, server.cron.jobs, server.facts.user), warnings: []}
+  const actions = diffCron(server.cron, planned, server.cron.jobs, server.facts.user)
+  return {...adaptToAdmin(actions, server.facts, ctx.estate, {database: server.cron.database, scheduleInOtherDatabases: server.cron.scheduleInOtherDatabases, installed: server.cron.jobs, planned}), warnings: []}
 }
 
 /** Every action that brings the observed server to the estate, in dependency order. Pure. */
-export function diffEstate(observation: EstateObservation, ctx: DiffContext): {actions: Action[]; warnings: string[]} {
+export function diffEstate(observation: EstateObservation, ctx: DiffContext): {actions: Action[]; warnings: string[]; provider: Action[]; lacking: Action[]} {
   const {server} = observation
-  const actions: Action[] = [...diffServer(server), ...diffRoles(ctx.estate, server.roles, ctx.roles.plans, ctx.roles.passwords), ...diffDatabases(ctx.estate, server.databases)]
-  const warnings: string[] = []
-  for (const db of ctx.estate.databases) {
-    const result = diffDatabase(db, observation.databases.get(db.name) ?? emptyDatabase(db.name), server, ctx)
+  const serverWide = adaptToAdmin(
+    [...diffServer(server), ...diffRoles(ctx.estate, server.roles, ctx.roles.plans, ctx.roles.passwords), ...diffDatabases(ctx.estate, server.databases)], server.facts, ctx.estate,
+  )
+  const {actions, provider, lacking} = serverWide
+  const warnings: string[] = [...serverWarnings(server)]
+  const add = (result: {actions: Action[]; warnings: string[]; provider: Action[]; lacking: Action[]}) => {
     actions.push(...result.actions)
     warnings.push(...result.warnings)
+    provider.push(...result.provider)
+    lacking.push(...result.lacking)
   }
-  const cron = diffSchedules(server, ctx)
-  actions.push(...cron.actions)
-  warnings.push(...cron.warnings)
+  for (const db of ctx.estate.databases) add(diffDatabase(db, observation.databases.get(db.name) ?? emptyDatabase(db.name), server, ctx))
+  add(diffSchedules(server, ctx))
   const rank = (a: Action) => AREAS.indexOf(a.area)
-  return {actions: actions.map((a, i) => ({a, i})).sort((x, y) => rank(x.a) - rank(y.a) || x.i - y.i).map((x) => x.a), warnings}
+  const ordered = (list: Action[]) => list.map((a, i) => ({a, i})).sort((x, y) => rank(x.a) - rank(y.a) || x.i - y.i).map((x) => x.a)
+  return {actions: ordered(actions), warnings, provider: ordered(provider), lacking: ordered(lacking)}
 }
 
 export interface PlanOptions {
@@ -196,6 +203,10 @@ export interface Plan {
   instances: number
   actions: Action[]
   warnings: string[]
+  /** steps only the server's provider can take (an admin without superuser); never applied, never drift */
+  providerSteps: Action[]
+  /** steps that need an attribute the admin lacks (CREATEROLE, CREATEDB): db init refuses */
+  lacking: Action[]
   roles: RolePlan[]
   databases: DatabasePlanInfo[]
   observation: EstateObservation
@@ -239,12 +250,15 @@ export function diffContext(estate: Estate, observation: EstateObservation, opti
 export async function planOn(conns: Connections, estate: Estate, options: Omit<PlanOptions, 'config' | 'instances'> & {tolerateUnreachable?: boolean}): Promise<Plan> {
   const observation = await observeEstate(conns, estate, {tolerateUnreachable: options.tolerateUnreachable})
   const ctx = diffContext(estate, observation, options)
-  let {actions, warnings} = diffEstate(observation, ctx)
+  let {actions, warnings, provider, lacking} = diffEstate(observation, ctx)
   let databases = estate.databases
   if (options.databases && options.databases.length > 0) {
     databases = selectDatabases(estate.databases, options.databases)
     const names = new Set(databases.map((d) => d.name))
-    actions = actions.filter((a) => a.database !== null && (names.has(a.database) || (a.area === 'cron' && names.has(a.database))))
+    const selected = (a: Action) => a.database !== null && names.has(a.database)
+    actions = actions.filter(selected)
+    provider = provider.filter(selected)
+    lacking = lacking.filter(selected)
   }
   const f = observation.server.facts
   return {
@@ -253,6 +267,8 @@ export async function planOn(conns: Connections, estate: Estate, options: Omit<P
     instances: estate.instances,
     actions,
     warnings,
+    providerSteps: provider,
+    lacking,
     roles: ctx.roles.plans,
     databases: databases.map((db) => databaseInfo(db, observation, ctx, actions)),
     observation,
@@ -279,6 +295,10 @@ export function planDocument(plan: Plan): {
   instances: number
   summary: {actions: number; destructive: number; refused: number; byArea: Partial<Record<Area, number>>}
   actions: PublicAction[]
+  /** steps only the provider can take (a managed server): listed, never applied */
+  providerSteps: PublicAction[]
+  /** steps that need an attribute the admin lacks: db init refuses the plan */
+  lacking: PublicAction[]
   warnings: string[]
 } {
   const byArea: Partial<Record<Area, number>> = {}
@@ -291,6 +311,8 @@ export function planDocument(plan: Plan): {
     instances: plan.instances,
     summary: {actions: plan.actions.length, destructive: plan.actions.filter((a) => a.destructive).length, refused, byArea},
     actions: plan.actions.map(publicAction),
+    providerSteps: plan.providerSteps.map(publicAction),
+    lacking: plan.lacking.map(publicAction),
     warnings: plan.warnings,
   }
 }

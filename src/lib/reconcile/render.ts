@@ -21,3 +21,11 @@ export function renderPlan(actions: PublicAction[], options: {sql?: boolean} = {
   }
   return lines
 }
+
+/** The steps only the provider can take, for people: what to ask for, and why nothing stopped. */
+export function renderProviderSteps(steps: PublicAction[], admin: string): string[] {
+  if (steps.length === 0) return []
+  const lines = [`provider steps (${steps.length}): '${admin}' is not a superuser; ask the server's provider for these (db init did the rest and lists them until they are done):`]
+  for (const s of steps) lines.push(`  * ${s.database ? `${s.database}: ` : ''}${s.description}`)
+  return lines
+}

@@ -1,3 +1,4 @@
+import {slotCapFinding} from '../cdc/cap.js'
 import {quoteLiteral} from '../sql/quote.js'
 import type {Action} from './action.js'
 import type {ServerObservation} from './observe.js'
@@ -33,4 +34,14 @@ export function diffServer(server: ServerObservation): Action[] {
     })
   }
   return actions
+}
+
+/**
+ * Server settings that are the operator's call but put the estate at risk: an unlimited
+ * max_slot_wal_keep_size lets the CDC slot db init creates keep WAL until the disk is full.
+ * Reported as a warning on any server, with the exact setting to change.
+ */
+export function serverWarnings(server: ServerObservation): string[] {
+  const cap = slotCapFinding({max_slot_wal_keep_size: server.facts.maxSlotWalKeepSize})
+  return cap ? [`${cap.message}; fix: ${cap.fix}`] : []
 }

@@ -1,0 +1,24 @@
+/** How `queue stats` looks to people: one row per queue, "~" marking estimates. */
+import {formatDuration} from '../cli/format.js'
+import {formatTable, type Column, type TableOptions} from '../cli/table.js'
+import type {EstimatedField, QueueStats} from '../queue/stats.js'
+
+const count = (field: EstimatedField) => (q: QueueStats) => `${q.estimated_fields.includes(field) ? '~' : ''}${q[field].toLocaleString('en-US')}`
+
+// Shown in the familiar order (database, queue, counts, ages); dropped by priority when narrow.
+export const QUEUE_STATS_COLUMNS: Column<QueueStats>[] = [
+  {key: 'database', header: 'database', priority: 1, min: Number.MAX_SAFE_INTEGER, text: (q) => q.database},
+  {key: 'queue', header: 'queue', priority: 0, text: (q) => q.queue},
+  {key: 'length', header: 'length', priority: 1, align: 'right', text: count('length'), raw: (q) => q.length, tone: (q) => (q.length > 0 ? undefined : 'dim')},
+  {key: 'visible', header: 'visible', priority: 4, align: 'right', text: count('visible'), raw: (q) => q.visible},
+  {key: 'in-flight', header: 'in flight', priority: 3, align: 'right', text: count('in_flight'), raw: (q) => q.in_flight},
+  {key: 'oldest', header: 'oldest', priority: 2, align: 'right', text: (q) => formatDuration(q.oldest_age_sec), raw: (q) => q.oldest_age_sec},
+  {key: 'newest', header: 'newest', priority: 5, align: 'right', text: (q) => formatDuration(q.newest_age_sec), raw: (q) => q.newest_age_sec},
+  {key: 'total-sent', header: 'total sent', priority: 6, align: 'right', text: (q) => q.total_sent.toLocaleString('en-US'), raw: (q) => q.total_sent},
+  {key: 'archive', header: 'archive', priority: 7, align: 'right', text: count('archive_length'), raw: (q) => q.archive_length},
+]
+
+/** The stats as a table that fits. */
+export function renderQueueStats(queues: QueueStats[], options: TableOptions): string[] {
+  return formatTable(QUEUE_STATS_COLUMNS, queues, options).lines
+}

@@ -144,9 +144,6 @@ export function parseCron(expression: string, options: ParseOptions = {}): CronE
     if (!expanded) throw new CronSyntaxError(expression, `unknown macro ${source}`)
     return {...parseCron(expanded), source}
   }
-  // pg_cron 1.5+ interval schedules ('5 seconds'): for next-run purposes it fires every minute
-  const seconds = /^([1-9]|[1-5][0-9]) seconds?$/i.exec(source)
-  if (seconds) return {...parseCron('* * * * *'), source}
   const parts = source.split(/\s+/)
   if (parts.length !== 5) {
     throw new CronSyntaxError(expression, `${parts.length} fields, expected 5${parts.length === 6 ? ' (pg_cron 1.4 has no seconds field)' : ''}`)

@@ -6,6 +6,7 @@ import {redact, redactValue} from './lib/cli/redact.js'
 import {loadPaint, type Paint} from './lib/cli/colour.js'
 import {fold, type RenderedTable, type TableOptions} from './lib/cli/table.js'
 import {isInteractive, terminalWidth} from './lib/cli/terminal.js'
+import {disabledParts} from './lib/estate/disabled.js'
 import {toCliError} from './lib/db/pg-errors.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
@@ -137,11 +138,17 @@ export abstract class BaseCommand<T extends typeof Command = typeof Command> ext
   }
 
   async run(): Promise<unknown> {
-    const result = await this.execute()
+    let result = await this.execute()
+    // parts of the estate switched off by configuration (SHARED_QUEUE_ENABLED=false) are said, not failed
+    const disabled = disabledParts()
     if (this.jsonMode) {
+      if (disabled.length > 0 && result !== null && typeof result === 'object' && !Array.isArray(result)) {
+        result = {...(result as Record<string, unknown>), disabled: disabled.map((d) => ({database: d.database, reason: d.reason}))}
+      }
       if (result !== undefined) process.stdout.write(JSON.stringify(redactValue(result), null, 2) + '\n')
     } else {
       await this.human(result)
+      for (const d of disabled) this.note(`note: ${d.database} is disabled (${d.reason}): its part of this command was skipped`)
     }
     process.exitCode = this.exitCodeAfterOutput
     return undefined

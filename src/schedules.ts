@@ -8,6 +8,7 @@
  * every Sunday and the command itself checks the date (maxDayOfMonth says so for `jobs list`).
  */
 import {UsageError} from './lib/cli/errors.js'
+import {CDC_BRIDGE} from './cdc-bridge.js'
 import {type ScheduleSpec} from './topology.js'
 
 export {JOB_PREFIX, type ScheduleSpec} from './topology.js'
@@ -16,10 +17,18 @@ export {JOB_PREFIX, type ScheduleSpec} from './topology.js'
 export type JobSpec = ScheduleSpec & {
   /** the command acts only on days 1..N of the month (e.g. 7 = first week: first Sunday) */
   maxDayOfMonth?: number
+  /** where pg_cron schedules in seconds (1.5+), run every this many seconds instead of `schedule` */
+  everySeconds?: number
 }
 
 /** seed 003/004: archive retention of shared_queue, SHARED_QUEUE_RETENTION_DAYS (default 90). */
 export const DEFAULT_SHARED_QUEUE_RETENTION_DAYS = 90
+
+/** Archive retention of each singularity database's own queues, SINGULARITY_QUEUE_RETENTION_DAYS (default 90, as shared_queue's). */
+export const DEFAULT_SINGULARITY_QUEUE_RETENTION_DAYS = 90
+
+/** Seed 002: raw metrics_events are kept 30 days (then dropped once rolled up); the rollups are kept. */
+export const METRICS_RAW_RETENTION_DAYS = 30
 
 /** Days kept in cron.job_run_details by the daily cleanup (enough for failure streaks and history). */
 export const CRON_HISTORY_RETENTION_DAYS = 14
@@ -36,7 +45,10 @@ function oban(name: string, schedule: string, worker: string, description: strin
 }
 
 /** The schedules, with the shared_queue archive retention given in days. */
-export function buildSchedules(sharedQueueRetentionDays = DEFAULT_SHARED_QUEUE_RETENTION_DAYS): JobSpec[] {
+export function buildSchedules(
+  sharedQueueRetentionDays = DEFAULT_SHARED_QUEUE_RETENTION_DAYS,
+  singularityQueueRetentionDays = DEFAULT_SINGULARITY_QUEUE_RETENTION_DAYS,
+): JobSpec[] {
   return [
     // ── pg_cron in each singularity database: seed 000's table and seed 001's pg_cron list ──
     pgCron('assign-tasks', '*/2 * * * *', 'SELECT * FROM public.assign_pending_tasks()', 'Task assignment: agents with capacity get pending tasks (at most 10 each)', `${S000}, ${S001}`),
@@ -57,9 +69,37 @@ export function buildSchedules(sharedQueueRetentionDays = DEFAULT_SHARED_QUEUE_R
     pgCron('cleanup-code-chunks', '0 2 * * 0', 'SELECT public.cleanup_old_code_chunks()', 'Cleanup of stale code chunks, Sundays 02:00', S001),
     pgCron('reindex-indexes', '0 3 * * 0', 'SELECT * FROM public.reindex_bloated_indexes()', 'Reindex of bloated indexes, Sundays 03:00', S001),
     pgCron('vector-stats', '0 4 * * 0', 'SELECT * FROM public.refresh_vector_stats()', 'Vector statistics refresh, Sundays 04:00', S001),
-    pgCron('graph-populate', '0 7 * * 0', 'SELECT * FROM public.populate_graph_dependencies()', 'Graph populate from the code chunks’ dependencies, Sundays 07:00', S001),
-    pgCron('graph-populate-startup', '@reboot', 'SELECT * FROM public.populate_graph_dependencies()', 'Graph populate at startup (pg_cron runs @reboot jobs when PostgreSQL starts)', S001),
+    pgCron('graph-populate', '0 7 * * 0', 'CALL public.populate_graph_dependencies()', 'Graph populate from the code chunks’ dependencies, Sundays 07:00', S001),
+    pgCron('graph-populate-startup', '@reboot', 'CALL public.populate_graph_dependencies()', 'Graph populate at startup (pg_cron runs @reboot jobs when PostgreSQL starts)', S001),
     pgCron('planning-seed', '@reboot', 'SELECT public.seed_work_plan()', 'Planning seed: inserts the missing roadmap items (idempotent) when PostgreSQL starts', S001),
+
+    // ── retention in each singularity database (issue 18) ──
+    pgCron(
+      'prune-instance-queue-archives',
+      '40 4 * * *',
+      `SELECT public.singularity_prune_queue_archives(${singularityQueueRetentionDays})`,
+      `Archive retention of this instance's queues: deletes archived messages older than ${singularityQueueRetentionDays} days (SINGULARITY_QUEUE_RETENTION_DAYS)`,
+      'seed 000, seed 003',
+    ),
+    pgCron(
+      'prune-metrics-events',
+      '17 * * * *',
+      `SELECT * FROM public.prune_metrics_events(${METRICS_RAW_RETENTION_DAYS})`,
+      `Metrics retention: raw metrics_events older than ${METRICS_RAW_RETENTION_DAYS} days dropped once rolled up (pg_partman day partitions, else bounded batched deletes); rollups kept`,
+      'seed 002',
+    ),
+
+    // ── seed 002's CDC bridge: every minute on pg_cron 1.4, every 5 seconds where pg_cron has seconds ──
+    {
+      ...pgCron(
+        'cdc-bridge',
+        '* * * * *',
+        `SELECT * FROM public.cdc_bridge_run('${CDC_BRIDGE.slotSuffix}', '${JSON.stringify(CDC_BRIDGE.queues)}'::jsonb, ${CDC_BRIDGE.maxChangesPerRun})`,
+        `CDC bridge: up to ${CDC_BRIDGE.maxChangesPerRun} changes of ${CDC_BRIDGE.tables.join(', ')} from the slot <database>_${CDC_BRIDGE.slotSuffix} into ${Object.values(CDC_BRIDGE.queues).join(', ')}, exactly once`,
+        'seed 002',
+      ),
+      everySeconds: 5,
+    },
 
     // ── pg_cron in shared_queue and in the cron database ──
     pgCron(
@@ -79,17 +119,18 @@ export function buildSchedules(sharedQueueRetentionDays = DEFAULT_SHARED_QUEUE_R
       'cron',
     ),
 
-    // ── system cron on the host: filesystem work (backups) ──
-    {name: 'backup-hourly', runner: 'system-cron', schedule: '0 * * * *', database: 'singularity', command: 'singularity backup --kind hourly', description: 'Database backup, hourly (keeps 6)', source: S001},
-    {name: 'backup-daily', runner: 'system-cron', schedule: '0 1 * * *', database: 'singularity', command: 'singularity backup --kind daily', description: 'Database backup, daily 01:00 (keeps 7)', source: S001},
+    // ── system cron on the host: filesystem work (backups), installed by `singularity backup
+    // schedule --install` into /etc/cron.d/singularity-backup (flock, --verify, then prune) ──
+    {name: 'backup-hourly', runner: 'system-cron', schedule: '0 * * * *', database: 'singularity', command: 'singularity backup --kind hourly --verify && singularity backup prune --confirm prune', description: 'Database backup, hourly (keeps 6)', source: S001},
+    {name: 'backup-daily', runner: 'system-cron', schedule: '0 1 * * *', database: 'singularity', command: 'singularity backup --kind daily --verify && singularity backup prune --confirm prune', description: 'Database backup, daily 01:00 (keeps 7)', source: S001},
     {
       name: 'backup-monthly',
       runner: 'system-cron',
       schedule: '0 5 * * 0',
       database: 'singularity',
-      // every Sunday; acts on the first one only (date -u -I avoids '%', which crontab treats as a newline)
-      command: 'case "$(date -u -I)" in *-0[1-7]) singularity backup --kind monthly ;; esac',
-      description: 'Backup archival, monthly on the first Sunday 05:00 (fires every Sunday, the command checks the date)',
+      // the first Sunday: the crontab line fires on days 1-7 and checks for Sunday (cron ORs the two day fields)
+      command: 'singularity backup --kind monthly --verify && singularity backup prune --confirm prune',
+      description: 'Backup archival, monthly on the first Sunday 05:00 (keeps 12)',
       source: S001,
       maxDayOfMonth: 7,
     },
@@ -119,20 +160,65 @@ export function buildSchedules(sharedQueueRetentionDays = DEFAULT_SHARED_QUEUE_R
   ]
 }
 
-/** SHARED_QUEUE_RETENTION_DAYS from the environment (default 90); exit 2 when it is not a positive integer. */
-export function sharedQueueRetentionDays(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.SHARED_QUEUE_RETENTION_DAYS
-  if (raw === undefined || raw === '') return DEFAULT_SHARED_QUEUE_RETENTION_DAYS
+/** A retention setting in days from the environment; exit 2 when it is not a positive integer. */
+function retentionDays(env: NodeJS.ProcessEnv, variable: string, fallback: number): number {
+  const raw = env[variable]
+  if (raw === undefined || raw === '') return fallback
   if (!/^\d+$/.test(raw.trim()) || Number(raw) < 1 || Number(raw) > 36_500) {
-    throw new UsageError(`invalid SHARED_QUEUE_RETENTION_DAYS: must be a whole number of days between 1 and 36500`, {code: 'BAD_CONFIG'})
+    throw new UsageError(`invalid ${variable}: must be a whole number of days between 1 and 36500`, {code: 'BAD_CONFIG'})
   }
   return Number(raw)
 }
 
-/** The schedules for this environment (SHARED_QUEUE_RETENTION_DAYS applied). */
+/** SHARED_QUEUE_RETENTION_DAYS from the environment (default 90); exit 2 when it is not a positive integer. */
+export function sharedQueueRetentionDays(env: NodeJS.ProcessEnv = process.env): number {
+  return retentionDays(env, 'SHARED_QUEUE_RETENTION_DAYS', DEFAULT_SHARED_QUEUE_RETENTION_DAYS)
+}
+
+/** SINGULARITY_QUEUE_RETENTION_DAYS from the environment (default 90); exit 2 when it is not a positive integer. */
+export function singularityQueueRetentionDays(env: NodeJS.ProcessEnv = process.env): number {
+  return retentionDays(env, 'SINGULARITY_QUEUE_RETENTION_DAYS', DEFAULT_SINGULARITY_QUEUE_RETENTION_DAYS)
+}
+
+/** The schedules for this environment (SHARED_QUEUE_RETENTION_DAYS and SINGULARITY_QUEUE_RETENTION_DAYS applied). */
 export function schedulesFor(env: NodeJS.ProcessEnv = process.env): JobSpec[] {
-  return buildSchedules(sharedQueueRetentionDays(env))
+  return buildSchedules(sharedQueueRetentionDays(env), singularityQueueRetentionDays(env))
 }
 
 /** The declared schedules with the default retention. */
 export const SCHEDULES: JobSpec[] = buildSchedules()
+
+/**
+ * The seeds' own pg_cron job names (runbooks and monitoring use them), as aliases of ours. Seed 000
+ * names learn-patterns-every-5min and sync-learning-every-10min, seed 001 daily-vacuum-analyze; the
+ * rest are the names of the migrations those seeds cite (20251025000004_schedule_autonomous_tasks,
+ * 20251025000010_add_comprehensive_pgcron_maintenance). `jobs run` and `jobs history` accept them.
+ */
+export const SEED_JOB_ALIASES: Readonly<Record<string, {name: string; source: string}>> = {
+  'learn-patterns-every-5min': {name: 'learn-patterns', source: S000},
+  'sync-learning-every-10min': {name: 'sync-learning', source: S000},
+  'update-knowledge-hourly': {name: 'update-knowledge', source: `${S000} (its migration)`},
+  'assign-tasks-every-2min': {name: 'assign-tasks', source: `${S000} (its migration)`},
+  'refresh-metrics-every-30min': {name: 'refresh-metrics', source: `${S000} (its migration)`},
+  'cleanup-sync-logs-every-6h': {name: 'cleanup-sync-logs', source: `${S000} (its migration)`},
+  'archive-tasks-daily': {name: 'archive-tasks', source: `${S000} (its migration)`},
+  'daily-vacuum-analyze': {name: 'vacuum-analyze', source: S001},
+  'weekly-cleanup-oban-jobs': {name: 'cleanup-oban-jobs', source: `${S001} (its migration)`},
+  'frequent-analyze-stats': {name: 'table-statistics', source: `${S001} (its migration)`},
+  'weekly-cleanup-old-artifacts': {name: 'cleanup-artifacts', source: `${S001} (its migration)`},
+  'weekly-cleanup-code-chunks': {name: 'cleanup-code-chunks', source: `${S001} (its migration)`},
+  'monthly-reindex-bloated': {name: 'reindex-indexes', source: `${S001} (its migration)`},
+  'weekly-vector-stats': {name: 'vector-stats', source: `${S001} (its migration)`},
+}
+
+/** Whether a pg_cron version (cron.job's extension version, e.g. '1.4-1', '1.6') schedules in seconds: 1.5 and later. */
+export function pgCronHasSeconds(version: string | null | undefined): boolean {
+  const match = /^(\d+)\.(\d+)/.exec(version ?? '')
+  return match !== null && (Number(match[1]) > 1 || (Number(match[1]) === 1 && Number(match[2]) >= 5))
+}
+
+/** The schedules as this pg_cron runs them: '<n> seconds' for the jobs that want seconds, where it can. */
+export function schedulesForPgCron(schedules: JobSpec[], version: string | null | undefined): JobSpec[] {
+  if (!pgCronHasSeconds(version)) return schedules
+  return schedules.map((s) => (s.everySeconds ? {...s, schedule: `${s.everySeconds} seconds`} : s))
+}

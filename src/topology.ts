@@ -4,6 +4,10 @@
  * diff the server against it. Nothing else in the code repeats these facts.
  */
 
+import {CDC_BRIDGE, type CdcBridgeSpec} from './cdc-bridge.js'
+
+export {CDC_BRIDGE, type CdcBridgeSpec} from './cdc-bridge.js'
+
 export type DatabaseKind = 'singularity' | 'genesis' | 'centralcloud' | 'nexus' | 'shared_queue'
 export const DATABASE_KINDS: readonly DatabaseKind[] = ['singularity', 'genesis', 'centralcloud', 'nexus', 'shared_queue']
 
@@ -69,6 +73,7 @@ export interface CdcSpec {
   consumer: string
 }
 
+
 export interface DatabaseSpec {
   kind: DatabaseKind
   owner: RoleKey
@@ -87,6 +92,7 @@ export interface DatabaseSpec {
   /** roles that read every archive of this database (SELECT on pgmq.a_*) */
   archiveReaders: RoleKey[]
   cdc?: CdcSpec
+  cdcBridge?: CdcBridgeSpec
 }
 
 /** seed 003/004: the queues of shared_queue. */
@@ -96,8 +102,8 @@ export const SHARED_QUEUE_QUEUES = [
   'pattern_messages', 'learned_patterns', 'template_updates', 'instance_heartbeat',
 ] as const
 
-/** seed 000: the queues of each singularity database. */
-export const SINGULARITY_QUEUES = ['centralcloud-new-patterns', 'agent-sessions', 'agent-knowledge-updates'] as const
+/** seed 000: the queues of each singularity database, and seed 002's CDC bridge queues. */
+export const SINGULARITY_QUEUES = ['centralcloud-new-patterns', 'agent-sessions', 'agent-knowledge-updates', ...Object.values(CDC_BRIDGE.queues)] as const
 
 /**
  * shared_queue's directions. Seed 003's table: Singularity publishes the requests and consumes the
@@ -131,6 +137,8 @@ export const SINGULARITY_QUEUE_ACCESS: readonly QueueAccess[] = [
   {queue: 'centralcloud-new-patterns', publish: ['singularity'], consume: ['singularity', 'centralcloud_consumer'], observe: [], source: 'seed 000'},
   {queue: 'agent-sessions', publish: ['singularity'], consume: ['singularity', 'centralcloud_consumer'], observe: [], source: 'seed 000'},
   {queue: 'agent-knowledge-updates', publish: ['singularity'], consume: ['singularity'], observe: [], source: 'seed 000'},
+  // seed 002: the CDC bridge (cdc_bridge_run, run by pg_cron as the admin) fills them; the instance forwards them
+  ...Object.values(CDC_BRIDGE.queues).map((queue) => ({queue, publish: [] as RoleKey[], consume: ['singularity' as const], observe: [] as RoleKey[], source: 'seed 002 (CDC bridge)'})),
 ]
 
 /**
@@ -151,6 +159,7 @@ export const DATABASES: Readonly<Record<DatabaseKind, DatabaseSpec>> = {
     queueAccess: [...SINGULARITY_QUEUE_ACCESS],
     archiveReaders: [],
     cdc: {slotSuffix: 'centralcloud_cdc', plugin: 'wal2json', tables: ['learned_patterns', 'agent_sessions'], consumer: 'CentralCloud'},
+    cdcBridge: CDC_BRIDGE,
   },
   genesis: {
     kind: 'genesis',
@@ -208,6 +217,8 @@ export interface OptionalExtension {
   feature: string
   fallback: string
   databases: DatabaseKind[]
+  /** created into this schema (made when missing) rather than public */
+  schema?: string
 }
 
 export const OPTIONAL_EXTENSIONS: readonly OptionalExtension[] = [
@@ -218,6 +229,8 @@ export const OPTIONAL_EXTENSIONS: readonly OptionalExtension[] = [
   {name: 'lantern', feature: 'pattern similarity index (lantern)', fallback: 'plain SQL cosine similarity over float8[]', databases: ['singularity']},
   {name: 'h3', feature: 'geo-indexing of agent locations', fallback: 'latitude/longitude columns without an H3 index', databases: ['singularity']},
   {name: 'timescaledb_toolkit', feature: 'metrics percentiles', fallback: 'percentile_cont rollups in plain PostgreSQL', databases: ['singularity']},
+  // Debian has it: metrics_events partitioned by day, old days dropped whole (sql/singularity/020_metrics_partitions.sql)
+  {name: 'pg_partman', feature: 'metrics_events retention by day partitions', fallback: 'one table, DELETE in bounded batches', databases: ['singularity'], schema: 'partman'},
 ]
 
 /** The extension pg_cron lives in the server's cron database (cron.database_name). */
@@ -253,6 +266,8 @@ export interface Estate {
   prefix: string
   instances: number
   databases: ConcreteDatabase[]
+  /** databases switched off by configuration (SHARED_QUEUE_ENABLED=false): not part of the estate */
+  disabled: {kind: DatabaseKind; name: string; reason: string}[]
   roles: {key: RoleKey; name: string; description: string; replication: boolean}[]
 }
 
@@ -269,6 +284,8 @@ export interface ConcreteDatabase {
   queueAccess: {queue: string; publish: string[]; consume: string[]; observe: string[]; source: string}[]
   archiveReaders: string[]
   cdcSlot?: string
+  /** seed 002's bridge slot, <name>_cdc_bridge */
+  cdcBridgeSlot?: string
 }
 
 export function roleName(key: RoleKey, prefix = ''): string {
@@ -282,7 +299,7 @@ export function singularityDatabaseNames(instances: number, prefix = ''): string
 }
 
 /** Expands the topology into the concrete names db init creates. */
-export function estate(options: {instances?: number; prefix?: string} = {}): Estate {
+export function estate(options: {instances?: number; prefix?: string; disabled?: {kind: DatabaseKind; reason: string}[]} = {}): Estate {
   const prefix = options.prefix ?? ''
   const instances = options.instances ?? 1
   const concrete = (spec: DatabaseSpec, name: string, instance?: number): ConcreteDatabase => ({
@@ -302,14 +319,18 @@ export function estate(options: {instances?: number; prefix?: string} = {}): Est
     })),
     archiveReaders: spec.archiveReaders.map((r) => roleName(r, prefix)),
     cdcSlot: spec.cdc ? `${name}_${spec.cdc.slotSuffix}` : undefined,
+    cdcBridgeSlot: spec.cdcBridge ? `${name}_${spec.cdcBridge.slotSuffix}` : undefined,
   })
   const databases: ConcreteDatabase[] = []
   singularityDatabaseNames(instances, prefix).forEach((name, i) => databases.push(concrete(DATABASES.singularity, name, instances > 1 ? i + 1 : undefined)))
   for (const kind of DATABASE_KINDS.filter((k) => k !== 'singularity')) databases.push(concrete(DATABASES[kind], `${prefix}${kind}`))
+  const off = options.disabled ?? []
+  const disabled = databases.filter((d) => off.some((o) => o.kind === d.kind)).map((d) => ({kind: d.kind, name: d.name, reason: off.find((o) => o.kind === d.kind)!.reason}))
   return {
     prefix,
     instances,
-    databases,
+    databases: databases.filter((d) => !disabled.some((x) => x.name === d.name)),
+    disabled,
     roles: ROLES.map((r) => ({key: r.key, name: roleName(r.key, prefix), description: r.description, replication: r.replication ?? false})),
   }
 }

@@ -13,7 +13,7 @@ export default class Bootstrap extends BaseCommand<typeof Bootstrap> {
   2. db init: roles, databases, extensions, queues, SQL, grants, schedules
   3. knowledge / templates: every *.json in --templates validated (zod), then upserted into knowledge_artifacts
   4. planning seed: seed_work_plan()
-  5. graph populate: populate_graph_dependencies()
+  5. graph populate: populate_graph_dependencies_report() (the work of CALL populate_graph_dependencies())
   6. startup jobs: knowledge-migration, templates-data-load, code-ingest-startup, rag-setup into oban_jobs in that order (Oban priorities 0..3), once; where oban_jobs does not exist they are reported as pending for the application
   7. status: db status and the jobs
 

@@ -99,6 +99,10 @@ describe('bootstrap', () => {
 
     expect(stepOf(json, 'planning-seed').detail).toMatchObject({inserted: 14, total: 14})
     expect(await count(DB, 'SELECT count(*) AS n FROM work_plan')).toBe(14)
+    // before code ingest there is nothing to graph: the step says the graph follows ingest
+    expect(stepOf(json, 'graph-populate').detail).toMatchObject({codeChunks: 0, nodes: 0})
+    expect((stepOf(json, 'graph-populate') as Step & {summary: string}).summary).toMatch(/graph is empty: it follows code ingest \(the code-ingest-startup job is enqueued/)
+    expect(run.stderr).toMatch(/\[5\/7\] graph populate: no code chunks yet/)
     expect(json.startupJobs).toEqual([
       {
         database: DB,

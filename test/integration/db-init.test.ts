@@ -102,7 +102,10 @@ describe('db init', {timeout: 300_000}, () => {
     const queues = await withClient(urlFor(`${P}shared_queue`), (c) => c.query<{queue_name: string}>('SELECT queue_name FROM pgmq.meta ORDER BY 1'))
     expect(queues.rows.map((r) => r.queue_name)).toHaveLength(12)
     const own = await withClient(urlFor(`${P}singularity`), (c) => c.query<{queue_name: string}>('SELECT queue_name FROM pgmq.meta ORDER BY 1'))
-    expect(own.rows.map((r) => r.queue_name)).toEqual(['agent-knowledge-updates', 'agent-sessions', 'centralcloud-new-patterns'])
+    // seed 000's three and seed 002's CDC bridge queues
+    expect(own.rows.map((r) => r.queue_name)).toEqual([
+      'agent-knowledge-updates', 'agent-sessions', 'cdc-agent-sessions', 'cdc-learned-patterns', 'cdc-metrics-events', 'centralcloud-new-patterns',
+    ])
   })
 
   it('a second init changes nothing and says up to date; db plan is empty (exit 0); db status is ok (exit 0)', async () => {

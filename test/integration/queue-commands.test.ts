@@ -95,7 +95,8 @@ describe('queue stats', () => {
     const stats = result.json()
     expect(stats.exact).toBe(true)
     const byKey = new Map(stats.queues.map((s: any) => [`${s.database}/${s.queue}`, s]))
-    expect(byKey.size).toBe(12 + 3)
+    // shared_queue's 12, and each singularity database's 3 of seed 000 plus seed 002's 3 CDC bridge queues
+    expect(byKey.size).toBe(12 + 3 + 3)
     // the truth of shared_queue (the singularity database's queues may receive messages from its
     // pg_cron jobs while this runs)
     for (const [db, url] of [[SQ, sq()]] as const) {
@@ -158,7 +159,9 @@ describe('queue stats', () => {
   it('--pattern and --db narrow the queues; a pattern matching nothing exits 4; an unknown --db exits 2', async () => {
     const sg = await cli(['queue', '--db', 'singularity', '--json']) // `queue` alone is `queue stats`
     expect(sg.exitCode).toBe(0)
-    expect(sg.json().queues.map((s: any) => s.queue).sort()).toEqual(['agent-knowledge-updates', 'agent-sessions', 'centralcloud-new-patterns'])
+    expect(sg.json().queues.map((s: any) => s.queue).sort()).toEqual([
+      'agent-knowledge-updates', 'agent-sessions', 'cdc-agent-sessions', 'cdc-learned-patterns', 'cdc-metrics-events', 'centralcloud-new-patterns',
+    ])
     const agent = await cli(['queue', 'stats', '--pattern', 'agent-*', '--json'])
     expect(agent.json().queues.map((s: any) => s.queue).sort()).toEqual(['agent-knowledge-updates', 'agent-sessions'])
     const none = await cli(['queue', 'stats', '--pattern', 'llm_reqests'])

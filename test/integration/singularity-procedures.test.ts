@@ -445,15 +445,19 @@ describe('dependency graph', () => {
       ('lib/b.ex', 0, 'B', 'defmodule B', '{C}'),
       ('lib/c.ex', 0, 'C', 'defmodule C', '{}'),
       ('scripts/x.exs', 0, NULL, 'x', '{A,scripts/x.exs}')`)
-    expect(await one(c, 'SELECT * FROM populate_graph_dependencies()')).toEqual({nodes_added: 5, edges_added: 5, edges_removed: 0})
-    expect(await one(c, 'SELECT * FROM populate_graph_dependencies()')).toEqual({nodes_added: 0, edges_added: 0, edges_removed: 0})
+    expect(await one(c, 'SELECT * FROM populate_graph_dependencies_report()')).toEqual({nodes_added: 5, edges_added: 5, edges_removed: 0})
+    expect(await one(c, 'SELECT * FROM populate_graph_dependencies_report()')).toEqual({nodes_added: 0, edges_added: 0, edges_removed: 0})
     const edges = await c.query(`SELECT s.node_key AS source, t.node_key AS target FROM graph_edges e
       JOIN graph_nodes s ON s.id = e.source_id JOIN graph_nodes t ON t.id = e.target_id ORDER BY 1, 2`)
     expect(edges.rows.map((r) => `${r.source}->${r.target}`)).toEqual(['A->B', 'A->C', 'A->Ecto', 'B->C', 'scripts/x.exs->A'])
     const kinds = await c.query("SELECT node_key, kind FROM graph_nodes WHERE kind = 'external'")
     expect(kinds.rows).toEqual([{node_key: 'Ecto', kind: 'external'}])
     await c.query("UPDATE code_chunks SET dependencies = '{}' WHERE file_path = 'lib/b.ex'")
-    expect(await one(c, 'SELECT * FROM populate_graph_dependencies()')).toEqual({nodes_added: 0, edges_added: 0, edges_removed: 1})
+    expect(await one(c, 'SELECT * FROM populate_graph_dependencies_report()')).toEqual({nodes_added: 0, edges_added: 0, edges_removed: 1})
+    // seed 001's runbook form: CALL populate_graph_dependencies(); returns the same report
+    await c.query("UPDATE code_chunks SET dependencies = '{C}' WHERE file_path = 'lib/b.ex'")
+    expect(await one(c, 'CALL populate_graph_dependencies()')).toEqual({nodes_added: 0, edges_added: 1, edges_removed: 0})
+    expect(await one(c, 'CALL populate_graph_dependencies()')).toEqual({nodes_added: 0, edges_added: 0, edges_removed: 0})
   })
 
   it('PageRank equals the exact solution computed independently within 1e-6', async () => {

@@ -1,5 +1,6 @@
 import {describe, expect, it} from 'vitest'
 
+import {crontabLine} from '../../src/lib/backup/schedule.js'
 import {ExitCode, UsageError} from '../../src/lib/cli/errors.js'
 import {cronError, matches, nextEffectiveRun, nextRun, parseCron, previousRun, runsBetween} from '../../src/lib/cron/expression.js'
 import {closestNames, cronJobName, parseCronJobName} from '../../src/lib/cron/names.js'
@@ -50,8 +51,9 @@ describe('cron expressions: next run in UTC (hand-checked against a calendar)', 
     const spec = SCHEDULES.find((s) => s.name === 'backup-monthly')!
     expect(spec.schedule).toBe('0 5 * * 0')
     expect(spec.maxDayOfMonth).toBe(7)
-    expect(spec.command).toMatch(/date -u -I/)
-    expect(spec.command).not.toContain('%') // crontab turns % into a newline
+    // the crontab line fires on days 1-7 and checks for Sunday; its '%' is escaped (crontab turns % into a newline)
+    expect(crontabLine(spec)).toMatch(/^0 5 1-7 \* \* root \[ "\$\(date \+\\%u\)" = 7 \] && flock /)
+    expect(crontabLine(spec).replaceAll('\\%', '')).not.toContain('%')
     const eff = (from: string) => nextEffectiveRun(spec.schedule, at(from), spec.maxDayOfMonth)?.toISOString()
     expect(eff('2025-01-06T00:00:00Z')).toBe('2025-02-02T05:00:00.000Z') // Sun 2 Feb 2025
     expect(eff('2025-02-02T05:00:00Z')).toBe('2025-03-02T05:00:00.000Z') // strictly after

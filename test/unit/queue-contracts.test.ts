@@ -23,6 +23,8 @@ const VALID: Record<string, unknown> = {
   'centralcloud-new-patterns': {agent_id: 'agent-123', pattern: {name: 'x'}, confidence: 0.95, learned_at: ts, source: 'singularity-learning'},
   'agent-sessions': {agent_id: 'agent-123', session_id: '01ARZ3NDEKTSV4', session_state: 'c2VjcmV0', confidence: 0.85, synced_at: ts},
   'agent-knowledge-updates': {agents_updated: 5, total_patterns: 127, updated_at: ts},
+  // seed 002's change event structure
+  'cdc-learned-patterns': {lsn: '0/12345678', kind: 'insert', schema: 'public', table: 'learned_patterns', columns: ['id', 'code_snippet'], values: [123, 'async task'], before_values: null, timestamp: ts},
 }
 
 describe('message contracts', () => {

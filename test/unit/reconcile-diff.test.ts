@@ -272,14 +272,19 @@ describe('change capture', () => {
   const obs = (identities: ReturnType<typeof identity>[]): DatabaseObservation => ({...emptyDatabase(sing.name), exists: true, identities})
 
   it('a dropped slot is created again; a slot of our name with another plugin is reported, never dropped', () => {
-    expect(diffCdc(sing, obs([]), []).actions.map((a) => [a.reason, a.privilege, a.step.kind])).toEqual([['missing', 'replication', 'cdc-slot']])
-    const other = diffCdc(sing, obs([]), [{name: sing.cdcSlot!, plugin: 'pgoutput', database: sing.name}])
+    // CentralCloud's slot and seed 002's CDC bridge slot
+    expect(diffCdc(sing, obs([]), []).actions.map((a) => [a.reason, a.privilege, a.step.kind, a.subject])).toEqual([
+      ['missing', 'replication', 'cdc-slot', sing.cdcSlot],
+      ['missing', 'replication', 'cdc-slot', sing.cdcBridgeSlot],
+    ])
+    const bridge = {name: sing.cdcBridgeSlot!, plugin: 'wal2json', database: sing.name}
+    const other = diffCdc(sing, obs([]), [{name: sing.cdcSlot!, plugin: 'pgoutput', database: sing.name}, bridge])
     expect(other.actions).toEqual([])
     expect(other.warnings[0]).toContain('pgoutput')
   })
 
   it('replica identity NOTHING on a captured table is set back; FULL is the operator’s choice', () => {
-    const slot = [{name: sing.cdcSlot!, plugin: 'wal2json', database: sing.name}]
+    const slot = [{name: sing.cdcSlot!, plugin: 'wal2json', database: sing.name}, {name: sing.cdcBridgeSlot!, plugin: 'wal2json', database: sing.name}]
     expect(sqlOf(diffCdc(sing, obs([identity('n')]), slot).actions)).toEqual(['ALTER TABLE "public"."learned_patterns" REPLICA IDENTITY DEFAULT'])
     expect(sqlOf(diffCdc(sing, obs([identity('n', false, 'lp_key')]), slot).actions)).toEqual(['ALTER TABLE "public"."learned_patterns" REPLICA IDENTITY USING INDEX "lp_key"'])
     expect(diffCdc(sing, obs([identity('f')]), slot).actions).toEqual([])

@@ -2,8 +2,14 @@
 -- Populate", weekly Sun 07:00 and at startup) and PageRank (seed 001, daily 03:00).
 -- Re-applied whenever this file changes: CREATE OR REPLACE only, no BEGIN/COMMIT.
 
+-- Seed 001's runbook says `CALL populate_graph_dependencies();`, so that name is a procedure (below)
+-- and the work, with its report, is the function populate_graph_dependencies_report(). PostgreSQL
+-- cannot keep a function and a zero-argument-callable procedure of one name: SELECT of the
+-- function becomes ambiguous. The function of that name from before is dropped here.
+DROP FUNCTION IF EXISTS populate_graph_dependencies();
+
 -- Syncs graph nodes and 'code_chunks' edges with the dependencies the code chunks declare.
-CREATE OR REPLACE FUNCTION populate_graph_dependencies(
+CREATE OR REPLACE FUNCTION populate_graph_dependencies_report(
   OUT nodes_added integer, OUT edges_added integer, OUT edges_removed integer)
 LANGUAGE plpgsql VOLATILE
 AS $$
@@ -55,8 +61,23 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION populate_graph_dependencies() IS
-  'Seed 001 graph populate (startup + weekly): graph_nodes for chunk modules and declared dependencies, depends_on edges (origin code_chunks) added/removed to match code_chunks.dependencies. Returns (nodes_added, edges_added, edges_removed)';
+COMMENT ON FUNCTION populate_graph_dependencies_report() IS
+  'Seed 001 graph populate (startup + weekly): graph_nodes for chunk modules and declared dependencies, depends_on edges (origin code_chunks) added/removed to match code_chunks.dependencies. Returns (nodes_added, edges_added, edges_removed); CALL populate_graph_dependencies() does the same';
+
+-- Seed 001's `CALL populate_graph_dependencies();`: the graph populate as a procedure; CALL prints its report.
+CREATE OR REPLACE PROCEDURE populate_graph_dependencies(
+  INOUT nodes_added integer DEFAULT NULL, INOUT edges_added integer DEFAULT NULL, INOUT edges_removed integer DEFAULT NULL)
+LANGUAGE plpgsql
+AS $$
+BEGIN
+  SELECT r.nodes_added, r.edges_added, r.edges_removed
+  INTO nodes_added, edges_added, edges_removed
+  FROM public.populate_graph_dependencies_report() r;
+END
+$$;
+
+COMMENT ON PROCEDURE populate_graph_dependencies(integer, integer, integer) IS
+  'Seed 001 runbook form: CALL populate_graph_dependencies(); runs populate_graph_dependencies_report() and returns its row (nodes_added, edges_added, edges_removed); the arguments are outputs only';
 
 -- PageRank of every graph node by power iteration; writes graph_nodes.pagerank.
 CREATE OR REPLACE FUNCTION compute_pagerank(

@@ -36,14 +36,25 @@ AS $$
              ELSE 'application registry sync writes package_registry (pg_net not installed)' END),
     (7, 'geo_clustering',
         CASE WHEN 'h3' = ANY (x.names) THEN 'agents.latitude/longitude; h3 installed, h3_cell filled by the application'
+             WHEN 'earthdistance' = ANY (x.names) AND to_regprocedure('public.agents_near(double precision,double precision,double precision)') IS NOT NULL
+               THEN 'cube + earthdistance: agents_near(), set_agent_location(), cluster_agents_by_region(), GiST index agents_location_earth_idx (h3 not installed)'
              ELSE 'agents.latitude/longitude only (h3 not installed)' END),
     (8, 'cache_prewarm',
         CASE WHEN 'pg_prewarm' = ANY (x.names) THEN 'pg_prewarm' ELSE 'skipped (pg_prewarm not installed)' END),
     (9, 'index_bloat_estimate',
-        CASE WHEN 'pgstattuple' = ANY (x.names) THEN 'pgstattuple pgstatindex' ELSE 'statistics estimate (pgstattuple not installed)' END)
+        CASE WHEN 'pgstattuple' = ANY (x.names) THEN 'pgstattuple pgstatindex' ELSE 'statistics estimate (pgstattuple not installed)' END),
+    (10, 'metrics_retention',
+        CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_partitioned_table p WHERE p.partrelid = to_regclass('public.metrics_events'))
+               THEN 'pg_partman day partitions of metrics_events, dropped after 30 days once rolled up (prune_metrics_events)'
+             ELSE 'metrics_events deleted in bounded batches after 30 days once rolled up (prune_metrics_events)'
+                  || CASE WHEN 'pg_partman' = ANY (x.names) THEN '' ELSE ' (pg_partman not installed)' END END),
+    (11, 'cdc_bridge',
+        CASE WHEN to_regprocedure('public.cdc_bridge_run(text,jsonb,integer)') IS NOT NULL
+               THEN 'wal2json slot <database>_cdc_bridge into cdc-learned-patterns, cdc-agent-sessions, cdc-metrics-events (cdc_bridge_run, exactly once)'
+             ELSE 'missing: run singularity db init' END)
   ) AS f (ord, feature, implementation)
   ORDER BY f.ord
 $$;
 
 COMMENT ON FUNCTION singularity_feature_implementations() IS
-  'For db status: per feature (queue engine, ULID, encryption, similarity, rollups, registry fetch, geo, prewarm, bloat estimate) the live implementation and the optional extensions that are or are not installed';
+  'For db status: per feature (queue engine, ULID, encryption, similarity, rollups, registry fetch, geo, prewarm, bloat estimate, metrics retention, CDC bridge) the live implementation and the optional extensions that are or are not installed';

@@ -52,7 +52,7 @@ export default class CdcSlots extends BaseCommand<typeof CdcSlots> {
       adminTarget(config),
       async (client) => {
         const estate = await discoverEstate(config, client)
-        const estateSlots = estate.databases.flatMap((d) => (d.cdcSlot ? [d.cdcSlot] : []))
+        const estateSlots = estate.databases.flatMap((d) => [d.cdcSlot, d.cdcBridgeSlot].filter((s): s is string => s !== undefined))
         let report: SlotsReport = {...(await listSlots(client, estateSlots)), diskFreeBytes}
         if (sampleSeconds > 0 && report.slots.length > 0) {
           if (this.colorfulErr && !this.jsonMode) this.note(`reading the slots twice, ${this.flags.sample} apart, for their growth (--sample 0 skips)…`)

@@ -6,6 +6,7 @@ import {UsageError} from '../../lib/cli/errors.js'
 import {parseDuration} from '../../lib/cli/format.js'
 import {openJobsContextFor} from '../../lib/cron/context.js'
 import {jobHistory, resolveJob, type HistoryResult} from '../../lib/cron/jobs.js'
+import {resolveJobAlias} from '../../lib/cron/names.js'
 import {selectDatabases} from '../../lib/estate/targets.js'
 import {validateName} from '../../lib/names.js'
 import {renderHistory} from '../../lib/render/jobs.js'
@@ -26,11 +27,12 @@ Exit codes: 0 ok (also when there are no runs yet); 2 bad input; 4 no such job.`
   static override examples = [
     {description: 'The last 20 runs of the task assignment', command: '<%= config.bin %> jobs history assign-tasks'},
     {description: 'Runs in the last hour, as JSON', command: '<%= config.bin %> jobs history learn-patterns --since 1h --json'},
+    {description: "By the seeds' name", command: '<%= config.bin %> jobs history daily-vacuum-analyze'},
     {description: 'The newest jobs of an Oban worker', command: '<%= config.bin %> jobs history Singularity.Jobs.TemplateSyncWorker --limit 5'},
   ]
 
   static override args = {
-    name: Args.string({description: 'Schedule name, pg_cron job name or Oban worker module.', required: true}),
+    name: Args.string({description: "Schedule name, the seeds' name (daily-vacuum-analyze), pg_cron job name or Oban worker module.", required: true}),
   }
 
   static override flags = {
@@ -43,11 +45,12 @@ Exit codes: 0 ok (also when there are no runs yet); 2 bad input; 4 no such job.`
 
   private lines: string[] = []
 
-  protected async execute(): Promise<HistoryResult> {
-    const name = validateName('job', this.args.name)
+  protected async execute(): Promise<HistoryResult & {alias?: string}> {
+    const typed = validateName('job', this.args.name)
     const since = this.flags.since === undefined ? undefined : parseSince(this.flags.since)
     const ctx = await openJobsContextFor(this.flags)
     try {
+      const {name, alias} = resolveJobAlias(typed, ctx.schedules, ctx.estate.prefix)
       let databases: string[] | undefined
       if (this.flags.db && this.flags.db.length > 0) {
         const cron = ctx.cronInfo?.database
@@ -57,8 +60,8 @@ Exit codes: 0 ok (also when there are no runs yet); 2 bad input; 4 no such job.`
       }
       const resolved = await resolveJob(ctx, name, databases)
       const result = await jobHistory(ctx, resolved, {limit: this.flags.limit, since})
-      if (!this.jsonMode) this.lines = renderHistory(name, result, await this.tableOptions())
-      return result
+      if (!this.jsonMode) this.lines = [...(alias ? [`${alias} is the seeds' name of ${name}`] : []), ...renderHistory(name, result, await this.tableOptions())]
+      return alias ? {...result, alias} : result
     } finally {
       await ctx.close()
     }

@@ -16,7 +16,7 @@ export default class JobsList extends BaseCommand<typeof JobsList> {
 
 pg_cron: the job as installed in cron.job, its last run from cron.job_run_details (status, start, duration, message), the number of consecutive failed runs, and drift against the declared schedule: missing, schedule/command/database differs, or unknown (a job under our name prefix that is not declared; db init removes it). Jobs without our prefix are not shown.
 Oban: read from oban_jobs in the service's database where that table exists (newest state per worker, failure streak, runs missed since the newest job, jobs waiting); where it does not, the row says so.
-System cron: schedule, next run and the crontab line to install on the host.
+System cron: schedule, next run, the crontab line and whether the installed /etc/cron.d/singularity-backup (SINGULARITY_BACKUP_CRON_FILE) has it (\`singularity backup schedule --install\` writes it); a line that differs is drift.
 
 Times are UTC (pg_cron 1.4 schedules in GMT). Exit codes: 0 ok; 2 bad flags or unknown --db; 3 with --fail-on-error when a job's last run failed or a declared pg_cron job is missing.`
   static override examples = [
@@ -46,7 +46,11 @@ Times are UTC (pg_cron 1.4 schedules in GMT). Exit codes: 0 ok; 2 bad flags or u
         const rest = this.flags.db.filter((d) => !(wantsCron && d === cronDb))
         databases = [...(rest.length > 0 ? selectDatabases(all, rest).map((d) => d.name) : []), ...(wantsCron ? [cronDb] : [])]
       }
-      const result = await listJobs(ctx, {runners: this.flags.runner as Runner[] | undefined, failing: this.flags.failing, databases})
+      const listed = await listJobs(ctx, {runners: this.flags.runner as Runner[] | undefined, failing: this.flags.failing, databases})
+      // the backup lines as installed in the host's crontab (singularity backup schedule)
+      const {annotateBackupRows, backupCronFile} = await import('../../lib/backup/schedule.js')
+      const jobs = annotateBackupRows(listed.jobs, ctx.schedules, backupCronFile())
+      const result = {...listed, jobs, counts: {...listed.counts, drifted: jobs.filter((j) => j.drift.length > 0).length}}
       if (this.flags['fail-on-error'] && (result.counts.failing > 0 || result.counts.missing > 0)) this.exitAfterOutput(3)
       // Rendered here: the base command does not await human().
       if (!this.jsonMode) this.lines = renderJobs(result, await this.tableOptions())

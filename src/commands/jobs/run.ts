@@ -6,12 +6,15 @@ import {UsageError} from '../../lib/cli/errors.js'
 import {renderTable, type TableOptions} from '../../lib/cli/table.js'
 import {openJobsContextFor} from '../../lib/cron/context.js'
 import {resolveJob, runCronJob, runObanJob, type RunOutcome} from '../../lib/cron/jobs.js'
+import {resolveJobAlias} from '../../lib/cron/names.js'
 import {parseObanArgs} from '../../lib/cron/oban.js'
 import {selectDatabases} from '../../lib/estate/targets.js'
 import {validateName} from '../../lib/names.js'
 
 export interface RunResult {
   name: string
+  /** the seed's job name as typed, when it was one (learn-patterns-every-5min) */
+  alias?: string
   runs: RunOutcome[]
 }
 
@@ -27,10 +30,11 @@ Exit codes: 0 ok; 1 the command failed (or the database/oban_jobs is absent); 2 
     {description: 'What would run, without running it', command: '<%= config.bin %> jobs run prune-queue-archives --dry-run'},
     {description: 'Enqueue an Oban job with args', command: `<%= config.bin %> jobs run Singularity.Jobs.TemplateSyncWorker --args '{"force":true}'`},
     {description: 'One instance of several', command: '<%= config.bin %> jobs run learn-patterns --db singularity_2 --json'},
+    {description: "The seeds' job names work too", command: '<%= config.bin %> jobs run learn-patterns-every-5min'},
   ]
 
   static override args = {
-    name: Args.string({description: 'Schedule name (learn-patterns), pg_cron job name (singularity:learn-patterns) or Oban worker module.', required: true}),
+    name: Args.string({description: "Schedule name (learn-patterns), the seeds' name (learn-patterns-every-5min), pg_cron job name (singularity:learn-patterns) or Oban worker module.", required: true}),
   }
 
   static override flags = {
@@ -44,10 +48,11 @@ Exit codes: 0 ok; 1 the command failed (or the database/oban_jobs is absent); 2 
   }
 
   protected async execute(): Promise<RunResult> {
-    const name = validateName('job', this.args.name)
+    const typed = validateName('job', this.args.name)
     const obanArgs = parseObanArgs(this.flags.args)
     const ctx = await openJobsContextFor(this.flags, {statementTimeoutMs: 0})
     try {
+      const {name, alias} = resolveJobAlias(typed, ctx.schedules, ctx.estate.prefix)
       const databases = this.flags.db && this.flags.db.length > 0 ? this.databaseNames(ctx.estate.databases, ctx.cronInfo?.database) : undefined
       const resolved = await resolveJob(ctx, name, databases)
       const first = resolved[0]
@@ -73,8 +78,8 @@ Exit codes: 0 ok; 1 the command failed (or the database/oban_jobs is absent); 2 
         }
       }
       if (runs.some((r) => !r.ok)) this.exitAfterOutput(1)
-      if (!this.jsonMode) this.lines = renderRuns(runs, await this.tableOptions())
-      return {name, runs}
+      if (!this.jsonMode) this.lines = [...(alias ? [`${alias} is the seeds' name of ${name}`] : []), ...renderRuns(runs, await this.tableOptions())]
+      return {name, ...(alias ? {alias} : {}), runs}
     } finally {
       await ctx.close()
     }

@@ -263,6 +263,14 @@ export async function runBootstrap(options: BootstrapOptions): Promise<Bootstrap
   }
 }
 
+/**
+ * Seed 001 orders code ingest (Oban) before graph populate (pg_cron), but ingest runs in the
+ * application, after bootstrap: the graph populated here only holds what was ingested before.
+ * The graph catches up on its own; this says how, where the step would otherwise look complete.
+ */
+export const GRAPH_FOLLOWS_INGEST =
+  'the code-ingest-startup job is enqueued in the startup-jobs step; pg_cron repopulates the graph Sundays 07:00 and when PostgreSQL starts, `singularity jobs run graph-populate` does it now, and the next bootstrap does it once code chunks exist'
+
 interface Reporter {
   report: (r: Omit<StepReport, 'number' | 'title'>) => StepReport
   starting: (step: StepName, database?: string) => void
@@ -316,9 +324,9 @@ async function perDatabaseSteps(
   // 5. graph populate (inputs: the function and the code chunks it reads)
   starting('graph-populate', label)
   const chunks = await client.query<{n: string; last: Date | null; max_id: string | null}>('SELECT count(*) AS n, max(ingested_at) AS last, max(id) AS max_id FROM public.code_chunks')
-  const graphHash = sha(`${await functionHash(client, db.name, 'public.populate_graph_dependencies()')}:${chunks.rows[0].n}:${chunks.rows[0].last?.toISOString() ?? ''}:${chunks.rows[0].max_id ?? ''}`)
+  const graphHash = sha(`${await functionHash(client, db.name, 'public.populate_graph_dependencies_report()')}:${chunks.rows[0].n}:${chunks.rows[0].last?.toISOString() ?? ''}:${chunks.rows[0].max_id ?? ''}`)
   const graph = await inStepTransaction(client, 'graph-populate', graphHash, async () => {
-    const {rows} = await client.query<{nodes_added: number; edges_added: number; edges_removed: number}>('SELECT * FROM public.populate_graph_dependencies()')
+    const {rows} = await client.query<{nodes_added: number; edges_added: number; edges_removed: number}>('SELECT * FROM public.populate_graph_dependencies_report()')
     const counts = await client.query<{nodes: number; edges: number}>('SELECT (SELECT count(*)::int FROM public.graph_nodes) AS nodes, (SELECT count(*)::int FROM public.graph_edges) AS edges')
     const detail = {...rows[0], nodes: counts.rows[0].nodes, edges: counts.rows[0].edges, codeChunks: Number(chunks.rows[0].n)}
     return {detail, changed: rows[0].nodes_added + rows[0].edges_added + rows[0].edges_removed > 0}
@@ -331,7 +339,10 @@ async function perDatabaseSteps(
       step: 'graph-populate',
       database: label,
       status: 'done',
-      summary: `populate_graph_dependencies() over ${d.codeChunks} code chunk(s): ${d.nodes_added} node(s) and ${d.edges_added} edge(s) added, ${d.edges_removed} removed (${d.nodes} nodes, ${d.edges} edges)`,
+      summary:
+        d.codeChunks === 0
+          ? `no code chunks yet, so the graph is empty: it follows code ingest (${GRAPH_FOLLOWS_INGEST})`
+          : `populate_graph_dependencies() over ${d.codeChunks} code chunk(s): ${d.nodes_added} node(s) and ${d.edges_added} edge(s) added, ${d.edges_removed} removed (${d.nodes} nodes, ${d.edges} edges)`,
       completedAt: when(graph.completedAt),
       detail: d,
     })

@@ -4,6 +4,7 @@ import {join} from 'node:path'
 
 import {UsageError} from '../cli/errors.js'
 import {registerSecret} from '../cli/redact.js'
+import {sharedQueueEnabled} from './shared-queue.js'
 import {readLocalState, defaultLocalDir} from '../local-cluster/paths.js'
 import {configFileSchema, instances, namePrefix, port, postgresUrl, type ConfigFile} from './schema.js'
 
@@ -32,6 +33,8 @@ export interface ResolvedConfig {
   prefix: string
   backupDir: string
   configFile?: string
+  /** SHARED_QUEUE_ENABLED (default true) */
+  sharedQueueEnabled: boolean
 }
 
 export interface ConfigFlags {
@@ -143,5 +146,5 @@ export function resolveConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = 
   rememberPassword(admin?.url)
   if (env.PGPASSWORD) registerSecret(env.PGPASSWORD)
 
-  return {admin, databases, localDir, localPort, instances: inst, prefix, backupDir, configFile}
+  return {admin, databases, localDir, localPort, instances: inst, prefix, backupDir, configFile, sharedQueueEnabled: sharedQueueEnabled(env)}
 }

@@ -4,7 +4,7 @@ import type {ResolvedConfig} from '../config/resolve.js'
 import {connect} from '../db/connect.js'
 import {adminTarget, discoverEstate, onDatabase} from '../estate/targets.js'
 import type {Estate} from '../../topology.js'
-import type {JobSpec} from '../../schedules.js'
+import {schedulesForPgCron, type JobSpec} from '../../schedules.js'
 import {cronDatabaseInfo, validateSchedules, type CronDatabaseInfo} from './install.js'
 
 /**
@@ -71,7 +71,8 @@ export async function openJobsContext(config: ResolvedConfig, schedules: JobSpec
     }
     return {
       estate,
-      schedules,
+      // seconds schedules where this pg_cron has them (the version decides what is declared)
+      schedules: schedulesForPgCron(schedules, cronInfo?.version),
       cron,
       cronInfo: cronInfo ?? (adminInfo.cronDatabaseName ? {...adminInfo, database: adminInfo.cronDatabaseName, version: null} : null),
       cronProblem,

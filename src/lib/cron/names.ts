@@ -1,4 +1,5 @@
 import {UsageError} from '../cli/errors.js'
+import {SEED_JOB_ALIASES} from '../../schedules.js'
 import {JOB_PREFIX, type ConcreteDatabase, type Estate, type ScheduleSpec} from '../../topology.js'
 
 /**
@@ -77,6 +78,31 @@ export function plannedCronJobs(estate: Estate, schedules: ScheduleSpec[], cronD
 export function isEstateJob(job: {jobname: string | null; database: string}, estate: Estate, cronDatabase: string | null): boolean {
   if (!job.jobname || !parseCronJobName(job.jobname, estate.prefix)) return false
   return job.database === cronDatabase || estate.databases.some((d) => d.name === job.database)
+}
+
+/** A job name as typed, and the schedule name it stands for when it is one of the seeds' aliases. */
+export interface AliasResolution {
+  /** the name to resolve: ours */
+  name: string
+  /** the seed's name as typed, when it was an alias */
+  alias?: string
+  source?: string
+}
+
+/**
+ * Maps a seed job name (learn-patterns-every-5min, daily-vacuum-analyze, also with our
+ * "singularity:<prefix>" head or an ":<instance>" tail) to our schedule name; other names pass
+ * through. An alias that is also a declared schedule name stays that schedule.
+ */
+export function resolveJobAlias(typed: string, schedules: Pick<ScheduleSpec, 'name'>[], prefix = ''): AliasResolution {
+  if (schedules.some((s) => s.name === typed)) return {name: typed}
+  const head = `${JOB_PREFIX}${prefix}`
+  const bare = typed.startsWith(head) ? typed.slice(head.length) : typed
+  const match = /^(.+?)(:[1-9][0-9]*)?$/.exec(bare)
+  const alias = match && Object.hasOwn(SEED_JOB_ALIASES, match[1]) ? SEED_JOB_ALIASES[match[1]] : undefined
+  if (!alias || !schedules.some((s) => s.name === alias.name)) return {name: typed}
+  const name = bare === typed && !match![2] ? alias.name : `${head}${alias.name}${match![2] ?? ''}`
+  return {name, alias: typed, source: alias.source}
 }
 
 export {closestNames} from '../cli/closest.js'

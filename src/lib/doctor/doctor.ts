@@ -47,7 +47,14 @@ export async function runDoctor(config: ResolvedConfig, thresholds: DoctorThresh
     checks.push(...(await guarded('queue backlog', 'singularity queue stats', () => queueChecks(config, reachable, thresholds))))
     checks.push(
       ...(await guarded('replication slots', 'singularity cdc slots', () =>
-        slotCheck(admin, estate.databases.flatMap((d) => (d.cdcSlot ? [{name: d.cdcSlot, consumer: d.spec.cdc?.consumer ?? 'its consumer'}] : [])), thresholds),
+        slotCheck(
+          admin,
+          estate.databases.flatMap((d) => [
+            ...(d.cdcSlot ? [{name: d.cdcSlot, consumer: d.spec.cdc?.consumer ?? 'its consumer'}] : []),
+            ...(d.cdcBridgeSlot ? [{name: d.cdcBridgeSlot, consumer: d.spec.cdcBridge?.consumer ?? 'the cdc-bridge job'}] : []),
+          ]),
+          thresholds,
+        ),
       )),
     )
     checks.push(

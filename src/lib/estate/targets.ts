@@ -1,6 +1,8 @@
 import {CliError, UsageError} from '../cli/errors.js'
 import type {ResolvedConfig, Target} from '../config/resolve.js'
+import {SHARED_QUEUE_DISABLED_REASON} from '../config/shared-queue.js'
 import {estate, type ConcreteDatabase, type DatabaseKind, type Estate} from '../../topology.js'
+import {disabledParts, noteDisabled} from './disabled.js'
 
 /** The admin connection, or exit 1 saying how to configure one. */
 export function adminTarget(config: ResolvedConfig): Target {
@@ -31,7 +33,14 @@ export function databaseTarget(config: ResolvedConfig, db: Pick<ConcreteDatabase
 
 /** The estate for this configuration (prefix, instances from flags/env/config; default one instance). */
 export function configuredEstate(config: ResolvedConfig, instances?: number): Estate {
-  return estate({prefix: config.prefix, instances: instances ?? config.instances ?? 1})
+  const e = estate({prefix: config.prefix, instances: instances ?? config.instances ?? 1, disabled: disabledKinds(config)})
+  noteDisabled(e.disabled.map((d) => ({database: d.name, kind: d.kind, reason: d.reason})))
+  return e
+}
+
+/** The database kinds configuration switches off: shared_queue with SHARED_QUEUE_ENABLED=false. */
+export function disabledKinds(config: Pick<ResolvedConfig, 'sharedQueueEnabled'>): {kind: DatabaseKind; reason: string}[] {
+  return config.sharedQueueEnabled === false ? [{kind: 'shared_queue', reason: SHARED_QUEUE_DISABLED_REASON}] : []
 }
 
 /**
@@ -54,6 +63,8 @@ export function selectDatabases(all: ConcreteDatabase[], wanted: string[] | unde
   if (!wanted || wanted.length === 0) return candidates
   const out: ConcreteDatabase[] = []
   for (const w of wanted) {
+    // a disabled database asked for by name or kind: nothing to do there, and the command says why
+    if (disabledParts().some((d) => d.database === w || d.kind === w)) continue
     const found = candidates.filter((db) => db.name === w || db.kind === (w as DatabaseKind))
     if (found.length === 0) {
       throw new UsageError(`unknown database '${w}'`, {hint: `choose one of: ${candidates.map((d) => d.name).join(', ')}`})

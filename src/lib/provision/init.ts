@@ -1,5 +1,7 @@
 import {CliError} from '../cli/errors.js'
 import type {ResolvedConfig} from '../config/resolve.js'
+import {disabledKinds} from '../estate/targets.js'
+import {noteDisabled} from '../estate/disabled.js'
 import {CRON_EXTENSION, estate as expandEstate, OPTIONAL_EXTENSIONS, type Estate, type QueueEngine, type ScheduleSpec} from '../../topology.js'
 import {driftError} from '../migrate/runner.js'
 import {publicAction, type Action, type PublicAction} from '../reconcile/action.js'
@@ -108,7 +110,8 @@ function optionalReport(facts: ServerFacts): OptionalExtensionReport[] {
  */
 export async function initEstate(options: InitOptions): Promise<InitResult> {
   const env = options.env ?? process.env
-  const e = expandEstate({prefix: options.config.prefix, instances: options.instances})
+  const e = expandEstate({prefix: options.config.prefix, instances: options.instances, disabled: disabledKinds(options.config)})
+  noteDisabled(e.disabled.map((d) => ({database: d.name, kind: d.kind, reason: d.reason})))
   const conns = await Connections.open(options.config, 'singularity db init')
   let locked = false
   try {

@@ -91,10 +91,14 @@ export const templatesUpdated = z.looseObject({
 export const anyObject = z.record(z.string(), z.unknown())
 
 // seed 000: the queues of each singularity database.
+// The producer is learn_patterns_from_analysis(): an analysis result may name no agent (none
+// attributed, or the agent was deleted: ON DELETE SET NULL) and may be unscored, and such a
+// pattern is still worth CentralCloud's knowing. So agent_id and confidence are present but may be
+// null; inventing an agent or a score in the producer would put false facts into the learning.
 export const newPattern = z.looseObject({
-  agent_id: nonEmpty,
-  pattern: z.unknown().refine((v) => v !== undefined, 'Required'),
-  confidence: ratio,
+  agent_id: nonEmpty.nullable(),
+  pattern: z.record(z.string(), z.unknown()),
+  confidence: ratio.nullable(),
   learned_at: timestamp,
   source: nonEmpty,
 })
@@ -105,6 +109,17 @@ export const agentSession = z.looseObject({
   session_state: z.unknown().refine((v) => v !== undefined, 'Required'),
   confidence: ratio.nullish(),
   synced_at: timestamp,
+})
+// seed 002: a change of the CDC bridge (cdc_bridge_run), seed 002's "Change Event Structure".
+export const cdcChange = z.looseObject({
+  lsn: z.string().regex(/^[0-9A-F]+\/[0-9A-F]+$/, 'a PostgreSQL LSN'),
+  kind: z.enum(['insert', 'update', 'delete']),
+  schema: nonEmpty,
+  table: nonEmpty,
+  columns: z.array(nonEmpty),
+  values: z.array(z.unknown()),
+  before_values: z.record(z.string(), z.unknown()).nullable(),
+  timestamp: timestamp.nullable(),
 })
 export const agentKnowledgeUpdate = z.looseObject({agents_updated: count, total_patterns: count, updated_at: timestamp})
 
@@ -152,11 +167,17 @@ export const QUEUE_CONTRACTS: Readonly<Record<string, Contract>> = {
   'centralcloud-new-patterns': {
     name: 'new_pattern',
     source: 'seed 000',
-    shape: '{agent_id, pattern, confidence, learned_at, source}',
+    shape: '{agent_id (or null), pattern (object), confidence (0..1 or null), learned_at, source}',
     schema: newPattern,
   },
   'agent-sessions': {name: 'agent_session', source: 'seed 000', shape: '{agent_id, session_id, session_state, confidence, synced_at}', schema: agentSession},
   'agent-knowledge-updates': {name: 'agent_knowledge_update', source: 'seed 000', shape: '{agents_updated, total_patterns, updated_at}', schema: agentKnowledgeUpdate},
+  ...Object.fromEntries(
+    ['cdc-learned-patterns', 'cdc-agent-sessions', 'cdc-metrics-events'].map((queue) => [
+      queue,
+      {name: 'cdc_change', source: 'seed 002', shape: '{lsn, kind, schema, table, columns, values, before_values, timestamp}', schema: cdcChange},
+    ]),
+  ),
 }
 
 /** The contract of a queue (names compare case-insensitively, like pgmq's tables), if it has one. */

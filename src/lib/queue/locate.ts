@@ -3,6 +3,7 @@ import type pg from 'pg'
 import {CliError, NotFoundError, UsageError} from '../cli/errors.js'
 import type {ResolvedConfig} from '../config/resolve.js'
 import {connect, type ConnectOptions} from '../db/connect.js'
+import {disabledParts} from '../estate/disabled.js'
 import {adminTarget, configuredEstate, databaseTarget, discoverEstate, selectDatabases} from '../estate/targets.js'
 import type {ConcreteDatabase} from '../../topology.js'
 import {closestNames, findQueue, listQueues, type QueueCatalog, type QueueRef} from './catalog.js'
@@ -87,6 +88,8 @@ export async function closeAll(open: OpenQueueDatabase[]): Promise<void> {
 /** Exit 4 when none of the databases could be read at all. */
 export function requireSomeDatabase(open: OpenQueueDatabase[], unavailable: Unavailable[], prefix: string): void {
   if (open.length > 0) return
+  // only disabled databases were asked for (SHARED_QUEUE_ENABLED=false): the command says so and reads nothing
+  if (unavailable.length === 0 && disabledParts().length > 0) return
   const names = unavailable.map((u) => `${u.database} (${u.reason})`).join(', ')
   throw new NotFoundError(`no queue database to read: ${names || 'none selected'}`, {
     hint: `run \`singularity db init${prefix ? ` --prefix ${prefix}` : ''}\` to create the estate and its queues, or check --prefix / --db`,

@@ -44,7 +44,9 @@ export async function applyActions(
     } else if (step.kind === 'cdc-slot') {
       const db = estate.databases.find((d) => d.name === action.database)!
       const {ensureCdcSlot} = await import('../cdc/ensure.js')
-      const result = await ensureCdcSlot(await conns.database(db.name), db)
+      // the slot of the step: CentralCloud's, or seed 002's CDC bridge slot with its own tables
+      const target = step.slot === db.cdcBridgeSlot && db.spec.cdcBridge ? {...db, cdcSlot: db.cdcBridgeSlot, spec: {...db.spec, cdc: db.spec.cdcBridge}} : db
+      const result = await ensureCdcSlot(await conns.database(db.name), target)
       outcome.warnings.push(...result.warnings)
       if (!result.created) continue
       // one line for the operator: who must read the new slot, and what happens if nobody does

@@ -17,19 +17,23 @@ export function diffCdc(db: ConcreteDatabase, observed: DatabaseObservation, slo
   const actions: Action[] = []
   const warnings: string[] = []
   if (!db.cdcSlot || !db.spec.cdc) return {actions, warnings}
-  const slot = slots.find((s) => s.name === db.cdcSlot)
-  if (!slot) {
-    actions.push({
-      area: 'cdc', database: db.name, server: null, description: `create replication slot ${db.cdcSlot} (wal2json) on ${db.name}`,
-      sql: [`SELECT pg_create_logical_replication_slot(${quoteLiteral(db.cdcSlot)}, 'wal2json')`],
-      destructive: false, privilege: 'replication', reason: 'missing', subject: db.cdcSlot, step: {kind: 'cdc-slot', slot: db.cdcSlot},
-    })
-  } else {
-    if (slot.plugin !== 'wal2json') warnings.push(`slot ${slot.name} exists with plugin ${slot.plugin}, not wal2json: drop it (\`singularity cdc slots drop ${slot.name} --confirm ${slot.name}\`) and run db init again`)
-    if (slot.database !== db.name) warnings.push(`slot ${slot.name} belongs to database ${slot.database}, not ${db.name}: drop it and run db init again`)
+  // CentralCloud's slot, and seed 002's CDC bridge slot (read by the cdc-bridge pg_cron job)
+  const wanted = [{slot: db.cdcSlot, what: 'wal2json'}, ...(db.cdcBridgeSlot ? [{slot: db.cdcBridgeSlot, what: 'wal2json, CDC bridge'}] : [])]
+  for (const {slot: name, what} of wanted) {
+    const slot = slots.find((s) => s.name === name)
+    if (!slot) {
+      actions.push({
+        area: 'cdc', database: db.name, server: null, description: `create replication slot ${name} (${what}) on ${db.name}`,
+        sql: [`SELECT pg_create_logical_replication_slot(${quoteLiteral(name)}, 'wal2json')`],
+        destructive: false, privilege: 'replication', reason: 'missing', subject: name, step: {kind: 'cdc-slot', slot: name},
+      })
+    } else {
+      if (slot.plugin !== 'wal2json') warnings.push(`slot ${slot.name} exists with plugin ${slot.plugin}, not wal2json: drop it (\`singularity cdc slots drop ${slot.name} --confirm ${slot.name}\`) and run db init again`)
+      if (slot.database !== db.name) warnings.push(`slot ${slot.name} belongs to database ${slot.database}, not ${db.name}: drop it and run db init again`)
+    }
   }
   if (!observed.exists) return {actions, warnings}
-  for (const name of db.spec.cdc.tables) {
+  for (const name of new Set([...db.spec.cdc.tables, ...(db.spec.cdcBridge?.tables ?? [])])) {
     const row = observed.identities.find((r) => r.table === name)
     if (!row) continue // the SQL area creates it (with its primary key)
     const qualified = `${quoteIdent(row.schema)}.${quoteIdent(row.table)}`

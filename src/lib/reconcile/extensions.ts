@@ -19,7 +19,14 @@ export function diffExtensions(db: ConcreteDatabase, observed: DatabaseObservati
       sqlAction(
         {area: 'extensions', database: db.name, description: `create extension ${name} in ${db.name}`, destructive: false, privilege: 'superuser', reason: 'missing', subject: name},
         'database',
-        [`CREATE EXTENSION IF NOT EXISTS ${quoteIdent(name)}`],
+        extensionSql(name),
       ),
     )
+}
+
+/** CREATE EXTENSION, into the extension's own schema where the topology names one (pg_partman: partman). */
+function extensionSql(name: string): string[] {
+  const schema = OPTIONAL_EXTENSIONS.find((o) => o.name === name)?.schema
+  if (!schema) return [`CREATE EXTENSION IF NOT EXISTS ${quoteIdent(name)}`]
+  return [`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`, `CREATE EXTENSION IF NOT EXISTS ${quoteIdent(name)} SCHEMA ${quoteIdent(schema)}`]
 }

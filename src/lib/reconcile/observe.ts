@@ -47,6 +47,8 @@ export interface CronObservation {
   database: string
   /** pg_cron created there */
   installed: boolean
+  /** its version (extversion, e.g. '1.4-1'): from 1.5 on, jobs may run every few seconds */
+  version: string | null
   /** the estate's jobs (our prefix, our databases), any user */
   jobs: InstalledCronJob[]
   /** the admin may call cron.schedule_in_database and cron.alter_job (pg_cron keeps them for superusers unless granted) */
@@ -158,7 +160,7 @@ export async function observeServer(admin: pg.Client, estate: Estate, openCron: 
                       FROM pg_roles r WHERE rolname = ANY($1)`)} AS roles,
             ${rows(`SELECT datname, pg_get_userbyid(datdba) AS owner, ${ACL('datacl', `'d'`, 'datdba')} AS acl FROM pg_database WHERE datname = ANY($2)`)} AS databases,
             ${rows('SELECT slot_name, plugin, database FROM pg_replication_slots WHERE slot_name = ANY($3)')} AS slots`,
-    [roleNames, estate.databases.map((d) => d.name), estate.databases.flatMap((d) => (d.cdcSlot ? [d.cdcSlot] : []))],
+    [roleNames, estate.databases.map((d) => d.name), estate.databases.flatMap((d) => [d.cdcSlot, d.cdcBridgeSlot].filter((s): s is string => s !== undefined))],
   )
   const roles = {rows: r.roles}
   const databases = {rows: r.databases}
@@ -167,11 +169,12 @@ export async function observeServer(admin: pg.Client, estate: Estate, openCron: 
   if (facts.preload.includes('pg_cron')) {
     const client = await openCron(facts.cronDatabase)
     if (client) {
-      const {rows} = await client.query<{installed: boolean; other: boolean}>(
-        `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') AS installed, ${CRON_IN_OTHER_DATABASES_SQL} AS other`,
+      const {rows} = await client.query<{version: string | null; other: boolean}>(
+        `SELECT (SELECT extversion FROM pg_extension WHERE extname = 'pg_cron') AS version, ${CRON_IN_OTHER_DATABASES_SQL} AS other`,
       )
-      const jobs = rows[0].installed ? (await readCronJobs(client, `${JOB_PREFIX}${estate.prefix}`)).filter((j) => isEstateJob(j, estate, facts.cronDatabase)) : []
-      cron = {database: facts.cronDatabase, installed: rows[0].installed, jobs, scheduleInOtherDatabases: rows[0].other}
+      const installed = rows[0].version !== null
+      const jobs = installed ? (await readCronJobs(client, `${JOB_PREFIX}${estate.prefix}`)).filter((j) => isEstateJob(j, estate, facts.cronDatabase)) : []
+      cron = {database: facts.cronDatabase, installed, version: rows[0].version, jobs, scheduleInOtherDatabases: rows[0].other}
     }
   }
   return {
@@ -228,7 +231,8 @@ export async function observeDatabase(client: pg.Client, db: ConcreteDatabase): 
                       ORDER BY ic.relname LIMIT 1) AS candidate_index
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE c.relkind IN ('r', 'p') AND c.relname = ANY ($2) AND n.nspname = 'public'`)} AS identities`,
-    [[...MANAGED_SCHEMAS], db.spec.cdc?.tables ?? []],
+    // the captured tables of the CentralCloud slot and of seed 002's CDC bridge
+    [[...MANAGED_SCHEMAS], [...new Set([...(db.spec.cdc?.tables ?? []), ...(db.spec.cdcBridge?.tables ?? [])])]],
   )
   const extensions = new Map(Object.entries(m.extensions))
   // The tables below may not exist yet: only those that do are read (fixed SQL, chosen here).

@@ -5,6 +5,7 @@ import {connect} from '../db/connect.js'
 import {adminTarget, configuredEstate, discoverEstate, onDatabase, selectDatabases} from '../estate/targets.js'
 import {plannedCronJobs} from '../cron/names.js'
 import {validateSchedules} from '../cron/install.js'
+import {schedulesForPgCron, type JobSpec} from '../../schedules.js'
 import type {FilePlan} from '../migrate/runner.js'
 import {readPasswordFile} from '../provision/passwords.js'
 import {chooseQueueEngine, type EngineChoice} from '../provision/queue-engine.js'
@@ -138,8 +139,10 @@ export function diffDatabase(
 /** The pg_cron actions (empty with a warning when pg_cron is not loaded: the server area says how to fix that). */
 export function diffSchedules(server: ServerObservation, ctx: DiffContext): {actions: Action[]; warnings: string[]; provider: Action[]; lacking: Action[]} {
   if (!server.cron) return {actions: [], warnings: server.facts.preload.includes('pg_cron') ? [`the cron database ${server.facts.cronDatabase} does not exist: no pg_cron job can be installed`] : [], provider: [], lacking: []}
-  validateSchedules(ctx.estate, ctx.schedules, server.cron.database)
-  const planned = plannedCronJobs(ctx.estate, ctx.schedules, server.cron.database)
+  // seconds schedules where this pg_cron has them (the CDC bridge: every 5 s from 1.5, every minute on 1.4)
+  const schedules = schedulesForPgCron(ctx.schedules as JobSpec[], server.cron.version)
+  validateSchedules(ctx.estate, schedules, server.cron.database)
+  const planned = plannedCronJobs(ctx.estate, schedules, server.cron.database)
   const actions = diffCron(server.cron, planned, server.cron.jobs, server.facts.user)
   return {...adaptToAdmin(actions, server.facts, ctx.estate, {database: server.cron.database, scheduleInOtherDatabases: server.cron.scheduleInOtherDatabases, installed: server.cron.jobs, planned}), warnings: []}
 }

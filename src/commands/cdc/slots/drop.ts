@@ -35,7 +35,7 @@ export default class CdcSlotsDrop extends BaseCommand<typeof CdcSlotsDrop> {
       adminTarget(config),
       async (client) => {
         const estate = await discoverEstate(config, client)
-        const estateSlots = estate.databases.flatMap((d) => (d.cdcSlot ? [d.cdcSlot] : []))
+        const estateSlots = estate.databases.flatMap((d) => [d.cdcSlot, d.cdcBridgeSlot].filter((s): s is string => s !== undefined))
         const slot = await slotToDrop(client, name, estateSlots)
         const result: DropResult = {
           slot: name,

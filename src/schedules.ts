@@ -9,6 +9,7 @@
  */
 import {UsageError} from './lib/cli/errors.js'
 import {CDC_BRIDGE} from './cdc-bridge.js'
+import {QUEUE_POLICIES} from './queue-policies.js'
 import {type ScheduleSpec} from './topology.js'
 
 export {JOB_PREFIX, type ScheduleSpec} from './topology.js'
@@ -117,6 +118,18 @@ export function buildSchedules(
       `Cleanup of pg_cron's run history older than ${CRON_HISTORY_RETENTION_DAYS} days (cron.job_run_details grows without bound otherwise)`,
       'issue 6',
       'cron',
+    ),
+
+    // ── dead letters: the queue policies of topology.ts (poison messages moved to <queue>_dlq) ──
+    ...QUEUE_POLICIES.filter((p) => p.deadLetterEvery).map((p) =>
+      pgCron(
+        `dead-letter-${p.queue.toLowerCase().replaceAll('_', '-')}`,
+        p.deadLetterEvery!,
+        `SELECT * FROM public.singularity_dead_letter('${p.queue}', ${p.maxReads})`,
+        `Dead letters: messages of ${p.queue} read ${p.maxReads} times or more move to ${p.queue}_dlq (queue policy)`,
+        'issue 13',
+        p.database,
+      ),
     ),
 
     // ── system cron on the host: filesystem work (backups), installed by `singularity backup

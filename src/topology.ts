@@ -152,7 +152,7 @@ export const DATABASES: Readonly<Record<DatabaseKind, DatabaseSpec>> = {
     kind: 'singularity',
     owner: 'singularity',
     connect: ['centralcloud_cdc', 'centralcloud_consumer'],
-    components: ['singularity'],
+    components: ['singularity', 'queue_ops'],
     extensions: ['pgcrypto', 'pg_prewarm'],
     queues: [...SINGULARITY_QUEUES],
     grants: [{role: 'singularity', schema: 'public', access: 'readwrite'}],
@@ -198,7 +198,7 @@ export const DATABASES: Readonly<Record<DatabaseKind, DatabaseSpec>> = {
     kind: 'shared_queue',
     owner: 'centralcloud',
     connect: ['singularity', 'genesis', 'nexus', 'centralcloud_analytics'],
-    components: ['shared_queue'],
+    components: ['shared_queue', 'queue_ops'],
     extensions: [],
     queues: [...SHARED_QUEUE_QUEUES],
     grants: [],
@@ -352,3 +352,6 @@ export function queueAccessMatrix(): {database: DatabaseKind; queue: string; rol
   }
   return rows
 }
+
+/** Poison policies of the queues (dead letters): queue-policies.ts. */
+export {DEFAULT_MAX_READS, QUEUE_POLICIES, deadLetterQueueName, maxReadsFor, type QueuePolicy} from './queue-policies.js'

@@ -9,6 +9,7 @@ import {closestNames, globToRegExp} from '../../lib/queue/catalog.js'
 import {closeAll, openQueueDatabases, queueDatabases, requireSomeDatabase, type Unavailable} from '../../lib/queue/locate.js'
 import {DEFAULT_COUNT_LIMIT, queueStats, type QueueStats} from '../../lib/queue/stats.js'
 import {renderQueueStats} from '../../lib/render/queues.js'
+import {maxReadsFor} from '../../queue-policies.js'
 
 export interface Breach {
   database: string
@@ -33,10 +34,12 @@ export interface StatsResult {
 const MAX_THRESHOLD_COUNT = 1_000_000
 
 export default class QueueStatsCommand extends BaseCommand<typeof QueueStatsCommand> {
-  static override summary = 'Length, visible, in flight, oldest/newest age, total sent and archive size of every queue.'
+  static override summary = 'Length, visible, in flight, oldest/newest age, total sent, archive size and poison count of every queue.'
   static override description = `Reads every database of the estate that has queues (shared_queue and each singularity database), or those named with --db.
 
 Fast by default, also on queues of millions of messages: visible and in-flight messages are counted exactly up to ${DEFAULT_COUNT_LIMIT.toLocaleString('en-US')} each (bounded index range scans); above that, length comes from the statistics collector (n_live_tup, else pg_class.reltuples scaled to the table's size), clamped by the msg_id span, and the figure is marked as an estimate ("~" in the table; "estimated": true and "estimated_fields" under --json). Its error is that of PostgreSQL's statistics: typically within a few percent after ANALYZE or autovacuum. Ages come from the lowest/highest msg_id, total sent from the msg_id sequence (exact). --exact counts every row in one snapshot, as pgmq.metrics does.
+
+Poison: messages read at least max_reads times (the queue's policy in the topology, default 5; \`queue dead-letter\` moves them aside). Counted exactly by a scan that stops after the count limit, so exact on small queues; on bigger ones the share of poison in a ~500-page sample times the length (marked as an estimate), never below what the bounded scan counted.
 
 Thresholds for cron/CI alerting: --fail-if-length-gt N and --fail-if-oldest-gt DURATION exit 3 after printing when any queue breaches them. A length threshold up to ${MAX_THRESHOLD_COUNT.toLocaleString('en-US')} is decided by an exact bounded count, so estimates never cause a false alarm below it.
 
@@ -87,7 +90,7 @@ Exit codes: 0 ok, 2 bad flags, 3 threshold breached, 4 no queue matches --patter
         all.push(...o.catalog.queues.map((q) => q.name))
         const selected = matcher ? o.catalog.queues.filter((q) => matcher.test(q.name)) : o.catalog.queues
         if (selected.length === 0) continue
-        queues.push(...(await queueStats(o.client, selected, {database: o.db.name, exact: flags.exact, countLimit: countLimit ?? undefined})))
+        queues.push(...(await queueStats(o.client, selected, {database: o.db.name, exact: flags.exact, countLimit: countLimit ?? undefined, maxReads: (q) => maxReadsFor(o.db.kind, q)})))
       }
       if (matcher && queues.length === 0) {
         const close = closestNames(flags.pattern!.replaceAll(/[*?]/g, ''), all)

@@ -1,5 +1,6 @@
 import type pg from 'pg'
 
+import {DEFAULT_MAX_READS} from '../../queue-policies.js'
 import type {QueueRef} from './catalog.js'
 
 /**
@@ -20,6 +21,10 @@ import type {QueueRef} from './catalog.js'
  * - oldest/newest age: enqueued_at of the lowest/highest msg_id (primary key index, two rows);
  * - total_sent: the msg_id identity sequence's last value (exact; what pgmq's total_messages is);
  * - archive_length: counted up to the limit, above it estimated like length.
+ * - poison (read_ct >= the queue's max_reads): counted exactly in a scan that stops after the
+ *   limit; a queue with fewer rows is counted exactly, a bigger one gets the poison share of a
+ *   ~500-page TABLESAMPLE times its length (never less than what the bounded scan counted). Cost
+ *   is bounded either way: at most limit rows plus ~500 pages per queue, whatever its size.
  * Round trips: one statement probes every queue; when something must be estimated, one more
  * (statistics of the big tables and the planner's fractions), plus one TABLESAMPLE per queue
  * whose split must be sampled. With the catalog read, a run is typically three round trips.
@@ -38,12 +43,16 @@ export interface QueueStats {
   newest_age_sec: number | null
   total_sent: number
   archive_length: number
+  /** messages read at least max_reads times (poison: `queue dead-letter` moves them aside) */
+  poison: number
+  /** the queue's poison threshold (its policy in the topology, else 5) */
+  max_reads: number
   /** true when any figure below is an estimate */
   estimated: boolean
   estimated_fields: EstimatedField[]
 }
 
-export type EstimatedField = 'length' | 'visible' | 'in_flight' | 'archive_length'
+export type EstimatedField = 'length' | 'visible' | 'in_flight' | 'archive_length' | 'poison'
 
 export interface StatsOptions {
   /** database name reported in each row */
@@ -52,9 +61,17 @@ export interface StatsOptions {
   exact?: boolean
   /** fast mode: count exactly up to this many rows per figure (default 10,000) */
   countLimit?: number
+  /** poison threshold of a queue (default DEFAULT_MAX_READS) */
+  maxReads?: (queue: string) => number
 }
 
 export const DEFAULT_COUNT_LIMIT = 10_000
+
+const thresholdOf = (options: StatsOptions, queue: QueueRef): number => {
+  const n = options.maxReads?.(queue.name) ?? DEFAULT_MAX_READS
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`bad max_reads ${n} for ${queue.name}`)
+  return n
+}
 
 const num = (v: string | number | null | undefined): number => (v === null || v === undefined ? 0 : Number(v))
 const age = (v: string | number | null | undefined): number | null => (v === null || v === undefined ? null : Math.max(0, Math.floor(Number(v))))
@@ -66,11 +83,11 @@ const age = (v: string | number | null | undefined): number | null => (v === nul
 export async function queueStats(client: pg.Client, queues: QueueRef[], options: StatsOptions): Promise<QueueStats[]> {
   if (queues.length === 0) return []
   // Fast mode reads one statement (one snapshot, one now()); exact mode one transaction.
-  if (!options.exact) return fastStats(client, queues, options.database, options.countLimit ?? DEFAULT_COUNT_LIMIT)
+  if (!options.exact) return fastStats(client, queues, options, options.countLimit ?? DEFAULT_COUNT_LIMIT)
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
   try {
     const out: QueueStats[] = []
-    for (const queue of queues) out.push(await exactStats(client, queue, options.database))
+    for (const queue of queues) out.push(await exactStats(client, queue, options.database, thresholdOf(options, queue)))
     await client.query('COMMIT')
     return out
   } catch (error) {
@@ -85,10 +102,11 @@ async function totalSent(client: pg.Client, queue: QueueRef): Promise<number> {
   return num(rows[0]?.total)
 }
 
-async function exactStats(client: pg.Client, queue: QueueRef, database: string): Promise<QueueStats> {
-  const {rows} = await client.query<{length: string; visible: string; oldest: string | null; newest: string | null}>(
+async function exactStats(client: pg.Client, queue: QueueRef, database: string, maxReads: number): Promise<QueueStats> {
+  const {rows} = await client.query<{length: string; visible: string; poison: string; oldest: string | null; newest: string | null}>(
     `SELECT count(*) AS length,
             count(*) FILTER (WHERE vt <= now()) AS visible,
+            count(*) FILTER (WHERE read_ct >= ${int(maxReads)}) AS poison,
             extract(epoch FROM now() - min(enqueued_at)) AS oldest,
             extract(epoch FROM now() - max(enqueued_at)) AS newest
        FROM ${queue.table}`,
@@ -105,6 +123,8 @@ async function exactStats(client: pg.Client, queue: QueueRef, database: string):
     newest_age_sec: age(r.newest),
     total_sent: await totalSent(client, queue),
     archive_length: num(archive.rows[0].n),
+    poison: num(r.poison),
+    max_reads: maxReads,
     estimated: false,
     estimated_fields: [],
   }
@@ -120,6 +140,8 @@ interface Probe {
   newest: string | null
   total: string | null
   archive: string | null
+  poison: string
+  scanned: string
 }
 
 /** Integers spliced into SQL text (oids, limits) are checked to be integers. */
@@ -132,7 +154,7 @@ function int(n: number): string {
  * One statement for every queue (one snapshot, one now()): bounded counts (index range scans on
  * vt), the lowest/highest msg_id, the sequence, a bounded count of the archive.
  */
-async function probeAll(client: pg.Client, queues: QueueRef[], cap: number): Promise<Probe[]> {
+async function probeAll(client: pg.Client, queues: QueueRef[], cap: number, maxReads: number[]): Promise<Probe[]> {
   const parts = queues.map(
     (queue, i) => `(SELECT ${i} AS i,
         (SELECT count(*) FROM (SELECT vt FROM ${queue.table} WHERE vt <= now() ORDER BY vt LIMIT ${int(cap)}) s) AS visible,
@@ -141,8 +163,11 @@ async function probeAll(client: pg.Client, queues: QueueRef[], cap: number): Pro
         extract(epoch FROM now() - lo.enqueued_at) AS oldest,
         extract(epoch FROM now() - hi.enqueued_at) AS newest,
         ${queue.sequenceOid === null ? 'NULL::bigint' : `pg_sequence_last_value(${int(queue.sequenceOid)}::oid::regclass)`} AS total,
-        ${queue.archive ? `(SELECT count(*) FROM (SELECT 1 FROM ${queue.archive} LIMIT ${int(cap)}) s)` : 'NULL::bigint'} AS archive
+        ${queue.archive ? `(SELECT count(*) FROM (SELECT 1 FROM ${queue.archive} LIMIT ${int(cap)}) s)` : 'NULL::bigint'} AS archive,
+        ps.poison, ps.scanned
       FROM (SELECT 1) one
+      CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE read_ct >= ${int(maxReads[i])}) AS poison, count(*) AS scanned
+                            FROM (SELECT read_ct FROM ${queue.table} LIMIT ${int(cap)}) s) ps
       LEFT JOIN LATERAL (SELECT msg_id, enqueued_at FROM ${queue.table} ORDER BY msg_id ASC LIMIT 1) lo ON true
       LEFT JOIN LATERAL (SELECT msg_id, enqueued_at FROM ${queue.table} ORDER BY msg_id DESC LIMIT 1) hi ON true)`,
   )
@@ -150,9 +175,11 @@ async function probeAll(client: pg.Client, queues: QueueRef[], cap: number): Pro
   return rows.sort((a, b) => Number(a.i) - Number(b.i))
 }
 
-async function fastStats(client: pg.Client, queues: QueueRef[], database: string, limit: number): Promise<QueueStats[]> {
+async function fastStats(client: pg.Client, queues: QueueRef[], options: StatsOptions, limit: number): Promise<QueueStats[]> {
+  const database = options.database
   const cap = limit + 1
-  const probes = await probeAll(client, queues, cap)
+  const maxReads = queues.map((q) => thresholdOf(options, q))
+  const probes = await probeAll(client, queues, cap, maxReads)
   // Statistics of the tables whose figures must be estimated, in one more statement (cheaper than
   // reading them for every queue in the probe: planning it grows with every subquery).
   const big = new Set<number>()
@@ -203,12 +230,22 @@ async function fastStats(client: pg.Client, queues: QueueRef[], database: string
         archiveLength = clamp(rowEstimate(facts.get(queue.archiveOid)) ?? archiveLength, archiveLength, Math.max(archiveLength, totalSentValue))
         estimated.push('archive_length')
       }
+      // Poison: counted while the whole table was read (fewer rows than the cap); above, the share
+      // of poison in a sample of pages, never below what the bounded scan counted.
+      let poison = num(p.poison)
+      if (num(p.scanned) >= cap) {
+        const share = await poisonShare(client, queue, maxReads[i], facts.get(queue.tableOid))
+        poison = clamp(Math.round(length * share), poison, length)
+        estimated.push('poison')
+      }
       return {
         database,
         queue: queue.name,
         length,
         visible,
         in_flight: inFlight,
+        poison,
+        max_reads: maxReads[i],
         oldest_age_sec: age(p.oldest),
         newest_age_sec: age(p.newest),
         total_sent: totalSentValue,
@@ -291,6 +328,17 @@ function rowEstimate(facts: TableFacts | undefined): number | null {
   if (!facts) return null
   if (facts.tracked) return facts.live
   return facts.scaled
+}
+
+/** Share of a big queue's messages read at least maxReads times, from a TABLESAMPLE SYSTEM of about SAMPLE_PAGES pages. */
+async function poisonShare(client: pg.Client, queue: QueueRef, maxReads: number, facts: TableFacts | undefined): Promise<number> {
+  const pages = facts?.pages ?? SAMPLE_PAGES
+  const percent = pages <= SAMPLE_PAGES ? 100 : (100 * SAMPLE_PAGES) / pages
+  const {rows: [sample]} = await client.query<{poison: string; n: string}>(
+    `SELECT count(*) FILTER (WHERE read_ct >= $2) AS poison, count(*) AS n FROM ${queue.table} TABLESAMPLE SYSTEM ($1::float8)`,
+    [percent, maxReads],
+  )
+  return Number(sample.n) > 0 ? Number(sample.poison) / Number(sample.n) : 0
 }
 
 /** Pages read by the visible-fraction sample (~10 ms; about ±2% absolute standard error in the worst case, when visible and in-flight messages sit in separate pages). */

@@ -16,6 +16,7 @@ export const QUEUE_STATS_COLUMNS: Column<QueueStats>[] = [
   {key: 'newest', header: 'newest', priority: 5, align: 'right', text: (q) => formatDuration(q.newest_age_sec), raw: (q) => q.newest_age_sec},
   {key: 'total-sent', header: 'total sent', priority: 6, align: 'right', text: (q) => q.total_sent.toLocaleString('en-US'), raw: (q) => q.total_sent},
   {key: 'archive', header: 'archive', priority: 7, align: 'right', text: count('archive_length'), raw: (q) => q.archive_length},
+  {key: 'poison', header: 'poison', priority: 3, align: 'right', text: count('poison'), raw: (q) => q.poison, tone: (q) => (q.poison > 0 ? 'warn' : undefined)},
 ]
 
 /** The stats as a table that fits. */

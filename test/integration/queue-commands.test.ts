@@ -6,7 +6,7 @@ import {beforeAll, describe, expect, it} from 'vitest'
 
 import {quoteIdent} from '../../src/lib/sql/quote.js'
 import {runCli} from '../helpers/cli.js'
-import {adminUrl, installComponents, urlFor, withClient} from '../helpers/db.js'
+import {urlFor, withClient} from '../helpers/db.js'
 import {waitFor} from '../helpers/wait.js'
 
 /**
@@ -51,22 +51,9 @@ async function waitForInserts(url: string, expected: Record<string, number>): Pr
 const snapshot = (url: string, queue: string) => q(url, `SELECT msg_id, read_ct, vt, enqueued_at FROM pgmq.${quoteIdent(`q_${queue}`)} ORDER BY msg_id`)
 
 beforeAll(async () => {
-  const init = await runCli(['db', 'init', '--prefix', P, '--passwords-file', join(scratch, 'passwords.json')], {timeoutMs: 180_000})
-  if (init.exitCode !== 0) {
-    // db init is not usable: make the two queue databases by hand (same names, same queues).
-    process.stderr.write(`db init failed (${init.exitCode}); creating ${SQ} and ${SG} directly\n${init.stderr}\n`)
-    await withClient(adminUrl(), async (c) => {
-      for (const db of [SQ, SG]) {
-        const exists = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [db])
-        if (exists.rowCount === 0) await c.query(`CREATE DATABASE ${quoteIdent(db)}`)
-      }
-    })
-    await installComponents(urlFor(SQ), ['pgmq'])
-    await installComponents(urlFor(SG), ['pgmq'])
-    const {SHARED_QUEUE_QUEUES, SINGULARITY_QUEUES} = await import('../../src/topology.js')
-    for (const name of SHARED_QUEUE_QUEUES) await q(urlFor(SQ), 'SELECT pgmq.create($1)', [name])
-    for (const name of SINGULARITY_QUEUES) await q(urlFor(SG), 'SELECT pgmq.create($1)', [name])
-  }
+  // Set-up failure fails the suite: these tests are about the queues db init makes.
+  const init = await runCli(['db', 'init', '--prefix', P, '--queue-engine', 'bundled', '--passwords-file', join(scratch, 'passwords.json')], {timeoutMs: 180_000})
+  if (init.exitCode !== 0) throw new Error(`db init --prefix ${P} failed (exit ${init.exitCode}):\n${init.stderr}`)
 }, 240_000)
 
 describe('queue stats', () => {
@@ -132,21 +119,23 @@ describe('queue stats', () => {
     const llm = get('llm_requests')
     expect(llm.estimated).toBe(true)
     // 7,500 in flight is under the count limit: counted; length and visible are estimated.
-    expect(llm.estimated_fields).toEqual(['length', 'visible', 'archive_length'])
+    expect(llm.estimated_fields).toEqual(['length', 'visible', 'archive_length', 'poison'])
     expect(llm.in_flight).toBe(7500)
     expect(Math.abs(llm.length - 30_000)).toBeLessThanOrEqual(30_000 * LENGTH_ERROR)
     expect(Math.abs(llm.visible - 22_500)).toBeLessThanOrEqual(30_000 * SPLIT_ERROR)
     expect(Math.abs(llm.archive_length - 12_000)).toBeLessThanOrEqual(12_000 * LENGTH_ERROR)
     expect(llm.total_sent).toBe(42_000)
 
+    // nothing was read: no poison, also where it is sampled
+    expect([llm.poison, llm.max_reads]).toEqual([0, 5])
     const jobs = get('job_results')
-    expect(jobs.estimated_fields).toEqual(['length', 'visible', 'in_flight'])
+    expect(jobs.estimated_fields).toEqual(['length', 'visible', 'in_flight', 'poison'])
     expect(Math.abs(jobs.length - 24_000)).toBeLessThanOrEqual(24_000 * LENGTH_ERROR)
     expect(Math.abs(jobs.visible - 12_000)).toBeLessThanOrEqual(24_000 * SPLIT_ERROR)
     expect(jobs.visible + jobs.in_flight).toBe(jobs.length)
 
     const small = get('approval_responses')
-    expect(small).toMatchObject({estimated: false, estimated_fields: [], length: 1, visible: 1, in_flight: 0, total_sent: 1, archive_length: 0})
+    expect(small).toMatchObject({estimated: false, estimated_fields: [], length: 1, visible: 1, in_flight: 0, total_sent: 1, archive_length: 0, poison: 0})
     expect(small.oldest_age_sec).toBeGreaterThanOrEqual(3599)
 
     const human = await cli(['queue', 'stats', '--db', 'shared_queue', '--pattern', 'llm_*'])
@@ -198,7 +187,7 @@ describe('queue stats', () => {
     await waitForInserts(sq(), {'pgmq.q_job_results': 26_000})
     const result = await cli(['queue', 'stats', '--pattern', 'job_results', '--json'])
     const [jobs] = result.json().queues
-    expect(jobs.estimated_fields).toEqual(['length', 'visible', 'in_flight'])
+    expect(jobs.estimated_fields).toEqual(['length', 'visible', 'in_flight', 'poison'])
     expect(Math.abs(jobs.length - 26_000)).toBeLessThanOrEqual(26_000 * LENGTH_ERROR)
     expect(Math.abs(jobs.visible - 13_000)).toBeLessThanOrEqual(26_000 * SPLIT_ERROR)
     const exact = (await cli(['queue', 'stats', '--pattern', 'job_results', '--exact', '--json'])).json().queues[0]

@@ -14,8 +14,9 @@ BEGIN
     RAISE EXCEPTION 'queue name must not be empty'
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  -- Worded exactly as pgmq's format_table_name (clients match on it), backslash included.
   IF queue_name ~ '[$;'']|--' THEN
-    RAISE EXCEPTION 'queue name contains invalid characters'
+    RAISE EXCEPTION 'queue name contains invalid characters: $, ;, --, or \'''
       USING ERRCODE = 'invalid_parameter_value',
             HINT = 'A queue name may not contain $, ;, -- or a single quote.';
   END IF;

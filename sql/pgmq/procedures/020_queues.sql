@@ -209,8 +209,9 @@ BEGIN
   SELECT coalesce(bool_or(m.is_partitioned), false) INTO partitioned
   FROM pgmq.meta m WHERE lower(m.queue_name) = lower(drop_queue.queue_name);
 
-  IF partitioned AND partman IS NOT NULL THEN
-    -- Forget pg_partman's configuration (and template tables) of a partitioned queue.
+  IF partman IS NOT NULL THEN
+    -- Forget pg_partman's configuration (and template tables) of a partitioned queue, or of an archive
+    -- converted by convert_archive_partitioned.
     FOR tmpl IN EXECUTE format(
         'DELETE FROM %I.part_config WHERE parent_table IN ($1, $2) RETURNING template_table', partman)
       USING 'pgmq.' || qtable, 'pgmq.' || atable
@@ -237,7 +238,8 @@ BEGIN
   DELETE FROM pgmq.meta m WHERE lower(m.queue_name) = lower(drop_queue.queue_name);
 
   IF NOT existed THEN
-    RAISE NOTICE 'pgmq queue "%" does not exist', queue_name;
+    -- worded as pgmq's drop_queue
+    RAISE NOTICE 'pgmq queue `%` does not exist', queue_name;
   END IF;
   RETURN existed;
 END;
@@ -291,3 +293,107 @@ $fn$;
 
 COMMENT ON FUNCTION pgmq.list_queues() IS
   'Every queue (the rows of pgmq.meta) as pgmq.queue_record';
+
+-- pgmq 1.5's deprecated two-argument drop_queue: warns, then drops like drop_queue(queue_name)
+-- (whether the queue is partitioned is read from pgmq.meta, so the flag is ignored).
+CREATE OR REPLACE FUNCTION pgmq.drop_queue(queue_name text, partitioned boolean)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+AS $fn$
+BEGIN
+  RAISE WARNING 'drop_queue(queue_name, partitioned) is deprecated and will be removed in PGMQ v2.0. Use drop_queue(queue_name) instead';
+  RETURN pgmq.drop_queue(queue_name);
+END;
+$fn$;
+
+COMMENT ON FUNCTION pgmq.drop_queue(text, boolean) IS
+  'Deprecated (pgmq 1.5): warns and drops the queue like drop_queue(queue_name); the partitioned flag is ignored (pgmq.meta knows)';
+
+-- pgmq 1.5's create_non_partitioned: what pgmq.create does for a queue without pg_partman.
+CREATE OR REPLACE FUNCTION pgmq.create_non_partitioned(queue_name text)
+RETURNS void
+LANGUAGE sql VOLATILE SECURITY INVOKER
+AS $fn$
+  SELECT pgmq._create_queue(queue_name, false);
+$fn$;
+
+COMMENT ON FUNCTION pgmq.create_non_partitioned(text) IS
+  'Creates a queue whose tables are not partitioned (what pgmq.create does); idempotent, serialised per queue';
+
+-- Converts the archive of a queue to a table partitioned by msg_id and managed by pg_partman,
+-- keeping its rows (they move into the partitions). As pgmq 1.5: a NOTICE and nothing done when
+-- the archive is already partitioned or does not exist; pg_partman's absence is an error.
+CREATE OR REPLACE FUNCTION pgmq.convert_archive_partitioned(
+  table_name text,
+  partition_interval text DEFAULT '10000',
+  retention_interval text DEFAULT '100000',
+  leading_partition integer DEFAULT 10
+)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+AS $fn$
+DECLARE
+  partman text;
+  atable text := pgmq.format_table_name(table_name, 'a');
+  old_table text := atable || '_old';
+  idx text := 'archived_at_idx_' || lower(table_name);
+  kind "char";
+  moved bigint;
+BEGIN
+  partman := pgmq._ensure_pg_partman_installed();
+  SELECT c.relkind INTO kind FROM pg_catalog.pg_class c
+   WHERE c.relnamespace = 'pgmq'::regnamespace AND c.relname = atable;
+  -- NOTICE texts as pgmq words them (its "%s" prints the name followed by an s)
+  IF kind = 'p' THEN
+    RAISE NOTICE 'Table %s is already partitioned', atable;
+    RETURN;
+  END IF;
+  IF kind IS DISTINCT FROM 'r' THEN
+    RAISE NOTICE 'Table %s doesnot exists', atable;
+    RETURN;
+  END IF;
+  IF partition_interval !~ '^\s*[0-9]+\s*$' THEN
+    RAISE EXCEPTION 'convert_archive_partitioned partitions by msg_id: partition_interval must be a number of messages, got %', partition_interval
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM pgmq.acquire_queue_lock(table_name);
+
+  EXECUTE format('ALTER TABLE pgmq.%I RENAME TO %I', atable, old_table);
+  IF to_regclass(format('pgmq.%I', idx)) IS NOT NULL THEN
+    EXECUTE format('ALTER INDEX pgmq.%I RENAME TO %I', idx, left(idx, 59) || '_old');
+  END IF;
+  EXECUTE format(
+    $sql$
+    CREATE TABLE pgmq.%I (
+      msg_id      bigint NOT NULL,
+      read_ct     integer NOT NULL DEFAULT 0,
+      enqueued_at timestamptz NOT NULL DEFAULT now(),
+      archived_at timestamptz NOT NULL DEFAULT now(),
+      vt          timestamptz NOT NULL,
+      message     jsonb,
+      headers     jsonb
+    ) PARTITION BY RANGE (msg_id)
+    $sql$,
+    atable);
+  EXECUTE format('CREATE INDEX %I ON pgmq.%I (archived_at)', idx, atable);
+  EXECUTE format('SELECT %I.create_parent(p_parent_table := %L, p_control := %L, p_interval := %L, p_premake := %s, p_type := %L)',
+                 partman, 'pgmq.' || atable, 'msg_id', trim(partition_interval), coalesce(leading_partition, 10),
+                 CASE WHEN (SELECT split_part(extversion, '.', 1)::int FROM pg_catalog.pg_extension WHERE extname = 'pg_partman') >= 5
+                      THEN 'range' ELSE 'native' END);
+  EXECUTE format('UPDATE %I.part_config SET retention = %L, retention_keep_table = false, retention_keep_index = false, '
+                 'infinite_time_partitions = true WHERE parent_table = %L',
+                 partman, retention_interval, 'pgmq.' || atable);
+  -- The old rows go into the partitions (pg_partman's default partition catches ids beyond them),
+  -- and the old table goes: nothing archived is lost, nothing is left behind.
+  EXECUTE format('INSERT INTO pgmq.%I (msg_id, read_ct, enqueued_at, archived_at, vt, message, headers) '
+                 'SELECT msg_id, read_ct, enqueued_at, archived_at, vt, message, headers FROM pgmq.%I',
+                 atable, old_table);
+  GET DIAGNOSTICS moved = ROW_COUNT;
+  EXECUTE format('DROP TABLE pgmq.%I', old_table);
+  EXECUTE format('GRANT SELECT ON TABLE pgmq.%I TO pg_monitor', atable);
+  RAISE NOTICE 'archive of queue % is now partitioned by msg_id (% rows kept)', table_name, moved;
+END;
+$fn$;
+
+COMMENT ON FUNCTION pgmq.convert_archive_partitioned(text, text, text, integer) IS
+  'Converts pgmq.a_<name> to a pg_partman-managed table partitioned by msg_id, keeping its rows; NOTICE when already partitioned or absent; raises without pg_partman';

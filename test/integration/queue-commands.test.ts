@@ -15,7 +15,6 @@ import {waitFor} from '../helpers/wait.js'
  */
 const P = 't_q_'
 const SQ = `${P}shared_queue`
-const SG = `${P}singularity`
 const sq = () => urlFor(SQ)
 const scratch = mkdtempSync(join(tmpdir(), 'sing-queue-'))
 const cli = (args: string[], options: Parameters<typeof runCli>[1] = {}) => runCli([...args, '--prefix', P], options)

@@ -1,0 +1,220 @@
+import type pg from 'pg'
+
+import {listBackups} from '../backup/store.js'
+import {listSlots, type SlotRow} from '../cdc/slots.js'
+import type {ResolvedConfig} from '../config/resolve.js'
+import {openJobsContext} from '../cron/context.js'
+import {listJobs, type JobRow} from '../cron/jobs.js'
+import {connect} from '../db/connect.js'
+import {adminTarget, databaseTarget, discoverEstate} from '../estate/targets.js'
+import {estateStatus} from '../provision/status.js'
+import {listQueues} from '../queue/catalog.js'
+import {queueStats, type QueueStats} from '../queue/stats.js'
+import {maxReadsFor} from '../../queue-policies.js'
+import {schedulesFor} from '../../schedules.js'
+import type {BackupEntry} from '../backup/store.js'
+import type {MetricFamily, Sample} from './exposition.js'
+
+/** One part of a scrape (a queue database, the pg_cron jobs, the slots, …) and whether it answered in time. */
+export interface SectionOutcome {
+  section: 'queues' | 'cron' | 'slots' | 'backups' | 'databases'
+  database?: string
+  up: boolean
+  /** why it is down: the error, or the scrape timeout */
+  error?: string
+}
+
+export interface EstateMetrics {
+  families: MetricFamily[]
+  sections: SectionOutcome[]
+  duration_seconds: number
+}
+
+export interface CollectOptions {
+  /** every section gets this long; one that takes longer is reported down (its connections closed) */
+  timeoutMs: number
+  env?: NodeJS.ProcessEnv
+  now?: () => Date
+}
+
+type Outcome<T> = {ok: true; value: T} | {ok: false; error: string}
+
+/**
+ * Runs fn, giving up after ms: on time-out `abandon` closes what fn opened, so nothing is left
+ * waiting on a stuck server (statement and lock timeouts of the same length end its queries).
+ */
+async function withDeadline<T>(ms: number, fn: () => Promise<T>, abandon: () => void): Promise<Outcome<T>> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<Outcome<T>>((resolve) => {
+    timer = setTimeout(() => {
+      abandon()
+      resolve({ok: false, error: `no answer within ${ms / 1000}s`})
+    }, ms)
+  })
+  const work = fn().then(
+    (value): Outcome<T> => ({ok: true, value}),
+    (error: unknown): Outcome<T> => ({ok: false, error: String((error as Error)?.message ?? error).split('\n')[0]}),
+  )
+  try {
+    return await Promise.race([work, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** Closes clients at once, also in the middle of a query (the socket goes; the server ends the backend). */
+function hangUp(clients: (pg.Client | undefined)[]): void {
+  for (const client of clients) {
+    if (!client) continue
+    const stream = (client as unknown as {connection?: {stream?: {destroy(): void}}}).connection?.stream
+    stream?.destroy()
+    client.end().catch(() => {})
+  }
+}
+
+interface Collected {
+  queues: QueueStats[]
+  jobs: JobRow[]
+  slots: SlotRow[]
+  backups: BackupEntry[] | null
+  verdicts: {database: string; verdict: string}[]
+}
+
+/**
+ * Figures of the whole estate for Prometheus, reusing the libraries the commands use (queue stats,
+ * jobs list, cdc slots, the backup store, db status): nothing is read twice. Sections run at the
+ * same time, each with its own deadline; a database that does not answer in time is reported
+ * with singularity_scrape_up 0 and its figures are left out (never a hang, never a stale value).
+ */
+export async function collectEstateMetrics(config: ResolvedConfig, options: CollectOptions): Promise<EstateMetrics> {
+  const started = process.hrtime.bigint()
+  const ms = options.timeoutMs
+  const settings = {statementTimeoutMs: ms, lockTimeoutMs: ms, applicationName: 'singularity metrics'}
+  const sections: SectionOutcome[] = []
+  const collected: Collected = {queues: [], jobs: [], slots: [], backups: null, verdicts: []}
+
+  // The estate (instances) and the server-wide figures (slots) from one admin connection.
+  let admin: pg.Client | undefined
+  const estate = await withDeadline(
+    ms,
+    async () => {
+      admin = await connect(adminTarget(config), settings)
+      return discoverEstate(config, admin)
+    },
+    () => hangUp([admin]),
+  )
+  if (!estate.ok) {
+    hangUp([admin])
+    sections.push({section: 'databases', up: false, error: estate.error})
+    return {families: families(collected, sections, options, started), sections, duration_seconds: elapsed(started)}
+  }
+
+  const queueDatabases = estate.value.databases.filter((d) => d.spec.queues.length > 0)
+  const queueWork = queueDatabases.map(async (db) => {
+    let client: pg.Client | undefined
+    const result = await withDeadline(
+      ms,
+      async () => {
+        client = await connect(databaseTarget(config, db), settings)
+        const catalog = await listQueues(client)
+        return queueStats(client, catalog.queues, {database: db.name, maxReads: (q) => maxReadsFor(db.kind, q)})
+      },
+      () => hangUp([client]),
+    )
+    hangUp([client])
+    sections.push({section: 'queues', database: db.name, up: result.ok, ...(result.ok ? {} : {error: result.error})})
+    if (result.ok) collected.queues.push(...result.value)
+  })
+
+  const cronWork = (async () => {
+    let close: (() => Promise<void>) | undefined
+    const result = await withDeadline(
+      ms,
+      async () => {
+        const ctx = await openJobsContext(config, schedulesFor(options.env ?? process.env), {statementTimeoutMs: ms})
+        close = ctx.close
+        return listJobs(ctx, {runners: ['pg_cron']})
+      },
+      () => void close?.(),
+    )
+    await close?.()
+    sections.push({section: 'cron', up: result.ok, ...(result.ok ? {} : {error: result.error})})
+    if (result.ok) collected.jobs = result.value.jobs
+  })()
+
+  const slotWork = (async () => {
+    const slots = estate.value.databases.flatMap((d) => (d.cdcSlot ? [d.cdcSlot] : []))
+    const result = await withDeadline(ms, () => listSlots(admin!, slots), () => hangUp([admin]))
+    sections.push({section: 'slots', up: result.ok, ...(result.ok ? {} : {error: result.error})})
+    if (result.ok) collected.slots = result.value.slots
+  })()
+
+  const statusWork = (async () => {
+    const result = await withDeadline(ms, () => estateStatus(config), () => {})
+    sections.push({section: 'databases', up: result.ok, ...(result.ok ? {} : {error: result.error})})
+    if (result.ok) collected.verdicts = result.value.databases.map((d) => ({database: d.name, verdict: d.verdict}))
+  })()
+
+  try {
+    collected.backups = listBackups(config.backupDir)
+    sections.push({section: 'backups', up: true})
+  } catch (error) {
+    sections.push({section: 'backups', up: false, error: String((error as Error).message).split('\n')[0]})
+  }
+
+  await Promise.all([...queueWork, cronWork, slotWork, statusWork])
+  hangUp([admin])
+  return {families: families(collected, sections, options, started), sections, duration_seconds: elapsed(started)}
+}
+
+function elapsed(started: bigint): number {
+  return Number(process.hrtime.bigint() - started) / 1e9
+}
+
+function family(name: string, type: MetricFamily['type'], help: string, samples: Sample[]): MetricFamily {
+  return {name, type, help, samples}
+}
+
+const BACKUP_KINDS = ['hourly', 'daily', 'monthly'] as const
+
+/** The metric families, named per Prometheus conventions (units as suffixes, _total for counters). */
+function families(c: Collected, sections: SectionOutcome[], options: CollectOptions, started: bigint): MetricFamily[] {
+  const now = (options.now ?? (() => new Date()))()
+  const q = (pick: (s: QueueStats) => number) => c.queues.map((s) => ({labels: {database: s.database, queue: s.queue}, value: pick(s)}))
+  const job = (j: JobRow) => ({job: j.name, database: j.database ?? ''})
+  const slot = (s: SlotRow) => ({slot: s.name, database: s.database ?? ''})
+  const sectionLabels = (s: SectionOutcome) => ({section: s.section, ...(s.database ? {database: s.database} : {})})
+  const newestVerified = (kind: string) =>
+    (c.backups ?? [])
+      .filter((b) => b.kind === kind && b.status === 'complete' && b.verified === 'yes')
+      .sort((a, b) => b.startedAt.localeCompare(a.startedAt))[0]
+  const sorted = [...sections].sort((a, b) => `${a.section}/${a.database ?? ''}`.localeCompare(`${b.section}/${b.database ?? ''}`))
+  const ran = c.jobs.filter((j) => j.lastRun?.start)
+  return [
+    family('singularity_scrape_up', 'gauge', 'Whether a section of the scrape answered within the timeout (1) or not (0): a database that does not answer is down.', sorted.map((s) => ({labels: sectionLabels(s), value: s.up ? 1 : 0}))),
+    family('singularity_scrape_duration_seconds', 'gauge', 'Wall time of this scrape.', [{labels: {}, value: Math.round(elapsed(started) * 1000) / 1000}]),
+    family('singularity_queue_length', 'gauge', 'Messages in the queue (estimated above 10,000; see queue stats).', q((s) => s.length)),
+    family('singularity_queue_visible_messages', 'gauge', 'Messages a read would return now (vt has passed).', q((s) => s.visible)),
+    family('singularity_queue_in_flight_messages', 'gauge', 'Messages read and not yet visible again.', q((s) => s.in_flight)),
+    family('singularity_queue_oldest_message_age_seconds', 'gauge', 'Age of the oldest message; 0 when the queue is empty.', q((s) => s.oldest_age_sec ?? 0)),
+    family('singularity_queue_messages_sent_total', 'counter', 'Messages ever sent to the queue (the msg_id sequence).', q((s) => s.total_sent)),
+    family('singularity_queue_archived_messages', 'gauge', 'Messages in the queue\'s archive.', q((s) => s.archive_length)),
+    family('singularity_queue_poison_messages', 'gauge', 'Messages read at least max_reads times (queue dead-letter moves them aside).', q((s) => s.poison)),
+    family('singularity_cron_job_last_run_timestamp_seconds', 'gauge', 'Start of the last run of a pg_cron job (Unix time).', ran.map((j) => ({labels: job(j), value: Math.floor(Date.parse(j.lastRun!.start!) / 1000)}))),
+    family('singularity_cron_job_last_run_success', 'gauge', 'Whether the last run of a pg_cron job succeeded (1) or not (0).', ran.map((j) => ({labels: job(j), value: j.lastRun!.status === 'succeeded' ? 1 : 0}))),
+    family('singularity_cron_job_failure_streak', 'gauge', 'Consecutive failed runs of a pg_cron job, newest first.', c.jobs.filter((j) => j.failureStreak !== null).map((j) => ({labels: job(j), value: j.failureStreak!}))),
+    family('singularity_replication_slot_retained_bytes', 'gauge', 'WAL kept on disk for a replication slot.', c.slots.filter((s) => s.retainedBytes !== null).map((s) => ({labels: slot(s), value: s.retainedBytes!}))),
+    family('singularity_replication_slot_active', 'gauge', 'Whether a consumer holds the replication slot (1) or not (0).', c.slots.map((s) => ({labels: slot(s), value: s.active ? 1 : 0}))),
+    family(
+      'singularity_backup_newest_verified_age_seconds',
+      'gauge',
+      'Age of the newest verified backup of a kind (absent when there is none).',
+      BACKUP_KINDS.flatMap((kind) => {
+        const b = newestVerified(kind)
+        return b ? [{labels: {kind}, value: Math.max(0, Math.round((now.getTime() - Date.parse(b.startedAt)) / 1000))}] : []
+      }),
+    ),
+    family('singularity_database_verdict', 'gauge', 'The verdict of db status for each database (1 for its current verdict: ok, pending, misowned, drifted, missing, unreachable).', c.verdicts.map((v) => ({labels: {database: v.database, verdict: v.verdict}, value: 1}))),
+    family('singularity_database_healthy', 'gauge', 'Whether db status says ok for the database (1) or not (0).', c.verdicts.map((v) => ({labels: {database: v.database}, value: v.verdict === 'ok' ? 1 : 0}))),
+  ]
+}

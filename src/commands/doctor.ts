@@ -8,6 +8,7 @@ import {resolveConfig} from '../lib/config/resolve.js'
 import {runDoctor, type DoctorReport} from '../lib/doctor/doctor.js'
 import {DEFAULT_THRESHOLDS} from '../lib/doctor/types.js'
 import {renderDoctor} from '../lib/render/doctor.js'
+import {parseWatchInterval, runWatch, watchFlag, withWatchDefault} from '../lib/cli/watch.js'
 
 export default class Doctor extends BaseCommand<typeof Doctor> {
   static override summary = 'One health verdict for the on-call engineer: every check ok / warn / fail, with the command to look closer.'
@@ -29,6 +30,12 @@ Exit 0 when nothing fails (warnings allowed), 3 when any check fails. --json for
     'slot-cap-warn': Flags.integer({description: 'A replication slot retaining more than this percentage of max_slot_wal_keep_size warns.', default: 50, min: 1, max: 100}),
     'backup-dir': Flags.string({description: 'Where backups live (default SINGULARITY_BACKUP_DIR or the config).'}),
     ...tableFlags,
+    watch: watchFlag,
+  }
+
+  override async init(): Promise<void> {
+    this.argv = withWatchDefault(this.argv)
+    await super.init()
   }
 
   protected async execute(): Promise<DoctorReport> {
@@ -40,13 +47,24 @@ Exit 0 when nothing fails (warnings allowed), 3 when any check fails. --json for
     if (maxSlotIdleSeconds === undefined) throw new UsageError(`invalid --max-slot-idle '${this.flags['max-slot-idle']}'`, {hint: 'a duration such as 30m, 1h, 1d'})
     const config = resolveConfig(this.flags)
     if (this.flags['backup-dir']) config.backupDir = this.flags['backup-dir']
-    const report = await runDoctor(config, {
+    const thresholds = {
       maxQueueLength: this.flags['max-queue-length'],
       maxOldestSeconds,
       maxSlotRetainedBytes,
       maxSlotIdleSeconds,
       slotCapWarnFraction: this.flags['slot-cap-warn'] / 100,
-    })
+    }
+    if (this.flags.watch !== undefined) {
+      // The doctor's checks open their connections per run (a lost one is simply opened again).
+      return runWatch({
+        intervalSec: parseWatchInterval(this.flags.watch),
+        ndjson: this.jsonMode || !process.stdout.isTTY,
+        tick: () => runDoctor(config, thresholds),
+        document: (current) => current.value,
+        frame: async (current) => renderDoctor(current.value, await this.tableOptions()).join('\n'),
+      })
+    }
+    const report = await runDoctor(config, thresholds)
     if (report.verdict === 'fail') this.exitAfterOutput(ExitCode.unhealthy)
     return report
   }

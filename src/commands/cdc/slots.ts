@@ -7,7 +7,8 @@ import {connectionFlags, tableFlags} from '../../flags.js'
 import {UsageError} from '../../lib/cli/errors.js'
 import {formatBytes, parseDuration, parseSize} from '../../lib/cli/format.js'
 import {resolveConfig} from '../../lib/config/resolve.js'
-import {withClient} from '../../lib/db/connect.js'
+import {connect, withClient} from '../../lib/db/connect.js'
+import {KeptClient, parseWatchInterval, perSecond, runWatch, watchFlag, withWatchDefault, type Tick} from '../../lib/cli/watch.js'
 import {adminTarget, discoverEstate} from '../../lib/estate/targets.js'
 import {slotCapFinding} from '../../lib/cdc/cap.js'
 import {listSlots, slotsOverRetention, withGrowth, type SlotsReport} from '../../lib/cdc/slots.js'
@@ -35,6 +36,38 @@ export default class CdcSlots extends BaseCommand<typeof CdcSlots> {
     'fail-if-retained-gt': Flags.string({description: 'Exit 3 when a slot retains more WAL than this, e.g. 1GB, 512MB.'}),
     sample: Flags.string({description: 'Time between the two readings the growth rate comes from (e.g. 2s, 10s); 0 for one reading and no growth.', default: '2s'}),
     ...tableFlags,
+    watch: watchFlag,
+  }
+
+  override async init(): Promise<void> {
+    this.argv = withWatchDefault(this.argv)
+    await super.init()
+  }
+
+  /** --watch: the slots every interval over one kept connection, with WAL growth per second between ticks; Ctrl-C exits 130. */
+  private async watch(intervalSec: number, config: ReturnType<typeof resolveConfig>): Promise<never> {
+    const admin = new KeptClient(() => connect(adminTarget(config), {applicationName: 'singularity cdc slots --watch', statementTimeoutMs: 30_000}))
+    return runWatch({
+      intervalSec,
+      ndjson: this.jsonMode || !process.stdout.isTTY,
+      tick: () =>
+        admin.use(async (client): Promise<SlotsResult> => {
+          const estate = await discoverEstate(config, client)
+          const estateSlots = estate.databases.flatMap((d) => (d.cdcSlot ? [d.cdcSlot] : []))
+          const report: SlotsReport = {...(await listSlots(client, estateSlots)), diskFreeBytes: null}
+          return {...report, missing: estateSlots.filter((name) => !report.slots.some((s) => s.name === name)), threshold: null}
+        }),
+      close: () => admin.close(),
+      document: (current, previous) => tickGrowth(current, previous),
+      frame: async (current, previous) => {
+        const grown = tickGrowth(current, previous)
+        const rate = (v: number | null) => (v === null ? '-' : `${formatBytes(Math.abs(v))}/s${v < 0 ? ' (shrinking)' : ''}`)
+        const lines = grown.slots.length === 0 ? ['no replication slots on this server'] : renderSlots(current.value, await this.tableOptions())
+        lines.push('', `server WAL: ${rate(grown.wal_bytes_per_sec)}`)
+        for (const s of grown.slots) lines.push(`  ${s.name}: retained ${s.retained}, growing ${rate(s.retained_bytes_per_sec)}`)
+        return lines.join('\n')
+      },
+    })
   }
 
   protected async execute(): Promise<SlotsResult> {
@@ -46,6 +79,10 @@ export default class CdcSlots extends BaseCommand<typeof CdcSlots> {
     const sampleSeconds = parseDuration(this.flags.sample)
     if (sampleSeconds === undefined) throw new UsageError(`invalid --sample ${JSON.stringify(this.flags.sample)}`, {hint: 'a duration such as 2s or 10s, or 0 for one reading'})
     const config = resolveConfig(this.flags)
+    if (this.flags.watch !== undefined) {
+      if (limit !== undefined) throw new UsageError('--watch does not combine with --fail-if-retained-gt', {hint: 'thresholds are for one-shot checks from cron; --watch is for looking'})
+      return this.watch(parseWatchInterval(this.flags.watch), config)
+    }
     // The WAL disk's free space is known only when the server is the local cluster, on this machine.
     const diskFreeBytes = config.admin?.source === 'local' ? freeBytes(layout(config.localDir).data) : null
     return withClient(
@@ -105,5 +142,22 @@ function freeBytes(dir: string): number | null {
     return Number(fs.bavail) * Number(fs.bsize)
   } catch {
     return null
+  }
+}
+
+/** An LSN ("16/B374D848") as a byte position. */
+function lsnBytes(lsn: string | null): number | null {
+  const m = lsn ? /^([0-9A-F]+)\/([0-9A-F]+)$/i.exec(lsn) : null
+  return m ? Number((BigInt(`0x${m[1]}`) << 32n) + BigInt(`0x${m[2]}`)) : null
+}
+
+/** WAL growth between two --watch ticks: of the server, and of what each slot retains. */
+function tickGrowth(current: Tick<SlotsResult>, previous: Tick<SlotsResult> | undefined) {
+  const seconds = previous ? (current.at - previous.at) / 1000 : 0
+  const before = new Map((previous?.value.slots ?? []).map((s) => [s.name, s]))
+  return {
+    ...current.value,
+    wal_bytes_per_sec: perSecond(lsnBytes(current.value.currentLsn), lsnBytes(previous?.value.currentLsn ?? null), seconds),
+    slots: current.value.slots.map((s) => ({...s, retained_bytes_per_sec: perSecond(s.retainedBytes, before.get(s.name)?.retainedBytes, seconds)})),
   }
 }

@@ -2,7 +2,8 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
 import {connectionFlags, nonBlank, tableFlags} from '../../flags.js'
-import {openJobsContextFor} from '../../lib/cron/context.js'
+import {parseWatchInterval, runWatch, watchFlag, withWatchDefault} from '../../lib/cli/watch.js'
+import {openJobsContextFor, type JobsContext} from '../../lib/cron/context.js'
 import {listJobs, type JobsListResult} from '../../lib/cron/jobs.js'
 import {selectDatabases} from '../../lib/estate/targets.js'
 import {renderJobs} from '../../lib/render/jobs.js'
@@ -33,19 +34,51 @@ Times are UTC (pg_cron 1.4 schedules in GMT). Exit codes: 0 ok; 2 bad flags or u
     'fail-on-error': Flags.boolean({description: 'Exit 3 when a job’s last run failed or a declared pg_cron job is missing.'}),
     db: Flags.string({parse: nonBlank, description: 'Database name or kind (singularity, shared_queue, …); repeatable. Default: all.', multiple: true}),
     ...tableFlags,
+    watch: watchFlag,
+  }
+
+  override async init(): Promise<void> {
+    this.argv = withWatchDefault(this.argv)
+    await super.init()
+  }
+
+  /** The --db selection as concrete database names (the cron database may be named too). */
+  private selected(ctx: JobsContext): string[] | undefined {
+    if (!this.flags.db || this.flags.db.length === 0) return undefined
+    const all = [...ctx.estate.databases]
+    const cronDb = ctx.cronInfo?.database
+    const wantsCron = cronDb !== undefined && this.flags.db.includes(cronDb) && !all.some((d) => d.name === cronDb)
+    const rest = this.flags.db.filter((d) => !(wantsCron && d === cronDb))
+    return [...(rest.length > 0 ? selectDatabases(all, rest).map((d) => d.name) : []), ...(wantsCron ? [cronDb] : [])]
+  }
+
+  /** --watch: the list every interval over kept connections (reopened when lost); Ctrl-C exits 130. */
+  private async watch(intervalSec: number): Promise<never> {
+    let ctx: JobsContext | null = null
+    return runWatch({
+      intervalSec,
+      ndjson: this.jsonMode || !process.stdout.isTTY,
+      tick: async () => {
+        ctx ??= await openJobsContextFor(this.flags)
+        try {
+          return await listJobs(ctx, {runners: this.flags.runner as Runner[] | undefined, failing: this.flags.failing, databases: this.selected(ctx)})
+        } catch (error) {
+          await ctx.close()
+          ctx = null
+          throw error
+        }
+      },
+      close: async () => ctx?.close(),
+      document: (current) => current.value,
+      frame: async (current) => renderJobs(current.value, await this.tableOptions()).join('\n'),
+    })
   }
 
   protected async execute(): Promise<JobsListResult> {
+    if (this.flags.watch !== undefined) return this.watch(parseWatchInterval(this.flags.watch))
     const ctx = await openJobsContextFor(this.flags)
     try {
-      let databases: string[] | undefined
-      if (this.flags.db && this.flags.db.length > 0) {
-        const all = [...ctx.estate.databases]
-        const cronDb = ctx.cronInfo?.database
-        const wantsCron = cronDb !== undefined && this.flags.db.includes(cronDb) && !all.some((d) => d.name === cronDb)
-        const rest = this.flags.db.filter((d) => !(wantsCron && d === cronDb))
-        databases = [...(rest.length > 0 ? selectDatabases(all, rest).map((d) => d.name) : []), ...(wantsCron ? [cronDb] : [])]
-      }
+      const databases = this.selected(ctx)
       const listed = await listJobs(ctx, {runners: this.flags.runner as Runner[] | undefined, failing: this.flags.failing, databases})
       // the backup lines as installed in the host's crontab (singularity backup schedule)
       const {annotateBackupRows, backupCronFile} = await import('../../lib/backup/schedule.js')

@@ -8,8 +8,11 @@ import {resolveConfig} from '../../lib/config/resolve.js'
 import {closestNames, globToRegExp} from '../../lib/queue/catalog.js'
 import {closeAll, openQueueDatabases, queueDatabases, requireSomeDatabase, type Unavailable} from '../../lib/queue/locate.js'
 import {DEFAULT_COUNT_LIMIT, queueStats, type QueueStats} from '../../lib/queue/stats.js'
-import {renderQueueStats} from '../../lib/render/queues.js'
+import {QUEUE_STATS_COLUMNS, renderQueueStats} from '../../lib/render/queues.js'
+import {formatTable, type Column} from '../../lib/cli/table.js'
 import {maxReadsFor} from '../../queue-policies.js'
+import {parseWatchInterval, runWatch, watchFlag, withWatchDefault} from '../../lib/cli/watch.js'
+import {statsTicker, withRates, type QueueRates} from '../../lib/queue/stats-watch.js'
 
 export interface Breach {
   database: string
@@ -59,6 +62,12 @@ Exit codes: 0 ok, 2 bad flags, 3 threshold breached, 4 no queue matches --patter
     'fail-if-length-gt': Flags.integer({description: 'Exit 3 when a queue holds more than N messages.', min: 0}),
     'fail-if-oldest-gt': Flags.string({description: "Exit 3 when a queue's oldest message is older than this (30s, 10m, 2h, 1d)."}),
     ...tableFlags,
+    watch: watchFlag,
+  }
+
+  override async init(): Promise<void> {
+    this.argv = withWatchDefault(this.argv)
+    await super.init()
   }
 
   protected async execute(): Promise<StatsResult> {
@@ -76,6 +85,7 @@ Exit codes: 0 ok, 2 bad flags, 3 threshold breached, 4 no queue matches --patter
 
     const config = resolveConfig(flags)
     const databases = await queueDatabases(config, flags.db)
+    if (flags.watch !== undefined) return this.watch(parseWatchInterval(flags.watch), statsTicker(config, databases, {matcher, exact: flags.exact, countLimit: countLimit ?? undefined}))
     const {open, unavailable} = await openQueueDatabases(config, databases, {
       statementTimeoutMs: flags.exact ? 600_000 : 60_000,
       lockTimeoutMs: 5000,
@@ -120,6 +130,33 @@ Exit codes: 0 ok, 2 bad flags, 3 threshold breached, 4 no queue matches --patter
   }
 
   private table: string[] = []
+
+  /** --watch: the stats every interval with sent/s and archived/s; never returns (Ctrl-C exits 130). */
+  private async watch(intervalSec: number, ticker: ReturnType<typeof statsTicker>): Promise<never> {
+    if (this.flags['fail-if-length-gt'] !== undefined || this.flags['fail-if-oldest-gt'] !== undefined) {
+      await ticker.close()
+      throw new UsageError('--watch does not combine with --fail-if-* thresholds', {hint: 'thresholds are for one-shot checks from cron; --watch is for looking'})
+    }
+    return runWatch({
+      intervalSec,
+      ndjson: this.jsonMode || !process.stdout.isTTY,
+      tick: ticker.tick,
+      close: ticker.close,
+      document: (current, previous) => ({interval_sec: intervalSec, queues: withRates(current, previous), lost: current.value.lost}),
+      frame: async (current, previous) => {
+        const queues = withRates(current, previous)
+        const rate = (v: number | null) => (v === null ? '-' : `${v.toLocaleString('en-US')}/s`)
+        const columns: Column<QueueRates>[] = [
+          ...(QUEUE_STATS_COLUMNS as Column<QueueRates>[]).filter((c) => !['newest', 'total-sent'].includes(c.key)),
+          {key: 'sent-per-sec', header: 'sent/s', priority: 2, align: 'right', text: (q) => rate(q.sent_per_sec), raw: (q) => q.sent_per_sec},
+          {key: 'archived-per-sec', header: 'archived/s', priority: 3, align: 'right', text: (q) => rate(q.archived_per_sec), raw: (q) => q.archived_per_sec},
+        ]
+        const table = formatTable(columns, queues, await this.tableOptions()).lines.join('\n')
+        const lost = current.value.lost.map((l) => `${l.database}: connection lost (${l.error}); retrying`)
+        return [table, ...lost].join('\n')
+      },
+    })
+  }
 
   protected override human(result: StatsResult): void {
     if (result.queues.length === 0) this.out('no queues; `singularity db init` creates the estate\'s queues')

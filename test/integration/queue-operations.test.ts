@@ -1,5 +1,5 @@
 import {spawn} from 'node:child_process'
-import {mkdtempSync, readFileSync} from 'node:fs'
+import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -30,12 +30,13 @@ async function q<T extends pg.QueryResultRow = any>(sql: string, values: unknown
 const table = (prefix: 'q' | 'a', queue: string) => `pgmq.${quoteIdent(`${prefix}_${queue}`)}`
 const count = async (prefix: 'q' | 'a', queue: string) => (await q<{n: number}>(`SELECT count(*)::int AS n FROM ${table(prefix, queue)}`))[0].n
 
-/** A login role's URL on shared_queue, with the password db init generated. */
-function roleUrl(role: string): string {
-  const passwords = JSON.parse(readFileSync(passwordsFile, 'utf8')) as Record<string, string>
+/** A login role's URL on shared_queue, with a password of this test's own (the role may predate this run). */
+async function roleUrl(role: string): Promise<string> {
+  const password = `pw-${role}-${process.pid}`
+  await q(`ALTER ROLE ${quoteIdent(P + role)} PASSWORD ${"'" + password + "'"}`, [], adminUrl())
   const url = new URL(sq())
   url.username = P + role
-  url.password = encodeURIComponent(passwords[P + role])
+  url.password = encodeURIComponent(password)
   return url.toString()
 }
 
@@ -113,9 +114,9 @@ describe('queue dead-letter', () => {
   })
 
   it('the services that may consume the queue may consume its DLQ; read-only roles may only read it', async () => {
-    const nexus = await withClient(roleUrl('nexus'), (c) => c.query(`SELECT msg_id FROM pgmq.read('approval_requests_dlq', 30, 1)`))
+    const nexus = await withClient(await roleUrl('nexus'), (c) => c.query(`SELECT msg_id FROM pgmq.read('approval_requests_dlq', 30, 1)`))
     expect(nexus.rows).toHaveLength(1)
-    const analytics = await connect(roleUrl('centralcloud_analytics'))
+    const analytics = await connect(await roleUrl('centralcloud_analytics'))
     try {
       expect((await analytics.query(`SELECT count(*)::int AS n FROM pgmq.q_approval_requests_dlq`)).rows[0].n).toBe(3)
       await expect(analytics.query(`SELECT pgmq.send('approval_requests_dlq', '{}')`)).rejects.toMatchObject({code: '42501'})

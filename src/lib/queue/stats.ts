@@ -6,28 +6,32 @@ import type {QueueRef} from './catalog.js'
 /**
  * Queue figures without counting every row.
  *
- * Fast mode (the default), per queue, every statement bounded:
- * - visible and in-flight are counted exactly up to `countLimit` rows each (a LIMITed range scan
- *   on the vt index: `vt <= now()` / `vt > now()`); when both stay under the limit every figure is
- *   exact, and length is their sum;
- * - above the limit, length is estimated from the statistics collector (pg_stat n_live_tup, which
- *   follows inserts and deletes), else pg_class.reltuples scaled to the table's current size (as
- *   the planner does), else the msg_id span; the estimate is clamped between what was counted and
- *   the msg_id span (max − min + 1), an exact upper bound;
- * - when one of visible / in-flight is counted exactly, the other is length minus it; when both are
- *   large, visible is length times the fraction with vt <= now(): the planner's (EXPLAIN: vt
- *   histogram and index end probes) when the table was analyzed and less than 2% of its rows
- *   changed since, else that of a TABLESAMPLE SYSTEM of ~500 random pages;
- * - oldest/newest age: enqueued_at of the lowest/highest msg_id (primary key index, two rows);
+ * Fast mode (the default), per queue, every statement bounded and the cost flat in queue size:
+ * - the msg_id span (highest − lowest id + 1, two primary-key probes) is an exact upper bound of
+ *   the length: a queue whose span is under `countLimit` is small, and visible, in-flight and
+ *   poison are counted exactly (at most that many rows); so is an archive with a small span;
+ * - in a bigger queue only in-flight is counted, up to `countLimit` (a LIMITed range of the vt
+ *   index, usually short: few messages are leased at once); visible is counted up to the limit
+ *   only when a --fail-if-length-gt threshold raised it;
+ * - length is then estimated from the statistics collector (pg_stat n_live_tup, which follows
+ *   inserts and deletes), else pg_class.reltuples scaled to the table's current size (as the
+ *   planner does), else the msg_id span; clamped between what was counted and the span;
+ *   a queue big by its span but small by the statistics (old messages left among many gone) is
+ *   counted exactly after all, with bounded counts;
+ * - when in-flight was counted exactly, visible is length minus it; otherwise visible is length
+ *   times the fraction with vt <= now(): the planner's (EXPLAIN: vt histogram and index end
+ *   probes) when the table was analyzed and less than 2% of its rows changed since, else that of
+ *   a TABLESAMPLE SYSTEM of ~500 random pages;
+ * - poison (read_ct >= the queue's max_reads) in a big queue: length times the planner's
+ *   selectivity of read_ct >= max_reads (fresh statistics), else the share in the same sample;
+ * - oldest/newest age: enqueued_at of the lowest/highest msg_id (the same two probes);
  * - total_sent: the msg_id identity sequence's last value (exact; what pgmq's total_messages is);
- * - archive_length: counted up to the limit, above it estimated like length.
- * - poison (read_ct >= the queue's max_reads): counted exactly in a scan that stops after the
- *   limit; a queue with fewer rows is counted exactly, a bigger one gets the poison share of a
- *   ~500-page TABLESAMPLE times its length (never less than what the bounded scan counted). Cost
- *   is bounded either way: at most limit rows plus ~500 pages per queue, whatever its size.
+ * - archive_length: exact when the archive's msg_id span is small, else estimated like length
+ *   (at most total_sent).
  * Round trips: one statement probes every queue; when something must be estimated, one more
- * (statistics of the big tables and the planner's fractions), plus one TABLESAMPLE per queue
- * whose split must be sampled. With the catalog read, a run is typically three round trips.
+ * (statistics of the big tables and the planner's selectivities, one multi-statement query),
+ * plus one TABLESAMPLE per big queue whose statistics are stale. With the catalog read, a run is
+ * typically three round trips, and reads at most ~countLimit index entries + ~500 pages per queue.
  * Every figure that is an estimate is listed in `estimated_fields`, and `estimated` is true.
  *
  * Exact mode counts every row (what pgmq.metrics does), in one REPEATABLE READ snapshot.
@@ -132,16 +136,18 @@ async function exactStats(client: pg.Client, queue: QueueRef, database: string, 
 
 interface Probe {
   i: number
-  visible: string
+  /** null when not counted (the msg_id span says the queue is big) */
+  visible: string | null
   in_flight: string
   min_id: string | null
   max_id: string | null
   oldest: string | null
   newest: string | null
   total: string | null
+  /** null when not counted (big archive) */
   archive: string | null
-  poison: string
-  scanned: string
+  /** null when not counted (big queue) */
+  poison: string | null
 }
 
 /** Integers spliced into SQL text (oids, limits) are checked to be integers. */
@@ -151,98 +157,127 @@ function int(n: number): string {
 }
 
 /**
- * One statement for every queue (one snapshot, one now()): bounded counts (index range scans on
- * vt), the lowest/highest msg_id, the sequence, a bounded count of the archive.
+ * One statement for every queue (one snapshot, one now()). The msg_id span (highest − lowest + 1,
+ * two index probes) bounds the number of rows from above: a queue whose span is under the cap is
+ * small and counted exactly (visible, poison); a bigger one is not read beyond the bounded count of
+ * its in-flight messages (an index range on vt, usually short). Same for the archive and its span.
+ * So the cost does not grow with the size of a queue. `countVisible` counts visible messages up to
+ * the cap also in big queues (a --fail-if-length-gt threshold needs an exact count up to it).
  */
-async function probeAll(client: pg.Client, queues: QueueRef[], cap: number, maxReads: number[]): Promise<Probe[]> {
-  const parts = queues.map(
-    (queue, i) => `(SELECT ${i} AS i,
-        (SELECT count(*) FROM (SELECT vt FROM ${queue.table} WHERE vt <= now() ORDER BY vt LIMIT ${int(cap)}) s) AS visible,
+async function probeAll(client: pg.Client, queues: QueueRef[], cap: number, maxReads: number[], countVisible: boolean): Promise<Probe[]> {
+  const parts = queues.map((queue, i) => {
+    const small = `coalesce(hi.msg_id - lo.msg_id + 1, 0) < ${int(cap)}`
+    return `(SELECT ${i} AS i,
+        CASE WHEN ${countVisible ? 'true' : small} THEN (SELECT count(*) FROM (SELECT vt FROM ${queue.table} WHERE vt <= now() ORDER BY vt LIMIT ${int(cap)}) s) END AS visible,
         (SELECT count(*) FROM (SELECT vt FROM ${queue.table} WHERE vt > now() ORDER BY vt LIMIT ${int(cap)}) s) AS in_flight,
         lo.msg_id AS min_id, hi.msg_id AS max_id,
         extract(epoch FROM now() - lo.enqueued_at) AS oldest,
         extract(epoch FROM now() - hi.enqueued_at) AS newest,
         ${queue.sequenceOid === null ? 'NULL::bigint' : `pg_sequence_last_value(${int(queue.sequenceOid)}::oid::regclass)`} AS total,
-        ${queue.archive ? `(SELECT count(*) FROM (SELECT 1 FROM ${queue.archive} LIMIT ${int(cap)}) s)` : 'NULL::bigint'} AS archive,
-        ps.poison, ps.scanned
+        ${
+          queue.archive
+            ? `CASE WHEN coalesce((SELECT max(msg_id) FROM ${queue.archive}) - (SELECT min(msg_id) FROM ${queue.archive}) + 1, 0) < ${int(cap)}
+                    THEN (SELECT count(*) FROM ${queue.archive}) END`
+            : '0::bigint'
+        } AS archive,
+        CASE WHEN ${small} THEN (SELECT count(*) FROM ${queue.table} WHERE read_ct >= ${int(maxReads[i])}) END AS poison
       FROM (SELECT 1) one
-      CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE read_ct >= ${int(maxReads[i])}) AS poison, count(*) AS scanned
-                            FROM (SELECT read_ct FROM ${queue.table} LIMIT ${int(cap)}) s) ps
       LEFT JOIN LATERAL (SELECT msg_id, enqueued_at FROM ${queue.table} ORDER BY msg_id ASC LIMIT 1) lo ON true
-      LEFT JOIN LATERAL (SELECT msg_id, enqueued_at FROM ${queue.table} ORDER BY msg_id DESC LIMIT 1) hi ON true)`,
-  )
+      LEFT JOIN LATERAL (SELECT msg_id, enqueued_at FROM ${queue.table} ORDER BY msg_id DESC LIMIT 1) hi ON true)`
+  })
   const {rows} = await client.query<Probe>(parts.join('\nUNION ALL\n'))
   return rows.sort((a, b) => Number(a.i) - Number(b.i))
+}
+
+/** Bounded exact counts of a queue that looked big by its span but is small by the statistics. */
+async function boundedCounts(client: pg.Client, queue: QueueRef, cap: number, maxReads: number): Promise<{visible: number; inFlight: number; poison: number; archive: number | null}> {
+  const {rows: [r]} = await client.query<{visible: string; in_flight: string; poison: string; n: string; archive: string | null}>(
+    `SELECT (SELECT count(*) FROM (SELECT 1 FROM ${queue.table} WHERE vt <= now() LIMIT ${int(cap)}) s) AS visible,
+            (SELECT count(*) FROM (SELECT 1 FROM ${queue.table} WHERE vt > now() LIMIT ${int(cap)}) s) AS in_flight,
+            (SELECT count(*) FROM (SELECT read_ct FROM ${queue.table} LIMIT ${int(2 * cap)}) s WHERE read_ct >= ${int(maxReads)}) AS poison,
+            ${queue.archive ? `(SELECT count(*) FROM (SELECT 1 FROM ${queue.archive} LIMIT ${int(cap)}) s)` : 'NULL'} AS archive`,
+  )
+  return {visible: num(r.visible), inFlight: num(r.in_flight), poison: num(r.poison), archive: r.archive === null ? null : num(r.archive)}
 }
 
 async function fastStats(client: pg.Client, queues: QueueRef[], options: StatsOptions, limit: number): Promise<QueueStats[]> {
   const database = options.database
   const cap = limit + 1
   const maxReads = queues.map((q) => thresholdOf(options, q))
-  const probes = await probeAll(client, queues, cap, maxReads)
+  const probes = await probeAll(client, queues, cap, maxReads, limit > DEFAULT_COUNT_LIMIT)
   // Statistics of the tables whose figures must be estimated, in one more statement (cheaper than
   // reading them for every queue in the probe: planning it grows with every subquery).
   const big = new Set<number>()
-  // The planner's visible fraction goes along for the queues whose split must be estimated.
-  const split: QueueRef[] = []
+  // The planner's fractions go along for the big queues.
+  const split: {queue: QueueRef; maxReads: number}[] = []
   queues.forEach((queue, i) => {
     const p = probes[i]
-    if (num(p.visible) >= cap || num(p.in_flight) >= cap) big.add(queue.tableOid)
-    if (num(p.visible) >= cap && num(p.in_flight) >= cap) split.push(queue)
-    if (queue.archiveOid !== null && num(p.archive) >= cap) big.add(queue.archiveOid)
+    if (p.visible === null || num(p.visible) >= cap || num(p.in_flight) >= cap) {
+      big.add(queue.tableOid)
+      split.push({queue, maxReads: maxReads[i]})
+    }
+    if (queue.archiveOid !== null && p.archive === null) big.add(queue.archiveOid)
   })
   const {facts, planned} = await tableFacts(client, [...big], split)
+  const samples = new Map<QueueRef, Promise<Fractions>>()
 
   return Promise.all(
     queues.map(async (queue, i): Promise<QueueStats> => {
       const p = probes[i]
       const estimated: EstimatedField[] = []
-      let visible = num(p.visible)
+      const table = facts.get(queue.tableOid)
+      let visible = p.visible === null ? null : num(p.visible)
       let inFlight = num(p.in_flight)
+      let poison = p.poison === null ? null : num(p.poison)
+      let archiveLength = p.archive === null ? null : num(p.archive)
       const totalSentValue = num(p.total)
+      // Big by its span, small by the statistics (a few old messages left among many gone): count it.
+      if (visible === null && (rowEstimate(table) ?? Infinity) < 2 * cap) {
+        const counted = await boundedCounts(client, queue, cap, maxReads[i])
+        if (counted.visible < cap && counted.inFlight < cap) {
+          ;({visible, inFlight, poison} = counted)
+          if (archiveLength === null && counted.archive !== null && counted.archive < cap) archiveLength = counted.archive
+        }
+      }
       let length: number
-      const visibleExact = visible < cap
+      const visibleExact = visible !== null && visible < cap
       const inFlightExact = inFlight < cap
       if (visibleExact && inFlightExact) {
-        length = visible + inFlight
+        length = visible! + inFlight
       } else {
         // At least `counted` messages exist; at most the msg_id span (ids are unique).
-        const counted = visible + inFlight
+        const counted = (visible ?? 0) + inFlight
         const span = p.min_id === null || p.max_id === null ? counted : num(p.max_id) - num(p.min_id) + 1
-        const table = facts.get(queue.tableOid)
         length = clamp(rowEstimate(table) ?? span, counted, Math.max(counted, span))
         estimated.push('length')
         if (inFlightExact) {
           visible = length - inFlight
           estimated.push('visible')
         } else if (visibleExact) {
-          inFlight = length - visible
+          inFlight = length - visible!
           estimated.push('in_flight')
         } else {
-          const fraction = await visibleFraction(client, queue, table, planned.get(queue.table))
-          visible = clamp(Math.round(length * fraction), cap, length - cap)
+          const fractions = await sampledFractions(client, queue, maxReads[i], table, planned.get(queue.table), samples)
+          visible = clamp(Math.round(length * fractions.visible), visible === null ? 0 : Math.min(cap, length - cap), length - cap)
           inFlight = length - visible
           estimated.push('visible', 'in_flight')
         }
       }
-      let archiveLength = num(p.archive)
-      if (queue.archiveOid !== null && archiveLength >= cap) {
-        archiveLength = clamp(rowEstimate(facts.get(queue.archiveOid)) ?? archiveLength, archiveLength, Math.max(archiveLength, totalSentValue))
-        estimated.push('archive_length')
-      }
-      // Poison: counted while the whole table was read (fewer rows than the cap); above, the share
-      // of poison in a sample of pages, never below what the bounded scan counted.
-      let poison = num(p.poison)
-      if (num(p.scanned) >= cap) {
-        const share = await poisonShare(client, queue, maxReads[i], facts.get(queue.tableOid))
-        poison = clamp(Math.round(length * share), poison, length)
+      // Poison in a big queue: the planner's (or a sample's) share of read_ct >= max_reads times its length.
+      if (poison === null) {
+        const fractions = await sampledFractions(client, queue, maxReads[i], table, planned.get(queue.table), samples)
+        poison = clamp(Math.round(length * fractions.poison), 0, length)
         estimated.push('poison')
+      }
+      if (archiveLength === null) {
+        archiveLength = clamp(rowEstimate(facts.get(queue.archiveOid!)) ?? 0, 0, totalSentValue)
+        estimated.push('archive_length')
       }
       return {
         database,
         queue: queue.name,
         length,
-        visible,
+        visible: visible!,
         in_flight: inFlight,
         poison,
         max_reads: maxReads[i],
@@ -281,7 +316,7 @@ type PlanRows = {rows: {'QUERY PLAN': [{Plan: {'Plan Rows': number}}]}[]}
  * of vt <= now() for the given queues (EXPLAIN, no table read): one round trip (simple protocol,
  * several statements; only integers and server-quoted names are spliced in).
  */
-async function tableFacts(client: pg.Client, oids: number[], split: QueueRef[]): Promise<{facts: Map<number, TableFacts>; planned: Map<string, number>}> {
+async function tableFacts(client: pg.Client, oids: number[], split: {queue: QueueRef; maxReads: number}[]): Promise<{facts: Map<number, TableFacts>; planned: Map<string, Fractions>}> {
   if (oids.length === 0) return {facts: new Map(), planned: new Map()}
   const statements = [
     `SELECT r.root::bigint AS root,
@@ -304,7 +339,11 @@ async function tableFacts(client: pg.Client, oids: number[], split: QueueRef[]):
             SELECT r.root::regclass WHERE NOT EXISTS (SELECT 1 FROM pg_partition_tree(r.root::regclass))) t
        JOIN pg_catalog.pg_class c ON c.oid = t.relid
       GROUP BY r.root`,
-    ...split.flatMap((q) => [`EXPLAIN (FORMAT JSON) SELECT 1 FROM ${q.table}`, `EXPLAIN (FORMAT JSON) SELECT 1 FROM ${q.table} WHERE vt <= now()`]),
+    ...split.flatMap(({queue: q, maxReads}) => [
+      `EXPLAIN (FORMAT JSON) SELECT 1 FROM ${q.table}`,
+      `EXPLAIN (FORMAT JSON) SELECT 1 FROM ${q.table} WHERE vt <= now()`,
+      `EXPLAIN (FORMAT JSON) SELECT 1 FROM ${q.table} WHERE read_ct >= ${int(maxReads)}`,
+    ]),
   ]
   const raw = (await client.query(statements.join(';\n'))) as unknown
   const results = (Array.isArray(raw) ? raw : [raw]) as {rows: unknown[]}[]
@@ -315,10 +354,11 @@ async function tableFacts(client: pg.Client, oids: number[], split: QueueRef[]):
       {live: num(r.live), tracked: Boolean(r.tracked), scaled: r.scaled === null ? null : Number(r.scaled), pages: num(r.pages), modified: num(r.modified), analyzed: Boolean(r.analyzed)},
     ]),
   )
-  const planned = new Map<string, number>()
-  split.forEach((q, k) => {
-    const [all, visible] = [results[1 + 2 * k], results[2 + 2 * k]].map((r) => (r as PlanRows).rows[0]['QUERY PLAN'][0].Plan['Plan Rows'])
-    planned.set(q.table, all ? Math.min(1, Math.max(0, visible / all)) : 0.5)
+  const planned = new Map<string, Fractions>()
+  split.forEach(({queue: q}, k) => {
+    const [all, visible, poison] = [results[1 + 3 * k], results[2 + 3 * k], results[3 + 3 * k]].map((r) => (r as PlanRows).rows[0]['QUERY PLAN'][0].Plan['Plan Rows'])
+    // the planner never estimates fewer than one row: an estimate of one in a big table is "none"
+    planned.set(q.table, all ? {visible: Math.min(1, Math.max(0, visible / all)), poison: poison <= 1 ? 0 : Math.min(1, poison / all)} : {visible: 0.5, poison: 0})
   })
   return {facts, planned}
 }
@@ -330,34 +370,37 @@ function rowEstimate(facts: TableFacts | undefined): number | null {
   return facts.scaled
 }
 
-/** Share of a big queue's messages read at least maxReads times, from a TABLESAMPLE SYSTEM of about SAMPLE_PAGES pages. */
-async function poisonShare(client: pg.Client, queue: QueueRef, maxReads: number, facts: TableFacts | undefined): Promise<number> {
-  const pages = facts?.pages ?? SAMPLE_PAGES
-  const percent = pages <= SAMPLE_PAGES ? 100 : (100 * SAMPLE_PAGES) / pages
-  const {rows: [sample]} = await client.query<{poison: string; n: string}>(
-    `SELECT count(*) FILTER (WHERE read_ct >= $2) AS poison, count(*) AS n FROM ${queue.table} TABLESAMPLE SYSTEM ($1::float8)`,
-    [percent, maxReads],
-  )
-  return Number(sample.n) > 0 ? Number(sample.poison) / Number(sample.n) : 0
+interface Fractions {
+  /** share of the messages with vt <= now() */
+  visible: number
+  /** share of the messages read at least max_reads times */
+  poison: number
 }
 
-/** Pages read by the visible-fraction sample (~10 ms; about ±2% absolute standard error in the worst case, when visible and in-flight messages sit in separate pages). */
+/** Pages read by the sample (~10 ms; about ±2% absolute standard error in the worst case, when visible and in-flight messages sit in separate pages). */
 const SAMPLE_PAGES = 500
 /** The planner's statistics are trusted while less than this share of the rows changed since ANALYZE. */
 const FRESH_STATS = 0.02
 
 /**
- * Fraction of the queue's messages with vt <= now(). Fresh planner statistics: the planner's
- * selectivity (vt histogram, actual index ends), no table read. Otherwise a TABLESAMPLE SYSTEM of
- * about SAMPLE_PAGES random pages (current data).
+ * Shares of visible and of poison messages in a big queue. Fresh planner statistics: the planner's
+ * selectivities (vt and read_ct histograms, actual index ends), no table read. Otherwise one
+ * TABLESAMPLE SYSTEM of about SAMPLE_PAGES random pages (current data), shared by both figures.
  */
-async function visibleFraction(client: pg.Client, queue: QueueRef, facts: TableFacts | undefined, planned: number | undefined): Promise<number> {
+async function sampledFractions(client: pg.Client, queue: QueueRef, maxReads: number, facts: TableFacts | undefined, planned: Fractions | undefined, sampled: Map<QueueRef, Promise<Fractions>>): Promise<Fractions> {
   if (planned !== undefined && facts && facts.analyzed && facts.modified <= FRESH_STATS * Math.max(facts.live, 1)) return planned
-  const pages = facts?.pages ?? SAMPLE_PAGES
-  const percent = pages <= SAMPLE_PAGES ? 100 : (100 * SAMPLE_PAGES) / pages
-  const {rows: [sample]} = await client.query<{visible: string; n: string}>(
-    `SELECT count(*) FILTER (WHERE vt <= now()) AS visible, count(*) AS n FROM ${queue.table} TABLESAMPLE SYSTEM ($1::float8)`,
-    [percent],
-  )
-  return Number(sample.n) > 0 ? Number(sample.visible) / Number(sample.n) : (planned ?? 0.5)
+  let pending = sampled.get(queue)
+  if (!pending) {
+    const pages = facts?.pages ?? SAMPLE_PAGES
+    const percent = pages <= SAMPLE_PAGES ? 100 : (100 * SAMPLE_PAGES) / pages
+    pending = client
+      .query<{visible: string; poison: string; n: string}>(
+        `SELECT count(*) FILTER (WHERE vt <= now()) AS visible, count(*) FILTER (WHERE read_ct >= $2) AS poison, count(*) AS n
+           FROM ${queue.table} TABLESAMPLE SYSTEM ($1::float8)`,
+        [percent, maxReads],
+      )
+      .then(({rows: [r]}) => (Number(r.n) > 0 ? {visible: Number(r.visible) / Number(r.n), poison: Number(r.poison) / Number(r.n)} : (planned ?? {visible: 0.5, poison: 0})))
+    sampled.set(queue, pending)
+  }
+  return pending
 }

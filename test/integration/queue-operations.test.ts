@@ -111,17 +111,20 @@ describe('queue dead-letter', () => {
     expect(await acl('pgmq.q_approval_requests_dlq')).toEqual(await acl('pgmq.q_approval_requests'))
     expect(await acl('pgmq.a_approval_requests_dlq')).toEqual(await acl('pgmq.a_approval_requests'))
     expect((await acl('pgmq.q_approval_requests')).length).toBeGreaterThan(1)
+    // and db init's reconciliation judges the DLQ like its queue: nothing to revoke or grant
+    const plan = await cli(['db', 'plan', '--db', 'shared_queue', '--queue-engine', 'bundled', '--json'])
+    expect(JSON.stringify(plan.json())).not.toMatch(/approval_requests_dlq/)
   })
 
-  it('the services that may consume the queue may consume its DLQ; read-only roles may only read it', async () => {
+  it('the service that consumes the queue may consume its DLQ; an observer of the queue may only read it', async () => {
     const nexus = await withClient(await roleUrl('nexus'), (c) => c.query(`SELECT msg_id FROM pgmq.read('approval_requests_dlq', 30, 1)`))
     expect(nexus.rows).toHaveLength(1)
-    const analytics = await connect(await roleUrl('centralcloud_analytics'))
+    const observer = await connect(await roleUrl('centralcloud'))
     try {
-      expect((await analytics.query(`SELECT count(*)::int AS n FROM pgmq.q_approval_requests_dlq`)).rows[0].n).toBe(3)
-      await expect(analytics.query(`SELECT pgmq.send('approval_requests_dlq', '{}')`)).rejects.toMatchObject({code: '42501'})
+      expect((await observer.query(`SELECT count(*)::int AS n FROM pgmq.q_approval_requests_dlq`)).rows[0].n).toBe(3)
+      await expect(observer.query(`SELECT pgmq.send('approval_requests_dlq', '{}')`)).rejects.toMatchObject({code: '42501'})
     } finally {
-      await analytics.end()
+      await observer.end()
     }
   })
 

@@ -3,6 +3,7 @@ import type {Access, ConcreteDatabase, Estate} from '../../topology.js'
 import {sqlAction, type Action} from './action.js'
 import type {AclEntry, DatabaseObservation, ObservedDefaultAcl} from './observe.js'
 import {queueTable} from './queues.js'
+import {deadLetterQueueName} from '../../queue-policies.js'
 
 /**
  * Grants and default privileges of one database, as a pure diff of what the topology declares
@@ -110,21 +111,25 @@ function desiredPrivileges(db: ConcreteDatabase, observed: DatabaseObservation, 
   const table = (name: string) => all.find((t) => t.kind === 'table' && t.display === `pgmq.${name}`)
   const users = new Set<string>()
   const readers = new Set<string>(db.archiveReaders)
+  // A queue's dead-letter queue (<queue>_dlq, made by `queue dead-letter` when it exists) has the
+  // same access as its queue: it is judged like it, never revoked as undeclared.
   for (const access of db.queueAccess) {
-    const q = table(queueTable(access.queue, 'q'))
-    const a = table(queueTable(access.queue, 'a'))
-    const observedSequence = observed.relations.find((r) => r.kind === 'sequence' && r.schema === 'pgmq' && r.ownedBy === queueTable(access.queue, 'q'))
-    const seq = all.find((t) => t.kind === 'sequence' && t.display === `pgmq.${observedSequence?.name ?? `${queueTable(access.queue, 'q')}_msg_id_seq`}`)
-    for (const direction of ['publish', 'consume', 'observe'] as const) {
-      for (const role of access[direction]) {
-        users.add(role)
-        give(q, role, QUEUE_PRIVILEGES[direction].queue)
-        give(a, role, QUEUE_PRIVILEGES[direction].archive)
-        give(seq, role, QUEUE_PRIVILEGES[direction].sequence)
+    for (const queue of [access.queue, deadLetterQueueName(access.queue)]) {
+      const q = table(queueTable(queue, 'q'))
+      const a = table(queueTable(queue, 'a'))
+      const observedSequence = observed.relations.find((r) => r.kind === 'sequence' && r.schema === 'pgmq' && r.ownedBy === queueTable(queue, 'q'))
+      const seq = all.find((t) => t.kind === 'sequence' && t.display === `pgmq.${observedSequence?.name ?? `${queueTable(queue, 'q')}_msg_id_seq`}`)
+      for (const direction of ['publish', 'consume', 'observe'] as const) {
+        for (const role of access[direction]) {
+          users.add(role)
+          give(q, role, QUEUE_PRIVILEGES[direction].queue)
+          give(a, role, QUEUE_PRIVILEGES[direction].archive)
+          give(seq, role, QUEUE_PRIVILEGES[direction].sequence)
+        }
       }
     }
   }
-  for (const queue of db.spec.queues) for (const role of readers) give(table(queueTable(queue, 'a')), role, QUEUE_PRIVILEGES['archive-read'].archive)
+  for (const queue of db.spec.queues.flatMap((name) => [name, deadLetterQueueName(name)])) for (const role of readers) give(table(queueTable(queue, 'a')), role, QUEUE_PRIVILEGES['archive-read'].archive)
   const pgmq = all.find((t) => t.kind === 'schema' && t.schema === 'pgmq')
   for (const role of [...users, ...readers]) give(pgmq, role, ['USAGE'])
   for (const role of users) {

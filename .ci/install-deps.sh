@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages singularity and its tests need, when they are missing:
-# PostgreSQL 15 server and client, pg_cron, wal2json, pg_partman; tmux (the spinner and table tests
-# run the CLI in a real terminal). Needs root (or sudo).
+# PostgreSQL 15 server and client, pg_cron, wal2json, pg_partman, pgBackRest (physical backups and
+# WAL archiving); tmux (the spinner and table tests run the CLI in a real terminal). Needs root (or sudo).
 set -euo pipefail
-packages=(postgresql-15 postgresql-client-15 postgresql-contrib postgresql-15-cron postgresql-15-wal2json postgresql-15-partman tmux)
+packages=(postgresql-15 postgresql-client-15 postgresql-contrib postgresql-15-cron postgresql-15-wal2json postgresql-15-partman pgbackrest tmux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -9,6 +9,8 @@ import {formatBytes, formatDuration} from '../../lib/cli/format.js'
 import {resolveConfig} from '../../lib/config/resolve.js'
 import {connect} from '../../lib/db/connect.js'
 import {adminTarget, databaseTarget, discoverEstate, selectDatabases} from '../../lib/estate/targets.js'
+import {physicalBackupLines} from '../../lib/backup/physical/render.js'
+import {PHYSICAL_TYPES, takePhysicalBackup, type PhysicalBackupResult, type PhysicalType} from '../../lib/backup/physical/take.js'
 
 export interface BackupTakeResult {
   id: string
@@ -40,6 +42,7 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
     {description: 'What the hourly system-cron line runs (seed 001: hourly, keep 6)', command: '<%= config.bin %> backup --kind hourly --verify'},
     {description: 'Only two databases, into a chosen directory', command: '<%= config.bin %> backup --db genesis --db nexus --dir /srv/backups'},
     {description: 'For scripts', command: '<%= config.bin %> backup --kind daily --json'},
+    {description: 'Physical (pgBackRest, after `backup setup --physical`): weekly full, daily diff, hourly incr', command: '<%= config.bin %> backup --physical --type full'},
   ]
 
   static override flags = {
@@ -53,9 +56,12 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
     dir: Flags.string({description: 'Backup directory; default SINGULARITY_BACKUP_DIR, the config file, then next to the local cluster.'}),
     jobs: Flags.integer({description: 'pg_dump processes at a time.', default: 2, min: 1, max: 16}),
     verify: Flags.boolean({description: 'Verify the backup right after taking it (checksums + pg_restore --list); exit 1 when it fails.'}),
+    physical: Flags.boolean({description: 'A physical backup of the whole cluster through pgBackRest (set up first with `backup setup --physical`).'}),
+    type: Flags.string({description: 'Physical backup type (with --physical); a diff or incr with nothing to build on becomes a full.', options: [...PHYSICAL_TYPES], default: 'incr', dependsOn: ['physical']}),
   }
 
-  protected async execute(): Promise<BackupTakeResult> {
+  protected async execute(): Promise<BackupTakeResult | PhysicalBackupResult> {
+    if (this.flags.physical) return this.physical()
     const config = resolveConfig(this.flags)
     const dir = this.flags.dir ?? config.backupDir
     const target = adminTarget(config)
@@ -108,7 +114,26 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
     }
   }
 
-  protected override human(r: BackupTakeResult): void {
+  /** `backup --physical`: its own module; Ctrl-C stops pgBackRest cleanly (exit 130, nothing listed as complete). */
+  private async physical(): Promise<PhysicalBackupResult> {
+    const config = resolveConfig(this.flags)
+    const controller = new AbortController()
+    const onSignal = () => controller.abort()
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+    try {
+      return await takePhysicalBackup({backupDir: this.flags.dir ?? config.backupDir, target: adminTarget(config), type: this.flags.type as PhysicalType, signal: controller.signal, progress: (m) => this.note(m)})
+    } finally {
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+    }
+  }
+
+  protected override human(r: BackupTakeResult | PhysicalBackupResult): void {
+    if (r.kind === 'physical') {
+      for (const line of physicalBackupLines(r)) this.out(line)
+      return
+    }
     this.out(`backup ${r.id} complete: ${r.databases.length} database${r.databases.length === 1 ? '' : 's'} + globals, ${formatBytes(r.size)} in ${r.durationMs < 10_000 ? `${(r.durationMs / 1000).toFixed(1)}s` : formatDuration(r.durationMs / 1000)}`)
     const width = Math.max(...r.databases.map((d) => d.name.length))
     for (const d of r.databases) this.out(`  ${d.name.padEnd(width)}  ${formatBytes(d.size).padStart(8)}  ${(d.durationMs / 1000).toFixed(1)}s`)

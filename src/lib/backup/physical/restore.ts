@@ -13,6 +13,7 @@ import type pg from 'pg'
 import {CliError, UsageError} from '../../cli/errors.js'
 import type {ResolvedConfig, Target} from '../../config/resolve.js'
 import {connect} from '../../db/connect.js'
+import type {EstateStatus} from '../../provision/status.js'
 import {requirePhysicalSetup, type PhysicalSetup} from './layout.js'
 import {listPhysical, type RecoveryWindow} from './list.js'
 import {runPgBackRest} from './pgbackrest.js'
@@ -53,7 +54,8 @@ export interface RestoreToTimeResult {
   lastCommitAt: string | null
   durationMs: number
   stop: string
-  status: unknown
+  /** `db status` against the restored cluster */
+  status: EstateStatus | null
 }
 
 function windowError(t: RecoveryTime, w: {earliest: string; latest: string}, why: string): UsageError {

@@ -18,9 +18,15 @@ export function configArgs(backupDir: string, stanza: string): string[] {
   return [`--config=${paths.config}`, `--config-include-path=${paths.includeDir}`, `--stanza=${stanza}`]
 }
 
+/** pgbackrest's absolute path (the server's own PATH may be short), or its bare name. */
+export function pgBackRestBinary(): string {
+  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(':')) if (dir && existsSync(`${dir}/${PGBACKREST}`)) return `${dir}/${PGBACKREST}`
+  return PGBACKREST
+}
+
 /** The archive_command that hands each WAL segment to pgBackRest. */
 export function archiveCommand(backupDir: string, stanza: string): string {
-  return `${PGBACKREST} ${configArgs(backupDir, stanza).join(' ')} archive-push %p`
+  return `${pgBackRestBinary()} ${configArgs(backupDir, stanza).join(' ')} archive-push %p`
 }
 
 /** pgBackRest.conf for the stanza (retention as `backup setup` mapped it; see retentionLines). */

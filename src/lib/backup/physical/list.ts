@@ -42,26 +42,53 @@ export interface PhysicalListing {
 
 const iso = (epochSeconds: number) => new Date(epochSeconds * 1000).toISOString()
 
-/** When the newest WAL segment reached the archive (its file's modification time). */
-function archivedAt(backupDir: string, stanza: string, archiveId: string, segment: string): Date | undefined {
-  const dir = join(physicalLayout(backupDir).repo, 'archive', stanza, archiveId, segment.slice(0, 16))
-  if (!existsSync(dir)) return undefined
-  const file = readdirSync(dir).find((f) => f.startsWith(segment) && !f.endsWith('.backup'))
-  return file ? statSync(join(dir, file)).mtime : undefined
+/** What the repository holds of the current archive: WAL segment names (sorted), and when the newest was archived. */
+export interface ArchiveContents {
+  segments: string[]
+  newestArchivedAt: Date | undefined
 }
 
-/** The recovery window from pgBackRest's info: needs a backup and WAL from its start onwards. */
-export function recoveryWindow(info: PgBackRestInfo, lastArchivedAt: (archiveId: string, segment: string) => Date | undefined): RecoveryWindow | null {
+function archiveContents(backupDir: string, stanza: string, archiveId: string): ArchiveContents {
+  const root = join(physicalLayout(backupDir).repo, 'archive', stanza, archiveId)
+  const segments: string[] = []
+  let newest: {name: string; path: string} | undefined
+  if (existsSync(root)) {
+    for (const dir of readdirSync(root).filter((d) => /^[0-9A-F]{16}$/.test(d))) {
+      for (const file of readdirSync(join(root, dir))) {
+        const m = /^([0-9A-F]{24})-/.exec(file)
+        if (!m) continue
+        segments.push(m[1])
+        if (!newest || m[1] > newest.name) newest = {name: m[1], path: join(root, dir, file)}
+      }
+    }
+  }
+  segments.sort()
+  return {segments, newestArchivedAt: newest ? statSync(newest.path).mtime : undefined}
+}
+
+/** A segment's position in the WAL stream (timeline aside), for 16 MB segments (PostgreSQL's default). */
+const SEGMENTS_PER_LOG = 0x1_0000_0000 / (16 * 1024 * 1024)
+const position = (segment: string) => parseInt(segment.slice(8, 16), 16) * SEGMENTS_PER_LOG + parseInt(segment.slice(16, 24), 16)
+
+/**
+ * The recovery window: from the end of the oldest backup whose WAL is continuous from its start
+ * to the newest archived segment (expiry keeps older backups' own WAL but drops what lies between
+ * them), to the time that newest segment was archived.
+ */
+export function recoveryWindow(info: PgBackRestInfo, contents: ArchiveContents): RecoveryWindow | null {
   const archive = info.archive.at(-1)
-  if (!archive?.min || !archive.max) return null
+  if (!archive?.max || contents.segments.length === 0 || !contents.newestArchivedAt) return null
+  const positions = [...new Set(contents.segments.map(position))].sort((a, b) => a - b)
+  let first = positions.length - 1
+  while (first > 0 && positions[first - 1] === positions[first] - 1) first--
+  const continuousFrom = positions[first]
   const usable = info.backup
-    .filter((b) => !b.error && b.database.id === archive.database.id && b.archive.start && b.archive.start >= archive.min!)
+    .filter((b) => !b.error && b.database.id === archive.database.id && b.archive.start && position(b.archive.start) >= continuousFrom)
     .sort((a, b) => a.timestamp.stop - b.timestamp.stop)
   const oldest = usable[0]
-  const at = lastArchivedAt(archive.id, archive.max)
-  if (!oldest || !at) return null
+  if (!oldest) return null
   const earliest = iso(oldest.timestamp.stop)
-  return {earliest, latest: new Date(Math.max(at.getTime(), Date.parse(earliest))).toISOString(), lastWal: archive.max}
+  return {earliest, latest: new Date(Math.max(contents.newestArchivedAt.getTime(), Date.parse(earliest))).toISOString(), lastWal: archive.max}
 }
 
 /** Every physical backup, newest first, plus partial ones left by killed runs, and the window. */
@@ -101,7 +128,7 @@ export async function listPhysical(backupDir: string, setup: PhysicalSetup): Pro
     stanza: setup.stanza,
     repo: physicalLayout(backupDir).repo,
     backups,
-    window: recoveryWindow(info, (id, segment) => archivedAt(backupDir, setup.stanza, id, segment)),
+    window: info.archive.at(-1) ? recoveryWindow(info, archiveContents(backupDir, setup.stanza, info.archive.at(-1)!.id)) : null,
     backupRunning: running,
   }
 }

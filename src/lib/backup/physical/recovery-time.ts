@@ -28,7 +28,9 @@ export function parseRecoveryTime(text: string): RecoveryTime {
   const micros = Number(frac.padEnd(6, '0'))
   const utcMs = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)) - offsetMinutes * 60_000
   const date = new Date(utcMs + Math.floor(micros / 1000))
-  if (Number.isNaN(date.getTime()) || date.getUTCMonth() !== (new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d))).getUTCMonth())) {
+  const fields = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)))
+  const valid = fields.getUTCFullYear() === Number(y) && fields.getUTCMonth() === Number(mo) - 1 && fields.getUTCDate() === Number(d) && fields.getUTCHours() === Number(h) && fields.getUTCMinutes() === Number(mi)
+  if (Number.isNaN(date.getTime()) || !valid) {
     throw new UsageError(`invalid --to-time '${text.slice(0, 60)}': no such date`, {code: 'BAD_TIME'})
   }
   const base = new Date(utcMs)

@@ -184,6 +184,12 @@ describe('point-in-time recovery (pgBackRest)', {timeout: 900_000}, () => {
     const bad = await cli(['backup', 'restore', '--to-time', 'yesterday', '--into', fresh])
     expect(bad.exitCode).toBe(2)
     expect(existsSync(fresh)).toBe(false)
+
+    // never over the running server
+    const running = await cli(['backup', 'restore', '--to-time', marks[1], '--in-place', '--confirm', 'singularity-local'])
+    expect(running.exitCode).toBe(2)
+    expect(running.stderr).toContain('is running')
+    expect((await sql<{n: number}>('genesis', 'SELECT n FROM pitr_probe ORDER BY n')).map((x) => x.n)).toEqual([1, 2, 3])
   })
 
   it('a killed backup is not listed as complete, and the next one succeeds', async () => {
@@ -252,7 +258,7 @@ describe('point-in-time recovery (pgBackRest)', {timeout: 900_000}, () => {
   })
 
   it('retention: expiry keeps the fulls, diffs and WAL it promises', async () => {
-    const setup = await cli(['backup', 'setup', '--physical', '--retention-full', '2', '--retention-diff', '1', '--retention-pitr', '1', '--json'])
+    const setup = await cli(['backup', 'setup', '--physical', '--retention-full', '2', '--retention-diff', '2', '--retention-pitr', '1', '--json'])
     expect(setup.exitCode, setup.stderr).toBe(0)
     const take = async (type: string) => {
       await sql('genesis', 'INSERT INTO pitr_probe SELECT coalesce(max(n), 0) + 1 FROM pitr_probe')
@@ -263,17 +269,47 @@ describe('point-in-time recovery (pgBackRest)', {timeout: 900_000}, () => {
     const f3 = await take('full')
     const d1 = await take('diff')
     const d2 = await take('diff')
-    expect(d2.expired).toContain(d1.label) // one diff kept
-    expect(d2.prior).toBe(f3.label)
+    const d3 = await take('diff')
+    expect(d3.prior).toBe(f3.label)
+    expect(d3.expired).toEqual([d1.label]) // the newest two diffs are kept
     const f4 = await take('full')
+    // a full counts as the newest "diff" (pgBackRest): d3 stays, d2 goes; two fulls, the older ones go
+    expect(f4.expired).toContain(d2.label)
     const p = await physical()
     const complete = p.backups.filter((b: {status: string}) => b.status === 'complete')
     expect(complete.filter((b: {type: string}) => b.type === 'full').map((b: {label: string}) => b.label)).toEqual([f4.label, f3.label])
-    expect(complete.filter((b: {type: string}) => b.type === 'diff').map((b: {label: string}) => b.label)).toEqual([d2.label])
-    // point-in-time recovery reaches back to the newest backup only
+    expect(complete.filter((b: {type: string}) => b.type === 'diff').map((b: {label: string}) => b.label)).toEqual([d3.label])
+    // point-in-time recovery reaches back to the newest backup only (--retention-pitr 1) …
     expect(p.window.earliest).toBe(f4.stoppedAt)
-    const gone = await cli(['backup', 'restore', '--to-time', d2.stoppedAt, '--into', join(root, 'not-promised')])
+    const gone = await cli(['backup', 'restore', '--to-time', d3.stoppedAt, '--into', join(root, 'not-promised')])
     expect(gone.exitCode).toBe(2)
     expect(existsSync(join(root, 'not-promised'))).toBe(false)
+    // … and every kept backup still verifies (its own WAL is kept)
+    for (const label of [f3.label, d3.label]) {
+      const v = await cli(['backup', 'verify', label, '--json'])
+      expect(v.exitCode, v.stdout).toBe(0)
+    }
+  })
+
+  it('in place, with the server stopped and --confirm <stanza>: the server itself goes back to the mark', async () => {
+    const before = (await sql<{n: number}>('nexus', 'SELECT max(n) AS n FROM pitr_probe'))[0].n
+    await sql('nexus', 'INSERT INTO pitr_probe VALUES ($1)', [before + 1])
+    const mark = (await sql('postgres', 'SELECT now()::text AS t'))[0].t
+    await sql('nexus', 'INSERT INTO pitr_probe VALUES ($1)', [before + 2])
+    // archive what the mark needs while the server still runs
+    await sql('postgres', 'SELECT pg_switch_wal()')
+    await waitFor('the WAL with the mark to be archived', async () => {
+      const [a] = await sql('postgres', 'SELECT last_archived_wal >= pg_walfile_name(pg_current_wal_lsn() - 1) AS done FROM pg_stat_archiver')
+      return a.done
+    })
+    expect((await cli(['local', 'stop'])).exitCode).toBe(0)
+    const noConfirm = await cli(['backup', 'restore', '--to-time', mark, '--in-place'])
+    expect(noConfirm.exitCode).toBe(2)
+    const r = await cli(['backup', 'restore', '--to-time', mark, '--in-place', '--confirm', 'singularity-local', '--json'])
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(r.json()).toMatchObject({inPlace: true, clusterDir: localDir})
+    expect((await sql<{n: number}>('nexus', 'SELECT n FROM pitr_probe WHERE n > $1 ORDER BY n', [before - 1])).map((x) => x.n)).toEqual([before, before + 1])
+    // it archives again, on its new timeline
+    expect((await sql('postgres', "SELECT current_setting('archive_mode') AS m"))[0].m).toBe('on')
   })
 })

@@ -174,7 +174,7 @@ async function hostSetup(options: SetupOptions, facts: ServerFacts, stanza: stri
   // The backup directory may be root's (0700): the server's user must be able to pass through it.
   mkdirSync(options.backupDir, {recursive: true, mode: 0o700})
   if (ids) {
-    chmodSync(options.backupDir, statSync(options.backupDir).mode | 0o711)
+    chmodSync(options.backupDir, (statSync(options.backupDir).mode & 0o7777) | 0o711)
     for (let dir = dirname(options.backupDir); dir !== dirname(dir); dir = dirname(dir)) {
       if ((statSync(dir).mode & 0o001) === 0) {
         throw new UsageError(`the ${osUser} OS user cannot reach ${options.backupDir} (${dir} is closed to it)`, {

@@ -57,7 +57,7 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
     jobs: Flags.integer({description: 'pg_dump processes at a time.', default: 2, min: 1, max: 16}),
     verify: Flags.boolean({description: 'Verify the backup right after taking it (checksums + pg_restore --list); exit 1 when it fails.'}),
     physical: Flags.boolean({description: 'A physical backup of the whole cluster through pgBackRest (set up first with `backup setup --physical`).'}),
-    type: Flags.string({description: 'Physical backup type (with --physical); a diff or incr with nothing to build on becomes a full.', options: [...PHYSICAL_TYPES], default: 'incr', dependsOn: ['physical']}),
+    type: Flags.string({description: 'Physical backup type (with --physical; default incr); a diff or incr with nothing to build on becomes a full.', options: [...PHYSICAL_TYPES], dependsOn: ['physical']}),
   }
 
   protected async execute(): Promise<BackupTakeResult | PhysicalBackupResult> {
@@ -122,7 +122,7 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
     try {
-      return await takePhysicalBackup({backupDir: this.flags.dir ?? config.backupDir, target: adminTarget(config), type: this.flags.type as PhysicalType, signal: controller.signal, progress: (m) => this.note(m)})
+      return await takePhysicalBackup({backupDir: this.flags.dir ?? config.backupDir, target: adminTarget(config), type: (this.flags.type ?? 'incr') as PhysicalType, signal: controller.signal, progress: (m) => this.note(m)})
     } finally {
       process.off('SIGINT', onSignal)
       process.off('SIGTERM', onSignal)

@@ -49,9 +49,9 @@ for kind in "${KINDS[@]}"; do "$PGBIN/pgbench" -i -q -s "$SCALE" "$kind" >/dev/n
 DATA=$(psql -qXAt -d postgres -c "SELECT sum(pg_database_size(datname)) FROM pg_database WHERE datname = ANY('{singularity,genesis,centralcloud,nexus,shared_queue}')")
 
 echo "backup setup --physical, a full physical backup and a logical backup" >&2
-node bin/run.js backup setup --physical >/dev/null 2>&1
-a=$(now); node bin/run.js backup --physical --type full --json >"$TMP/full.json" 2>/dev/null; FULL_S=$(elapsed "$a" "$(now)")
-a=$(now); node bin/run.js backup --json >"$TMP/logical.json" 2>/dev/null; DUMP_S=$(elapsed "$a" "$(now)")
+node bin/run.js backup setup --physical >/dev/null 2>"$TMP/setup.err" || { cat "$TMP/setup.err" >&2; exit 1; }
+a=$(now); node bin/run.js backup --physical --type full --json >"$TMP/full.json" 2>"$TMP/full.err" || { cat "$TMP/full.err" >&2; exit 1; }; FULL_S=$(elapsed "$a" "$(now)")
+a=$(now); node bin/run.js backup --json >"$TMP/logical.json" 2>"$TMP/logical.err" || { cat "$TMP/logical.err" >&2; exit 1; }; DUMP_S=$(elapsed "$a" "$(now)")
 LOGICAL_ID=$(node -e "console.log(JSON.parse(require('fs').readFileSync('$TMP/logical.json','utf8')).id)")
 
 echo "steady write load: pgbench -R $TPS on shared_queue for ${LOAD_SECONDS}s, sampling the archive lag every second" >&2
@@ -75,9 +75,14 @@ PHYS_S=$(elapsed "$a" "$(now)")
 node bin/run.js local stop --data-dir "$RESTORED" >/dev/null
 
 echo "restore: pg_restore of the five logical dumps, one database after another" >&2
+# pg_restore itself (one job), not `backup restore`: on this build that command fails for the
+# singularity database ("a worker process died unexpectedly", see the issue-14 note)
+DUMPS="$SINGULARITY_BACKUP_DIR/$LOGICAL_ID"
+RESTORE_ERRORS=0
 a=$(now)
 for kind in "${KINDS[@]}"; do
-  node bin/run.js backup restore "$LOGICAL_ID" --db "$kind" --as "${kind}_bench_restored" --json >/dev/null 2>&1
+  psql -qX -d postgres -c "CREATE DATABASE ${kind}_bench_restored"
+  "$PGBIN/pg_restore" -d "${kind}_bench_restored" "$DUMPS/$kind.dump" 2>>"$TMP/pg_restore.err" || RESTORE_ERRORS=$((RESTORE_ERRORS + 1))
 done
 LOGI_S=$(elapsed "$a" "$(now)")
 
@@ -88,4 +93,4 @@ printf '%-60s %s\n' "RPO: now() - last archived WAL, max over $LAG_N samples" "$
 printf '%-60s %s\n' "physical full backup (pgBackRest, lz4)" "${FULL_S} s"
 printf '%-60s %s\n' "logical backup (pg_dump -Fc x5 + globals)" "${DUMP_S} s"
 printf '%-60s %s\n' "restore physical to a time (new cluster, replay, promote)" "${PHYS_S} s"
-printf '%-60s %s\n' "restore logical: pg_restore of the 5 dumps" "${LOGI_S} s (the dumps' point, not a chosen time)"
+printf '%-60s %s\n' "restore logical: pg_restore of the 5 dumps (one job each)" "${LOGI_S} s (the dumps' point, not a chosen time; $RESTORE_ERRORS of 5 with errors)"

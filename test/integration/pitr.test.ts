@@ -297,9 +297,9 @@ describe('point-in-time recovery (pgBackRest)', {timeout: 900_000}, () => {
     const mark = (await sql('postgres', 'SELECT now()::text AS t'))[0].t
     await sql('nexus', 'INSERT INTO pitr_probe VALUES ($1)', [before + 2])
     // archive what the mark needs while the server still runs
-    await sql('postgres', 'SELECT pg_switch_wal()')
-    await waitFor('the WAL with the mark to be archived', async () => {
-      const [a] = await sql('postgres', 'SELECT last_archived_wal >= pg_walfile_name(pg_current_wal_lsn() - 1) AS done FROM pg_stat_archiver')
+    const [{wal}] = await sql('postgres', 'SELECT pg_walfile_name(pg_switch_wal()) AS wal')
+    await waitFor(`WAL ${wal} (with the mark) to be archived`, async () => {
+      const [a] = await sql('postgres', 'SELECT last_archived_wal >= $1 AS done FROM pg_stat_archiver', [wal])
       return a.done
     })
     expect((await cli(['local', 'stop'])).exitCode).toBe(0)

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages singularity and its tests need, when they are missing:
-# PostgreSQL 15 server and client, pg_cron, wal2json, pg_partman; tmux (the spinner and table tests
-# run the CLI in a real terminal); prometheus (promtool validates `singularity metrics` in the tests); then
-# the pgmq test fixture (.ci/install-pgmq-fixture.sh). Needs root (or sudo).
+# PostgreSQL 15 server and client, pg_cron, wal2json, pg_partman, pgBackRest (physical backups and
+# WAL archiving); tmux (the spinner and table tests run the CLI in a real terminal); prometheus
+# (promtool validates `singularity metrics` in the tests); then the pgmq test fixture
+# (.ci/install-pgmq-fixture.sh). Needs root (or sudo).
 set -euo pipefail
-packages=(postgresql-15 postgresql-client-15 postgresql-contrib postgresql-15-cron postgresql-15-wal2json postgresql-15-partman tmux prometheus)
+packages=(postgresql-15 postgresql-client-15 postgresql-contrib postgresql-15-cron postgresql-15-wal2json postgresql-15-partman pgbackrest tmux prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -12,7 +12,7 @@ import {parseWatchInterval, runWatch, watchFlag, withWatchDefault} from '../lib/
 
 export default class Doctor extends BaseCommand<typeof Doctor> {
   static override summary = 'One health verdict for the on-call engineer: every check ok / warn / fail, with the command to look closer.'
-  static override description = `Checks: every database reachable; migrations current and without drift; pg_cron running; failed pg_cron jobs and failure streaks; Oban workers that missed their schedule; queue backlog and oldest message; replication slots (invalidated by the cap: fail, naming the fix; retaining more than --max-slot-retained: fail; without a consumer for longer than --max-slot-idle, past --slot-cap-warn percent of max_slot_wal_keep_size, or with no cap at all: warn); the newest verified backup of each kind; the session encryption key.
+  static override description = `Checks: every database reachable; migrations current and without drift; pg_cron running; failed pg_cron jobs and failure streaks; Oban workers that missed their schedule; queue backlog and oldest message; replication slots (invalidated by the cap: fail, naming the fix; retaining more than --max-slot-retained: fail; without a consumer for longer than --max-slot-idle, past --slot-cap-warn percent of max_slot_wal_keep_size, or with no cap at all: warn); the newest verified backup of each kind; WAL archiving (the last archived segment's age against --max-archive-age, archive_command failing since its last success) and the newest physical backup of each type; the session encryption key.
 
 Exit 0 when nothing fails (warnings allowed), 3 when any check fails. --json for monitoring.`
   static override examples = [
@@ -28,6 +28,7 @@ Exit 0 when nothing fails (warnings allowed), 3 when any check fails. --json for
     'max-slot-retained': Flags.string({description: 'A replication slot retaining more WAL fails (e.g. 1GB).', default: '1GB'}),
     'max-slot-idle': Flags.string({description: 'A replication slot without a consumer for longer warns (e.g. 30m, 1h).', default: '1h'}),
     'slot-cap-warn': Flags.integer({description: 'A replication slot retaining more than this percentage of max_slot_wal_keep_size warns.', default: 50, min: 1, max: 100}),
+    'max-archive-age': Flags.string({description: 'WAL archiving fails when the last archived segment is older than this while WAL is waiting (e.g. 5m).', default: '5m'}),
     'backup-dir': Flags.string({description: 'Where backups live (default SINGULARITY_BACKUP_DIR or the config).'}),
     ...tableFlags,
     watch: watchFlag,
@@ -45,6 +46,8 @@ Exit 0 when nothing fails (warnings allowed), 3 when any check fails. --json for
     if (maxSlotRetainedBytes === undefined) throw new UsageError(`invalid --max-slot-retained '${this.flags['max-slot-retained']}'`, {hint: 'a size such as 512MB or 1GB'})
     const maxSlotIdleSeconds = parseDuration(this.flags['max-slot-idle'])
     if (maxSlotIdleSeconds === undefined) throw new UsageError(`invalid --max-slot-idle '${this.flags['max-slot-idle']}'`, {hint: 'a duration such as 30m, 1h, 1d'})
+    const maxArchiveAgeSeconds = parseDuration(this.flags['max-archive-age'])
+    if (maxArchiveAgeSeconds === undefined) throw new UsageError(`invalid --max-archive-age '${this.flags['max-archive-age']}'`, {hint: 'a duration such as 60s, 5m, 1h'})
     const config = resolveConfig(this.flags)
     if (this.flags['backup-dir']) config.backupDir = this.flags['backup-dir']
     const thresholds = {
@@ -53,6 +56,7 @@ Exit 0 when nothing fails (warnings allowed), 3 when any check fails. --json for
       maxSlotRetainedBytes,
       maxSlotIdleSeconds,
       slotCapWarnFraction: this.flags['slot-cap-warn'] / 100,
+      maxArchiveAgeSeconds,
     }
     if (this.flags.watch !== undefined) {
       // The doctor's checks open their connections per run (a lost one is simply opened again).

@@ -10,6 +10,8 @@ import {formatBytes, formatDuration} from '../../lib/cli/format.js'
 import {resolveConfig} from '../../lib/config/resolve.js'
 import {connect} from '../../lib/db/connect.js'
 import {adminTarget, databaseTarget, discoverEstate, selectDatabases} from '../../lib/estate/targets.js'
+import {physicalBackupLines} from '../../lib/backup/physical/render.js'
+import {PHYSICAL_TYPES, takePhysicalBackup, type PhysicalBackupResult, type PhysicalType} from '../../lib/backup/physical/take.js'
 
 export interface BackupTakeResult {
   id: string
@@ -42,6 +44,7 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
     {description: 'Daily: verified and restore-tested into a scratch database', command: '<%= config.bin %> backup --kind daily --verify'},
     {description: 'Only two databases, into a chosen directory', command: '<%= config.bin %> backup --db genesis --db nexus --dir /srv/backups'},
     {description: 'For scripts', command: '<%= config.bin %> backup --kind daily --json'},
+    {description: 'Physical (pgBackRest, after `backup setup --physical`): weekly full, daily diff, hourly incr', command: '<%= config.bin %> backup --physical --type full'},
   ]
 
   static override flags = {
@@ -58,9 +61,12 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
     encrypt: Flags.boolean({description: 'Encrypt every file while it streams (AES-256-GCM in chunks); --no-encrypt for storage that encrypts itself (the manifest then says encrypted: false).', default: true, allowNo: true}),
     'key-file': Flags.string({description: 'Backup key file (created 0600 on first use); default SINGULARITY_BACKUP_KEY_FILE, else backup-keys.json beside the role passwords file. Keep it outside the backup directory.'}),
     'restore-test': Flags.boolean({description: 'With --verify: restore each archive into a scratch database and compare it with the manifest (default: on for daily and monthly backups).', allowNo: true}),
+    physical: Flags.boolean({description: 'A physical backup of the whole cluster through pgBackRest (set up first with `backup setup --physical`).'}),
+    type: Flags.string({description: 'Physical backup type (with --physical; default incr); a diff or incr with nothing to build on becomes a full.', options: [...PHYSICAL_TYPES], dependsOn: ['physical']}),
   }
 
-  protected async execute(): Promise<BackupTakeResult> {
+  protected async execute(): Promise<BackupTakeResult | PhysicalBackupResult> {
+    if (this.flags.physical) return this.physical()
     const config = resolveConfig(this.flags)
     const dir = this.flags.dir ?? config.backupDir
     const target = adminTarget(config)
@@ -131,7 +137,26 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
     }
   }
 
-  protected override human(r: BackupTakeResult): void {
+  /** `backup --physical`: its own module; Ctrl-C stops pgBackRest cleanly (exit 130, nothing listed as complete). */
+  private async physical(): Promise<PhysicalBackupResult> {
+    const config = resolveConfig(this.flags)
+    const controller = new AbortController()
+    const onSignal = () => controller.abort()
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+    try {
+      return await takePhysicalBackup({backupDir: this.flags.dir ?? config.backupDir, target: adminTarget(config), type: (this.flags.type ?? 'incr') as PhysicalType, signal: controller.signal, progress: (m) => this.note(m)})
+    } finally {
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+    }
+  }
+
+  protected override human(r: BackupTakeResult | PhysicalBackupResult): void {
+    if (r.kind === 'physical') {
+      for (const line of physicalBackupLines(r)) this.out(line)
+      return
+    }
     this.out(`backup ${r.id} complete: ${r.databases.length} database${r.databases.length === 1 ? '' : 's'} + globals, ${formatBytes(r.size)} in ${r.durationMs < 10_000 ? `${(r.durationMs / 1000).toFixed(1)}s` : formatDuration(r.durationMs / 1000)}`)
     const width = Math.max(...r.databases.map((d) => d.name.length))
     for (const d of r.databases) this.out(`  ${d.name.padEnd(width)}  ${formatBytes(d.size).padStart(8)}  ${(d.durationMs / 1000).toFixed(1)}s`)

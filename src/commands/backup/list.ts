@@ -6,6 +6,11 @@ import {listBackups, type BackupStatus} from '../../lib/backup/store.js'
 import {resolveConfig} from '../../lib/config/resolve.js'
 import {tableFlags} from '../../flags.js'
 import {renderBackups} from '../../lib/render/backups.js'
+import {formatBytes, formatDuration} from '../../lib/cli/format.js'
+import {renderTable} from '../../lib/cli/table.js'
+import {readPhysicalSetup} from '../../lib/backup/physical/layout.js'
+import {listPhysical, type PhysicalListing} from '../../lib/backup/physical/list.js'
+import {windowLine} from '../../lib/backup/physical/render.js'
 
 interface ListedBackup {
   id: string
@@ -25,6 +30,8 @@ interface ListedBackup {
 interface ListResult {
   dir: string
   backups: ListedBackup[]
+  /** physical backups (pgBackRest) and the recovery window; null when never set up in this directory */
+  physical: PhysicalListing | null
 }
 
 export default class BackupList extends BaseCommand<typeof BackupList> {
@@ -70,10 +77,33 @@ export default class BackupList extends BaseCommand<typeof BackupList> {
     if (!this.jsonMode && backups.length > 0) {
       this.table = renderBackups(backups, await this.tableOptions())
     }
-    return {dir, backups}
+    const physical = await this.physical(dir)
+    return {dir, backups, physical}
+  }
+
+  private physicalTable = ''
+
+  /** Physical backups, when `backup setup --physical` was run for this directory (pgbackrest info; no database connection). */
+  private async physical(dir: string): Promise<PhysicalListing | null> {
+    const setup = readPhysicalSetup(dir)
+    if (!setup || setup.mode !== 'host') return null
+    const listing = await listPhysical(dir, setup)
+    if (!this.jsonMode && listing.backups.length > 0) {
+      const now = Date.now()
+      const rows = listing.backups.map((b) => [b.label, `physical ${b.type}`, b.status, formatBytes(b.repoSize), b.startedAt ? formatDuration(Math.max(0, (now - Date.parse(b.startedAt)) / 1000)) : '-', b.prior ?? '-'])
+      this.physicalTable = renderTable(['LABEL', 'KIND', 'STATUS', 'SIZE', 'AGE', 'BUILDS ON'], rows, await this.tableOptions())
+    }
+    return listing
   }
 
   protected override human(r: ListResult): void {
+    if (r.physical) {
+      this.out(`physical (pgBackRest stanza ${r.physical.stanza}):`)
+      this.out(this.physicalTable || '  none yet: singularity backup --physical --type full')
+      this.out(windowLine(r.physical.window))
+      if (r.backups.length === 0) return
+      this.out('logical (pg_dump):')
+    }
     if (r.backups.length === 0) {
       this.out(`no backups in ${r.dir}; take one with \`singularity backup\``)
       return

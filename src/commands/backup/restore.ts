@@ -11,6 +11,9 @@ const seconds = (ms: number) => (ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : fo
 import {resolveConfig} from '../../lib/config/resolve.js'
 import {connect} from '../../lib/db/connect.js'
 import {adminTarget} from '../../lib/estate/targets.js'
+import {restoreToTime, type RestoreToTimeResult} from '../../lib/backup/physical/restore.js'
+import {restoredLines} from '../../lib/backup/physical/render.js'
+import {UsageError} from '../../lib/cli/errors.js'
 
 export default class BackupRestore extends BaseCommand<typeof BackupRestore> {
   static override summary = 'Restore one database of a backup into a NEW database (default <db>_restored_<time>, or --as).'
@@ -24,10 +27,12 @@ Exit codes: 0 restored · 1 restore failed (nothing left behind) · 2 bad input 
     {description: 'Restore genesis from a backup into genesis_restored_<time>', command: '<%= config.bin %> backup restore 20261123T201500Z-hourly --db genesis'},
     {description: 'Into a chosen name', command: '<%= config.bin %> backup restore latest --db nexus --as nexus_check'},
     {description: 'Replace the live database (sessions are ended)', command: '<%= config.bin %> backup restore 20261123T010000Z-daily --db nexus --as nexus --confirm nexus'},
+    {description: 'The whole cluster as it was at 10:59 UTC (physical), started as a new cluster on a free port', command: "<%= config.bin %> backup restore --to-time '2026-11-25 10:59:00+00' --into /srv/restore-1059"},
+    {description: 'Stop that restored cluster when done', command: '<%= config.bin %> local stop --data-dir /srv/restore-1059'},
   ]
 
   static override args = {
-    id: Args.string({description: 'Backup id (see `backup list`), or "latest".', required: true}),
+    id: Args.string({description: 'Backup id (see `backup list`), or "latest" (not with --to-time).'}),
   }
 
   static override flags = {
@@ -39,9 +44,16 @@ Exit codes: 0 restored · 1 restore failed (nothing left behind) · 2 bad input 
     jobs: Flags.integer({description: 'Parallel pg_restore jobs.', default: 2, min: 1, max: 16}),
     'key-file': Flags.string({description: 'Backup key file for encrypted backups; default SINGULARITY_BACKUP_KEY_FILE, else backup-keys.json beside the role passwords file.'}),
     'no-owner': Flags.boolean({description: 'The connecting user owns the new database and its objects; object grants are not restored (pg_restore --no-owner --no-privileges). Database access is still as on the source.'}),
+    'to-time': Flags.string({description: "Physical: restore the whole cluster as it was at this time (e.g. '2026-11-25 10:59:00+00'; UTC when no zone), inside the recovery window of `backup list`.", helpGroup: 'POINT-IN-TIME'}),
+    into: Flags.string({description: 'Physical: a new or empty directory for the restored cluster; it is started there (stop it with `local stop --data-dir <dir>`).', helpGroup: 'POINT-IN-TIME', dependsOn: ['to-time']}),
+    port: Flags.integer({description: 'Physical: port for the restored cluster (default: a free one).', helpGroup: 'POINT-IN-TIME', dependsOn: ['to-time'], min: 1, max: 65_535}),
+    'in-place': Flags.boolean({description: 'Physical: replace the server itself (it must be stopped; needs --confirm <stanza>).', helpGroup: 'POINT-IN-TIME', dependsOn: ['to-time']}),
   }
 
-  protected async execute(): Promise<RestoreResult> {
+  protected async execute(): Promise<RestoreResult | RestoreToTimeResult> {
+    if (this.flags['to-time'] !== undefined) return this.toTime()
+    if (!this.args.id) throw new UsageError('missing backup id', {hint: 'singularity backup restore <id|latest> --db <name>, or --to-time <timestamp> --into <dir> (see `backup list`)'})
+    const id = this.args.id
     const config = resolveConfig(this.flags)
     const dir = this.flags.dir ?? config.backupDir
     const target = adminTarget(config)
@@ -55,7 +67,7 @@ Exit codes: 0 restored · 1 restore failed (nothing left behind) · 2 bad input 
         admin,
         adminTarget: target,
         dir,
-        id: this.args.id,
+        id,
         db: this.flags.db,
         as: this.flags.as,
         confirmOverwrite: (name) => progress.aside(() =>
@@ -63,7 +75,7 @@ Exit codes: 0 restored · 1 restore failed (nothing left behind) · 2 bad input 
             action: `replace the existing database ${name} with the backup's copy (its sessions are ended, its data is lost)`,
             name,
             confirmFlag: this.flags.confirm,
-            command: `singularity backup restore ${this.args.id}${this.flags.db ? ` --db ${this.flags.db}` : ''} --as ${name}`,
+            command: `singularity backup restore ${id}${this.flags.db ? ` --db ${this.flags.db}` : ''} --as ${name}`,
           })),
         jobs: this.flags.jobs,
         noOwner: this.flags['no-owner'],
@@ -78,7 +90,44 @@ Exit codes: 0 restored · 1 restore failed (nothing left behind) · 2 bad input 
     }
   }
 
-  protected override human(r: RestoreResult): void {
+  /** Point in time, physical: its own module (src/lib/backup/physical/restore.ts). */
+  private async toTime(): Promise<RestoreToTimeResult> {
+    if (this.args.id) throw new UsageError('--to-time restores the whole cluster from the physical backups: give no backup id')
+    const config = resolveConfig(this.flags)
+    const controller = new AbortController()
+    const onSignal = () => controller.abort()
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+    try {
+      return await restoreToTime({
+        config,
+        backupDir: this.flags.dir ?? config.backupDir,
+        target: config.admin,
+        toTime: this.flags['to-time']!,
+        into: this.flags.into,
+        port: this.flags.port,
+        inPlace: this.flags['in-place'],
+        confirmInPlace: (stanza) =>
+          confirmDestructive({
+            action: `replace the cluster of ${stanza} with its state at ${this.flags['to-time']} (everything after that time is gone from it)`,
+            name: stanza,
+            confirmFlag: this.flags.confirm,
+            command: `singularity backup restore --to-time '${this.flags['to-time']}' --in-place`,
+          }),
+        signal: controller.signal,
+        progress: (m) => this.note(m),
+      })
+    } finally {
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+    }
+  }
+
+  protected override human(r: RestoreResult | RestoreToTimeResult): void {
+    if ('stanza' in r) {
+      for (const line of restoredLines(r)) this.out(line)
+      return
+    }
     this.out(`${r.replaced ? 'replaced' : 'restored'} ${r.database} from ${r.source} in backup ${r.id}: ${r.tables} table${r.tables === 1 ? '' : 's'}, owner ${r.owner}, ${seconds(r.durationMs)}`)
     const connect = r.access.filter((g) => g.privileges.includes('CONNECT')).map((g) => g.grantee)
     this.out(`access:   as on ${r.source}: CONNECT for ${connect.length > 0 ? connect.join(', ') : 'its owner only'}${connect.includes('PUBLIC') ? '' : ' (not PUBLIC)'}`)

@@ -9,6 +9,9 @@ import {resolveConfig} from '../../lib/config/resolve.js'
 import {connect} from '../../lib/db/connect.js'
 import {adminTarget} from '../../lib/estate/targets.js'
 import {connectionFlags} from '../../flags.js'
+import {PHYSICAL_LABEL} from '../../lib/backup/physical/layout.js'
+import {verifyPhysical, type PhysicalVerifyResult} from '../../lib/backup/physical/verify.js'
+import {UsageError} from '../../lib/cli/errors.js'
 
 type VerifyResult = Verification & {path: string}
 
@@ -25,10 +28,12 @@ Exit codes: 0 verified · 1 a file is missing, changed or unreadable, a restore 
     {description: 'The newest complete backup', command: '<%= config.bin %> backup verify latest'},
     '<%= config.bin %> backup verify 20261123T010000Z-daily --json',
     {description: 'Prove it restores: each archive into a scratch database, compared with the manifest', command: '<%= config.bin %> backup verify latest --restore-test'},
+    {description: 'Physical: pgBackRest verify of the whole repository (WAL and every backup)', command: '<%= config.bin %> backup verify --physical'},
+    {description: 'Physical: one backup set', command: '<%= config.bin %> backup verify 20261125-163835F'},
   ]
 
   static override args = {
-    id: Args.string({description: 'Backup id (see `backup list`), or "latest".', required: true}),
+    id: Args.string({description: 'Backup id (see `backup list`), or "latest"; a physical label (e.g. 20261125-163835F) verifies that physical backup.'}),
   }
 
   static override flags = {
@@ -37,14 +42,22 @@ Exit codes: 0 verified · 1 a file is missing, changed or unreadable, a restore 
     'key-file': Flags.string({description: 'Backup key file for encrypted backups; default SINGULARITY_BACKUP_KEY_FILE, else backup-keys.json beside the role passwords file.'}),
     'restore-test': Flags.boolean({description: 'Also restore each archive into a scratch database and compare rows per table and queues with the manifest.'}),
     jobs: Flags.integer({description: 'Parallel pg_restore jobs for --restore-test.', default: 2, min: 1, max: 16}),
+    physical: Flags.boolean({description: 'Verify physical backups with pgBackRest verify (a physical label such as 20261125-163835F implies it).'}),
   }
 
-  protected async execute(): Promise<VerifyResult> {
+  protected async execute(): Promise<VerifyResult | PhysicalVerifyResult> {
     const config = resolveConfig(this.flags)
     const dir = this.flags.dir ?? config.backupDir
+    if (this.flags.physical || PHYSICAL_LABEL.test(this.args.id ?? '')) {
+      const physical = await verifyPhysical({backupDir: dir, label: this.args.id, progress: (m) => this.note(m)})
+      if (!physical.ok) this.exitAfterOutput(1)
+      return physical
+    }
+    if (!this.args.id) throw new UsageError('missing backup id', {hint: 'singularity backup verify <id|latest>, or --physical (see `backup list`)'})
+    const id = this.args.id
     const keyFile = keyFilePath(this.flags['key-file'], config.localDir)
     if (!this.flags['restore-test']) {
-      const result = await verifyBackup({dir, id: this.args.id, keyFile, progress: (m) => this.note(m)})
+      const result = await verifyBackup({dir, id, keyFile, progress: (m) => this.note(m)})
       if (!result.ok) this.exitAfterOutput(1)
       return result
     }
@@ -55,7 +68,7 @@ Exit codes: 0 verified · 1 a file is missing, changed or unreadable, a restore 
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
     try {
-      const result = await verifyBackup({dir, id: this.args.id, keyFile, restoreTest: {admin, adminTarget: target, jobs: this.flags.jobs, signal: controller.signal}, progress: (m) => this.note(m)})
+      const result = await verifyBackup({dir, id, keyFile, restoreTest: {admin, adminTarget: target, jobs: this.flags.jobs, signal: controller.signal}, progress: (m) => this.note(m)})
       if (!result.ok) this.exitAfterOutput(1)
       return result
     } finally {
@@ -65,7 +78,12 @@ Exit codes: 0 verified · 1 a file is missing, changed or unreadable, a restore 
     }
   }
 
-  protected override human(r: VerifyResult): void {
+  protected override human(r: VerifyResult | PhysicalVerifyResult): void {
+    if ('report' in r) {
+      for (const line of r.report) this.out(`  ${line}`)
+      this.out(r.ok ? `physical ${r.label ?? 'repository'} of ${r.stanza} verified` : `physical ${r.label ?? 'repository'} of ${r.stanza} FAILED verification: ${r.problem}`)
+      return
+    }
     for (const f of r.files) {
       const detail = f.ok ? `${formatBytes(f.size)}${f.entries === null ? '' : `, ${f.entries} archive entries`}` : f.problem
       this.out(`${f.ok ? 'ok    ' : 'FAILED'}  ${f.file}  ${detail}`)

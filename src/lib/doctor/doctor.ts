@@ -64,6 +64,12 @@ export async function runDoctor(config: ResolvedConfig, thresholds: DoctorThresh
       })),
     )
     checks.push(
+      ...(await guarded('WAL archiving', 'singularity backup list', async () => {
+        const [{archiveChecks}, {readPhysicalSetup}] = await Promise.all([import('./archive-checks.js'), import('../backup/physical/layout.js')])
+        return archiveChecks(admin, config.backupDir, readPhysicalSetup(config.backupDir), thresholds.maxArchiveAgeSeconds ?? 300)
+      })),
+    )
+    checks.push(
       ...(await guarded('encryption key', 'singularity db init', async () => {
         const clients: {name: string; client: pg.Client}[] = []
         try {

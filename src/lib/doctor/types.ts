@@ -20,6 +20,8 @@ export interface DoctorThresholds {
   maxSlotIdleSeconds: number
   /** a slot retaining more than this fraction of max_slot_wal_keep_size warns */
   slotCapWarnFraction: number
+  /** seconds since the last archived WAL over which archiving fails (when WAL is waiting) */
+  maxArchiveAgeSeconds?: number
 }
 
 export const DEFAULT_THRESHOLDS: DoctorThresholds = {
@@ -28,6 +30,7 @@ export const DEFAULT_THRESHOLDS: DoctorThresholds = {
   maxSlotRetainedBytes: 1024 ** 3,
   maxSlotIdleSeconds: 3600,
   slotCapWarnFraction: 0.5,
+  maxArchiveAgeSeconds: 300,
 }
 
 export function worst(results: CheckResult[]): CheckStatus {

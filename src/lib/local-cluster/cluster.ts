@@ -16,6 +16,8 @@ export interface StartOptions {
   /** max_slot_wal_keep_size, e.g. '4GB' (default: the recorded one, else DEFAULT_SLOT_WAL_CAP) */
   maxSlotWalKeepSize?: string
   progress?: (message: string) => void
+  /** how long pg_ctl waits for the server to accept connections (a restored cluster replays WAL first) */
+  startTimeoutSeconds?: number
 }
 
 export interface ClusterStatus {
@@ -225,7 +227,7 @@ export async function startCluster(options: StartOptions): Promise<StartResult> 
   writeFileSync(paths.pgpass, `127.0.0.1:${state.port}:*:${state.superuser}:${password}\nlocalhost:${state.port}:*:${state.superuser}:${password}\n`, {mode: 0o600})
 
   options.progress?.(`starting PostgreSQL ${state.version} on 127.0.0.1:${state.port}`)
-  const started = await runServerTool(binaries, 'pg_ctl', ['-D', paths.data, '-l', paths.log, '-w', '-t', '60', 'start'], {reject: false})
+  const started = await runServerTool(binaries, 'pg_ctl', ['-D', paths.data, '-l', paths.log, '-w', '-t', String(options.startTimeoutSeconds ?? 60), 'start'], {reject: false})
   if (started.exitCode !== 0) {
     const tail = existsSync(paths.log) ? readFileSync(paths.log, 'utf8').trim().split('\n').slice(-3).join(' | ') : String(started.all)
     throw new CliError(`the local cluster did not start: ${tail}`, {hint: `see ${paths.log}`, code: 'LOCAL_START_FAILED'})

@@ -227,6 +227,8 @@ export const OPTIONAL_EXTENSIONS: readonly OptionalExtension[] = [
   {name: 'pg_net', feature: 'HTTP calls from SQL', fallback: 'none: HTTP stays in the Elixir applications', databases: ['singularity']},
   {name: 'vector', feature: 'pattern similarity search (pgvector)', fallback: 'plain SQL cosine similarity over float8[]', databases: ['singularity']},
   {name: 'lantern', feature: 'pattern similarity index (lantern)', fallback: 'plain SQL cosine similarity over float8[]', databases: ['singularity']},
+  {name: 'cube', feature: 'geo fallback without h3 (earthdistance needs it)', fallback: 'none: agents_near() needs cube + earthdistance', databases: ['singularity']},
+  {name: 'earthdistance', feature: 'agents near a point without h3 (GiST on cube)', fallback: 'none: agents_near() is not installed', databases: ['singularity']},
   {name: 'h3', feature: 'geo-indexing of agent locations', fallback: 'latitude/longitude columns without an H3 index', databases: ['singularity']},
   {name: 'timescaledb_toolkit', feature: 'metrics percentiles', fallback: 'percentile_cont rollups in plain PostgreSQL', databases: ['singularity']},
   // Debian has it: metrics_events partitioned by day, old days dropped whole (sql/singularity/020_metrics_partitions.sql)

@@ -1,8 +1,9 @@
 -- unless-extension: h3
+-- requires-extension: earthdistance
 -- Seed 002 clusters agents by location with h3, which Debian 12 lacks. Where h3 is absent, contrib's
--- cube + earthdistance answer "agents near here" with a GiST index on the agents' coordinates.
-CREATE EXTENSION IF NOT EXISTS cube;
-CREATE EXTENSION IF NOT EXISTS earthdistance;
+-- cube + earthdistance answer "agents near here" with a GiST index on the agents' coordinates. The
+-- extensions are the topology's (db init creates them where the admin may; on a managed server
+-- earthdistance is a provider step, and this file waits for it).
 
 -- earthdistance 1.1's ll_to_earth() resolves cube() and earth() through the caller's search_path,
 -- which pg_restore empties while it rebuilds indexes: this wrapper pins it, so the index below

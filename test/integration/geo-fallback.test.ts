@@ -14,7 +14,8 @@ let c: pg.Client
 beforeAll(async () => {
   const db = await createTestDatabase('geo_fallback')
   c = await connect(db.url)
-  await c.query('CREATE EXTENSION IF NOT EXISTS pgcrypto')
+  // as db init does from the topology (OPTIONAL_EXTENSIONS): the geo files require earthdistance
+  for (const extension of ['pgcrypto', 'cube', 'earthdistance']) await c.query(`CREATE EXTENSION IF NOT EXISTS ${extension}`)
   await installComponents(db.url, ['pgmq', 'singularity'])
   await c.query(`INSERT INTO agents (id, name) VALUES ('sf', 'San Francisco'), ('oak', 'Oakland'), ('sj', 'San Jose'), ('la', 'Los Angeles'), ('nowhere', 'no location')`)
   for (const [id, lat, lon] of [['sf', 37.7749, -122.4194], ['oak', 37.8044, -122.2712], ['sj', 37.3382, -121.8863], ['la', 34.0522, -118.2437]] as const) {

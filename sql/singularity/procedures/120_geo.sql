@@ -1,4 +1,5 @@
 -- unless-extension: h3
+-- requires-extension: earthdistance
 -- Seed 002's geo helpers where h3 is absent (sql/singularity/022_geo_fallback.sql): agents near a
 -- point, setting an agent's location, and clusters by region on a latitude/longitude grid
 -- (in place of h3's hexagonal cells). All on cube + earthdistance with the GiST index

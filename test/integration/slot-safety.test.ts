@@ -162,7 +162,7 @@ describe('a CDC slot that cannot fill the disk (dedicated local cluster)', () =>
     const human = await cli(['doctor'], {COLUMNS: '80'})
     expect(human.exitCode).toBe(3)
     expect(human.stdout).toMatch(/^replication slots\s+FAIL\s+/m)
-    expect(human.stdout.replace(/\s+/g, ' ')).toContain(`replication slots: ${SLOT} is lost`)
+    expect(human.stdout.replace(/\s+/g, ' ')).toContain(`${SLOT} is lost: the WAL it needed was removed`)
     expect(human.stdout).toContain('verdict: UNHEALTHY')
     for (const line of human.stdout.trimEnd().split('\n')) expect(displayWidth(line)).toBeLessThanOrEqual(80)
 

@@ -99,7 +99,8 @@ async function productSettings(binaries: ServerBinaries, port: number, runDir: s
     'cron.use_background_workers = on',
     'max_worker_processes = 24',
     'wal_level = logical',
-    'max_replication_slots = 32',
+    // two logical slots per singularity instance (CDC + bridge), temporary ones for cdc tail, room for 100 instances
+    'max_replication_slots = 256',
     'max_wal_senders = 32',
     'max_connections = 200',
     `max_slot_wal_keep_size = '${slotWalCap}'`,

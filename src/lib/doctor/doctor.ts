@@ -64,6 +64,13 @@ export async function runDoctor(config: ResolvedConfig, thresholds: DoctorThresh
       })),
     )
     checks.push(
+      ...(await guarded('backup encryption', 'singularity backup list', async () => {
+        const {unencryptedBackupWarning} = await import('../backup/keys.js')
+        const warning = unencryptedBackupWarning(config.backupDir)
+        return {check: 'backup encryption', status: warning ? 'warn' : 'ok', detail: warning ?? 'the newest backup is encrypted (AES-256-GCM; the key file lives outside the backup directory)', next: 'singularity backup list'}
+      })),
+    )
+    checks.push(
       ...(await guarded('WAL archiving', 'singularity backup list', async () => {
         const [{archiveChecks}, {readPhysicalSetup}] = await Promise.all([import('./archive-checks.js'), import('../backup/physical/layout.js')])
         return archiveChecks(admin, config.backupDir, readPhysicalSetup(config.backupDir), thresholds.maxArchiveAgeSeconds ?? 300)

@@ -71,7 +71,11 @@ export async function encryptionKeyCheck(clients: {name: string; client: pg.Clie
   return {
     check: 'encryption key',
     status: missing.length > 0 ? 'fail' : 'ok',
-    detail: missing.length > 0 ? `no active key in ${missing.join(', ')}` : `active key present in ${clients.length} singularity database(s)`,
+    // no key service here (pgsodium/KMS absent): the pgcrypto fallback keeps the key in the database itself
+    detail:
+      missing.length > 0
+        ? `no active key in ${missing.join(', ')}`
+        : `active key present in ${clients.length} singularity database(s); it lives in singularity_private.encryption_keys inside each database (no key service), so backups hold it — encrypted unless taken with --no-encrypt`,
     next: 'singularity db init',
   }
 }

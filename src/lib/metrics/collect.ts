@@ -1,5 +1,6 @@
 import type pg from 'pg'
 
+import {archiverStatus, type ArchiverStatus} from '../backup/physical/archiver.js'
 import {listBackups} from '../backup/store.js'
 import {listSlots, type SlotRow} from '../cdc/slots.js'
 import type {ResolvedConfig} from '../config/resolve.js'
@@ -76,6 +77,8 @@ interface Collected {
   queues: QueueStats[]
   jobs: JobRow[]
   slots: SlotRow[]
+  /** pg_stat_archiver (WAL archiving for point-in-time recovery) */
+  archiver: ArchiverStatus | null
   backups: BackupEntry[] | null
   verdicts: {database: string; verdict: string}[]
 }
@@ -91,7 +94,7 @@ export async function collectEstateMetrics(config: ResolvedConfig, options: Coll
   const ms = options.timeoutMs
   const settings = {statementTimeoutMs: ms, lockTimeoutMs: ms, applicationName: 'singularity metrics'}
   const sections: SectionOutcome[] = []
-  const collected: Collected = {queues: [], jobs: [], slots: [], backups: null, verdicts: []}
+  const collected: Collected = {queues: [], jobs: [], slots: [], archiver: null, backups: null, verdicts: []}
 
   // The estate (instances) and the server-wide figures (slots) from one admin connection.
   let admin: pg.Client | undefined
@@ -144,9 +147,12 @@ export async function collectEstateMetrics(config: ResolvedConfig, options: Coll
 
   const slotWork = (async () => {
     const slots = estate.value.databases.flatMap((d) => (d.cdcSlot ? [d.cdcSlot] : []))
-    const result = await withDeadline(ms, () => listSlots(admin!, slots), () => hangUp([admin]))
+    const result = await withDeadline(ms, async () => ({slots: (await listSlots(admin!, slots)).slots, archiver: await archiverStatus(admin!)}), () => hangUp([admin]))
     sections.push({section: 'slots', up: result.ok, ...(result.ok ? {} : {error: result.error})})
-    if (result.ok) collected.slots = result.value.slots
+    if (result.ok) {
+      collected.slots = result.value.slots
+      collected.archiver = result.value.archiver
+    }
   })()
 
   const statusWork = (async () => {
@@ -169,6 +175,22 @@ export async function collectEstateMetrics(config: ResolvedConfig, options: Coll
 
 function elapsed(started: bigint): number {
   return Number(process.hrtime.bigint() - started) / 1e9
+}
+
+/** WAL archiving (doctor's archive rows): absent when the server has archive_mode off. */
+function archiverFamilies(a: ArchiverStatus | null): MetricFamily[] {
+  if (!a || a.archiveMode === 'off') return []
+  return [
+    family('singularity_wal_archived_segments_total', 'counter', 'WAL segments archived since the statistics were reset (pg_stat_archiver).', [{labels: {}, value: a.archivedCount}]),
+    family('singularity_wal_archive_failures_total', 'counter', 'Failed WAL archive attempts since the statistics were reset (pg_stat_archiver).', [{labels: {}, value: a.failedCount}]),
+    family('singularity_wal_archive_failing', 'gauge', 'Whether the newest WAL archive attempt failed (1) or not (0).', [{labels: {}, value: a.failing ? 1 : 0}]),
+    family(
+      'singularity_wal_archive_last_success_age_seconds',
+      'gauge',
+      'Seconds since the last WAL segment was archived (absent before the first).',
+      a.lastArchivedAgeSeconds === null ? [] : [{labels: {}, value: Math.round(a.lastArchivedAgeSeconds)}],
+    ),
+  ]
 }
 
 function family(name: string, type: MetricFamily['type'], help: string, samples: Sample[]): MetricFamily {
@@ -204,6 +226,7 @@ function families(c: Collected, sections: SectionOutcome[], options: CollectOpti
     family('singularity_cron_job_last_run_success', 'gauge', 'Whether the last run of a pg_cron job succeeded (1) or not (0).', ran.map((j) => ({labels: job(j), value: j.lastRun!.status === 'succeeded' ? 1 : 0}))),
     family('singularity_cron_job_failure_streak', 'gauge', 'Consecutive failed runs of a pg_cron job, newest first.', c.jobs.filter((j) => j.failureStreak !== null).map((j) => ({labels: job(j), value: j.failureStreak!}))),
     family('singularity_replication_slot_retained_bytes', 'gauge', 'WAL kept on disk for a replication slot.', c.slots.filter((s) => s.retainedBytes !== null).map((s) => ({labels: slot(s), value: s.retainedBytes!}))),
+    ...archiverFamilies(c.archiver),
     family('singularity_replication_slot_active', 'gauge', 'Whether a consumer holds the replication slot (1) or not (0).', c.slots.map((s) => ({labels: slot(s), value: s.active ? 1 : 0}))),
     family(
       'singularity_backup_newest_verified_age_seconds',

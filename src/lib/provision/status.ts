@@ -33,6 +33,8 @@ export interface EstateStatus {
   databases: DatabaseStatus[]
   /** the plan (`db plan`) this status is read from: actions and counts */
   plan: {summary: ReturnType<typeof planDocument>['summary']; actions: PublicAction[]; warnings: string[]; providerSteps: PublicAction[]}
+  /** copies of estate databases restored by the tool, with their access; an open one is drift in the plan */
+  copies: ReturnType<typeof planDocument>['copies']
   verdict: Verdict
 }
 
@@ -92,6 +94,7 @@ export function statusFromPlan(plan: Plan): EstateStatus {
     roles: plan.roles.map((r) => ({name: r.name, exists: r.exists})),
     databases,
     plan: {summary: document.summary, actions: plan.actions.map(publicAction), warnings: plan.warnings, providerSteps: document.providerSteps},
+    copies: document.copies,
     verdict,
   }
 }

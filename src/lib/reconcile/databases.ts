@@ -1,6 +1,7 @@
 import {quoteIdent} from '../sql/quote.js'
 import type {ConcreteDatabase, Estate} from '../../topology.js'
 import {sqlAction, type Action} from './action.js'
+import type {CopyInfo} from '../backup/copies.js'
 import type {AclEntry, ObservedDatabase} from './observe.js'
 import {grantee, privilegeList} from './grants.js'
 
@@ -40,6 +41,24 @@ export function diffDatabases(estate: Estate, observed: ObservedDatabase[]): Act
       )
     }
     actions.push(...diffDatabaseAcl(db, current ? current.acl : DEFAULT_DATABASE_ACL(db.owner), estateRoles))
+  }
+  return actions
+}
+
+/**
+ * Copies of estate databases restored by the tool (backup restore --as, restore tests): each keeps
+ * its source's access (seed 003's isolation holds for copies too), so CONNECT/TEMP beyond what the
+ * source database declares, for PUBLIC or another service, is security drift. The copy's own owner
+ * (the admin with --no-owner) is left alone; its data is never touched.
+ */
+export function diffCopies(estate: Estate, copies: CopyInfo[]): Action[] {
+  const estateRoles = new Set(estate.roles.map((r) => r.name))
+  const actions: Action[] = []
+  for (const copy of copies) {
+    const source = estate.databases.find((d) => d.name === copy.source)
+    if (!source) continue
+    const acl: AclEntry[] = copy.access.filter((g) => g.grantee !== copy.owner).flatMap((g) => g.privileges.map((privilege) => ({grantee: g.grantee, privilege})))
+    actions.push(...diffDatabaseAcl({...source, name: copy.database}, acl, estateRoles).map((a) => ({...a, description: `${a.description} (a copy of ${copy.source}, restored from backup ${copy.backup})`})))
   }
   return actions
 }

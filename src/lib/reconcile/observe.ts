@@ -1,4 +1,5 @@
 import type pg from 'pg'
+import {listCopies, type CopyInfo} from '../backup/copies.js'
 
 import {readCronJobs, type InstalledCronJob} from '../cron/install.js'
 import {isEstateJob} from '../cron/names.js'
@@ -62,6 +63,8 @@ export interface ServerObservation {
   slots: ObservedSlot[]
   /** null when pg_cron is not loaded or its database does not exist */
   cron: CronObservation | null
+  /** databases the tool restored from backups of the estate's databases (backup restore --as, restore tests) */
+  copies?: CopyInfo[]
 }
 
 export interface ObservedRelation {
@@ -177,8 +180,11 @@ export async function observeServer(admin: pg.Client, estate: Estate, openCron: 
       cron = {database: facts.cronDatabase, installed, version: rows[0].version, jobs, scheduleInOtherDatabases: rows[0].other}
     }
   }
+  const estateNames = new Set(estate.databases.map((d) => d.name))
+  const copies = (await listCopies(admin)).filter((c) => estateNames.has(c.source))
   return {
     facts,
+    copies,
     roles: roles.rows.map((r) => ({
       name: r.rolname, login: r.rolcanlogin, superuser: r.rolsuper, createrole: r.rolcreaterole, createdb: r.rolcreatedb, replication: r.rolreplication, bypassrls: r.rolbypassrls, verifier: r.verifier,
     })),

@@ -14,7 +14,7 @@ import type {ConcreteDatabase, Estate, QueueEngine, ScheduleSpec} from '../../to
 import {AREAS, publicAction, type Action, type Area, type PublicAction} from './action.js'
 import {diffCdc} from './cdc.js'
 import {diffCron} from './cron.js'
-import {diffDatabases} from './databases.js'
+import {diffCopies, diffDatabases} from './databases.js'
 import {diffExtensions, wantedExtensions} from './extensions.js'
 import {diffGrants} from './grants.js'
 import {emptyDatabase, observeDatabase, observeServer, type DatabaseObservation, type EstateObservation, type ServerObservation} from './observe.js'
@@ -23,6 +23,7 @@ import {diffRoles} from './roles.js'
 import {adaptToAdmin, creatableBy, manageableBy} from './managed.js'
 import {diffServer, serverWarnings} from './server.js'
 import {diffSql, fileStates} from './sql.js'
+import type {CopyInfo} from '../backup/copies.js'
 
 /** Connections of one reconciliation: the admin one and, lazily, one per database (as the admin). */
 export class Connections {
@@ -151,7 +152,7 @@ export function diffSchedules(server: ServerObservation, ctx: DiffContext): {act
 export function diffEstate(observation: EstateObservation, ctx: DiffContext): {actions: Action[]; warnings: string[]; provider: Action[]; lacking: Action[]} {
   const {server} = observation
   const serverWide = adaptToAdmin(
-    [...diffServer(server), ...diffRoles(ctx.estate, server.roles, ctx.roles.plans, ctx.roles.passwords), ...diffDatabases(ctx.estate, server.databases)], server.facts, ctx.estate,
+    [...diffServer(server), ...diffRoles(ctx.estate, server.roles, ctx.roles.plans, ctx.roles.passwords), ...diffDatabases(ctx.estate, server.databases), ...diffCopies(ctx.estate, server.copies ?? [])], server.facts, ctx.estate,
   )
   const {actions, provider, lacking} = serverWide
   const warnings: string[] = [...serverWarnings(server)]
@@ -300,6 +301,8 @@ export function planDocument(plan: Plan): {
   /** steps that need an attribute the admin lacks: db init refuses the plan */
   lacking: PublicAction[]
   warnings: string[]
+  /** copies of estate databases restored by the tool, with their access (an open one is security drift, in actions) */
+  copies: CopyInfo[]
 } {
   const byArea: Partial<Record<Area, number>> = {}
   for (const a of plan.actions) byArea[a.area] = (byArea[a.area] ?? 0) + 1
@@ -314,5 +317,6 @@ export function planDocument(plan: Plan): {
     providerSteps: plan.providerSteps.map(publicAction),
     lacking: plan.lacking.map(publicAction),
     warnings: plan.warnings,
+    copies: plan.observation.server.copies ?? [],
   }
 }

@@ -40,6 +40,10 @@ export function renderDbStatus(s: EstateStatus, options: TableOptions): {table: 
       ),
     )
   }
+  for (const copy of s.copies) {
+    const connect = copy.access.filter((g) => g.privileges.includes('CONNECT')).map((g) => g.grantee)
+    after.push(...fold(`copy: ${copy.database} (of ${copy.source}, backup ${copy.backup}): CONNECT for ${[copy.owner, ...connect.filter((g) => g !== copy.owner)].join(', ')}${copy.openToPublic ? ' — OPEN TO PUBLIC: security drift, `singularity db init` closes it' : ''}`, width, '  '))
+  }
   // a managed server: steps only the provider can take (never drift, so the verdict can be ok)
   if (s.plan.providerSteps.length > 0) after.push(...fold(`provider steps: ${s.plan.providerSteps.length} waiting for the server's provider; \`singularity db plan\` lists them`, width, '  '))
   const fallbacks = s.databases.find((d) => d.fallbacks.length > 0)?.fallbacks ?? []

@@ -344,6 +344,26 @@ describe('backup: take, list, verify, prune, restore', {timeout: 900_000}, () =>
       ]),
     )
     expect(copies.map((x) => x.database)).not.toContain(OWNER)
+
+    // a copy opened beyond its source's access is security drift: db plan lists the revoke (exit 3),
+    // db status says drifted, db init closes it again
+    const init = ['--prefix', P, '--queue-engine', 'bundled', '--passwords-file', join(root, 'passwords.json')]
+    await admin((c) => c.query(`GRANT CONNECT ON DATABASE "${OWNER}_check" TO PUBLIC`))
+    expect(await connectAs(`${P}nexus`, `${OWNER}_check`)).toBe('ok')
+    const planned = await cli(['db', 'plan', ...init, '--json'], {timeoutMs: 180_000})
+    expect(planned.exitCode).toBe(3)
+    const onCopy = planned.json().actions.filter((a: {database: string}) => a.database === `${OWNER}_check`)
+    expect(onCopy).toEqual([expect.objectContaining({area: 'databases', destructive: true, reason: 'extra', sql: [`REVOKE CONNECT ON DATABASE "${OWNER}_check" FROM PUBLIC`]})])
+    expect(planned.json().copies.find((x: {database: string}) => x.database === `${OWNER}_check`)).toMatchObject({source: OWNER, openToPublic: true})
+    const status = await cli(['db', 'status', '--prefix', P, '--json'], {timeoutMs: 180_000})
+    expect(status.exitCode).toBe(3)
+    expect(status.json().verdict).toBe('drifted')
+    const fixed = await cli(['db', 'init', ...init, '--json'], {timeoutMs: 180_000})
+    expect(fixed.exitCode).toBe(0)
+    const after = await cli(['db', 'plan', ...init, '--json'], {timeoutMs: 180_000})
+    expect(after.json().actions.filter((a: {database: string}) => a.database === `${OWNER}_check`)).toEqual([])
+    expect(await connectAs(`${P}nexus`, `${OWNER}_check`)).toBe('42501')
+    expect(await connectAs(`${P}genesis`, `${OWNER}_check`)).toBe('ok')
   }, 900_000)
 
   it('encrypted backups: no plaintext in any file, tampering and truncation fail verify naming the file, keys are enforced, rotation keeps old backups readable', async () => {

@@ -48,8 +48,8 @@ beforeAll(async () => {
   const db = await createTestDatabase('singularity_procs')
   url = db.url
   c = await connect(url)
-  // db init creates extensions and queues; here the test does it
-  await c.query('CREATE EXTENSION IF NOT EXISTS pgcrypto')
+  // db init creates extensions and queues; here the test does it (cube + earthdistance: the geo fallback)
+  for (const extension of ['pgcrypto', 'cube', 'earthdistance']) await c.query(`CREATE EXTENSION IF NOT EXISTS ${extension}`)
   await installComponents(url, ['pgmq', 'singularity'])
   for (const q of QUEUES) await c.query('SELECT pgmq.create($1)', [q])
 })

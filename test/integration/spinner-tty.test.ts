@@ -53,9 +53,11 @@ afterAll(() => {
   rmSync(scratch, {recursive: true, force: true})
 })
 
+// Every cdc tail here follows learned_patterns only: the CDC bridge's pg_cron job writes its cursor row
+// every minute, which an unfiltered tail would rightly show as a change.
 describe('progress in a real terminal (tmux)', () => {
   it('cdc tail shows a spinner while waiting for its first change; it ends cleanly and the command exits', async () => {
-    const t = inTerminal(`node ${BIN} cdc tail --prefix ${P} --timeout 8s`)
+    const t = inTerminal(`node ${BIN} cdc tail --prefix ${P} --table learned_patterns --timeout 8s`)
     await waitFor('the spinner "waiting for the first change…" on the screen', () => /waiting for the first change/.test(t.screen()) && SPINNER_FRAMES.test(t.screen()), {timeoutMs: 60_000})
     const screen = await waitFor('cdc tail to exit after its --timeout', () => (/EXIT=\d+/.test(t.screen()) ? t.screen() : undefined), {timeoutMs: 60_000})
     expect(screen).toMatch(/EXIT=0/)
@@ -68,7 +70,7 @@ describe('progress in a real terminal (tmux)', () => {
 
   it('run outside the foreground process group (under `timeout`), the spinner neither stops nor freezes the command', async () => {
     // ora's default (stdin in raw mode) froze here: SIGTTOU stops a background group touching the terminal
-    const t = inTerminal(`timeout 60 node ${BIN} cdc tail --prefix ${P} --timeout 6s`)
+    const t = inTerminal(`timeout 60 node ${BIN} cdc tail --prefix ${P} --table learned_patterns --timeout 6s`)
     await waitFor('the spinner on the screen', () => /waiting for the first change/.test(t.screen()), {timeoutMs: 60_000})
     const screen = await waitFor('cdc tail to exit after its --timeout', () => (/EXIT=\d+/.test(t.screen()) ? t.screen() : undefined), {timeoutMs: 60_000})
     expect(screen).toMatch(/EXIT=0/)
@@ -88,7 +90,7 @@ describe('progress in a real terminal (tmux)', () => {
   }, 200_000)
 
   it('when the stream fails while the spinner spins, it stops and the command exits 1 (no hang)', async () => {
-    const t = inTerminal(`node ${BIN} cdc tail --prefix ${P}`)
+    const t = inTerminal(`node ${BIN} cdc tail --prefix ${P} --table learned_patterns`)
     await waitFor('the spinner on the screen', () => /waiting for the first change/.test(t.screen()), {timeoutMs: 60_000})
     await withClient(adminUrl(), (c) => c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'singularity cdc tail' AND backend_type = 'walsender'"))
     const screen = await waitFor('cdc tail to exit after its connection was ended', () => (/EXIT=\d+/.test(t.screen()) ? t.screen() : undefined), {timeoutMs: 60_000})
@@ -100,9 +102,9 @@ describe('progress in a real terminal (tmux)', () => {
 
   it('no spinner with NO_COLOR, with --json, or with TERM=dumb: not one frame is ever written', async () => {
     const runs = [
-      inTerminal(`node ${BIN} cdc tail --prefix ${P} --timeout 3s`, {NO_COLOR: '1'}),
-      inTerminal(`node ${BIN} cdc tail --prefix ${P} --timeout 3s --json`),
-      inTerminal(`node ${BIN} cdc tail --prefix ${P} --timeout 3s`, {TERM: 'dumb'}),
+      inTerminal(`node ${BIN} cdc tail --prefix ${P} --table learned_patterns --timeout 3s`, {NO_COLOR: '1'}),
+      inTerminal(`node ${BIN} cdc tail --prefix ${P} --table learned_patterns --timeout 3s --json`),
+      inTerminal(`node ${BIN} cdc tail --prefix ${P} --table learned_patterns --timeout 3s`, {TERM: 'dumb'}),
     ]
     for (const t of runs) {
       const screen = await waitFor(`cdc tail to exit (${t.name})`, () => (/EXIT=\d+/.test(t.screen()) ? t.screen() : undefined), {timeoutMs: 60_000})

@@ -124,14 +124,8 @@ interface IdentityRow {
   candidate_index: string | null
 }
 
-/**
- * Checks the replica identity of the captured tables: without one, wal2json sends UPDATE and
- * DELETE without their old keys ("no tuple identifier"), and consumers cannot tell which row changed.
- */
-async function checkReplicaIdentity(client: pg.Client, tables: string[], warnings: string[], fixed: string[]): Promise<void> {
-  if (tables.length === 0) return
-  const {rows} = await client.query<IdentityRow>(
-    `SELECT n.nspname AS schema, c.relname AS table, c.relreplident,
+/** Per table (c, n): its replica identity, primary key, identity index and a usable unique index; read by db init and the plan. */
+export const REPLICA_IDENTITY_COLUMNS = `n.nspname AS schema, c.relname AS table, c.relreplident,
             EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk,
             (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
               WHERE i.indrelid = c.oid AND i.indisreplident) AS identity_index,
@@ -139,7 +133,16 @@ async function checkReplicaIdentity(client: pg.Client, tables: string[], warning
               WHERE i.indrelid = c.oid AND i.indisunique AND i.indimmediate AND i.indisvalid
                 AND i.indpred IS NULL AND i.indexprs IS NULL
                 AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) k JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k WHERE NOT a.attnotnull)
-              ORDER BY ic.relname LIMIT 1) AS candidate_index
+              ORDER BY ic.relname LIMIT 1) AS candidate_index`
+
+/**
+ * Checks the replica identity of the captured tables: without one, wal2json sends UPDATE and
+ * DELETE without their old keys ("no tuple identifier"), and consumers cannot tell which row changed.
+ */
+async function checkReplicaIdentity(client: pg.Client, tables: string[], warnings: string[], fixed: string[]): Promise<void> {
+  if (tables.length === 0) return
+  const {rows} = await client.query<IdentityRow>(
+    `SELECT ${REPLICA_IDENTITY_COLUMNS}
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind IN ('r', 'p') AND c.relname = ANY ($1) AND n.nspname = ANY (current_schemas(false))
       ORDER BY c.relname, array_position(current_schemas(false), n.nspname::text)`,

@@ -1,6 +1,7 @@
 import type pg from 'pg'
-import {listCopies, type CopyInfo} from '../backup/copies.js'
 
+import {listCopies, type CopyInfo} from '../backup/copies.js'
+import {REPLICA_IDENTITY_COLUMNS} from '../cdc/ensure.js'
 import {readCronJobs, type InstalledCronJob} from '../cron/install.js'
 import {isEstateJob} from '../cron/names.js'
 import {serverFacts, type ServerFacts} from '../provision/server.js'
@@ -226,15 +227,7 @@ export async function observeDatabase(client: pg.Client, db: ConcreteDatabase): 
                        FROM aclexplode(d.defaclacl) a) AS acl
                FROM pg_default_acl d JOIN pg_namespace n ON n.oid = d.defaclnamespace
               WHERE n.nspname = ANY($1)`)} AS defaults,
-            ${rows(`SELECT n.nspname AS schema, c.relname AS table, c.relreplident,
-                    EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk,
-                    (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-                      WHERE i.indrelid = c.oid AND i.indisreplident) AS identity_index,
-                    (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-                      WHERE i.indrelid = c.oid AND i.indisunique AND i.indimmediate AND i.indisvalid
-                        AND i.indpred IS NULL AND i.indexprs IS NULL
-                        AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) k JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k WHERE NOT a.attnotnull)
-                      ORDER BY ic.relname LIMIT 1) AS candidate_index
+            ${rows(`SELECT ${REPLICA_IDENTITY_COLUMNS}
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE c.relkind IN ('r', 'p') AND c.relname = ANY ($2) AND n.nspname = 'public'`)} AS identities`,
     // the captured tables of the CentralCloud slot and of seed 002's CDC bridge

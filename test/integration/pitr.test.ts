@@ -58,6 +58,15 @@ async function waitFor(what: string, fn: () => Promise<boolean> | boolean, timeo
 
 const physical = async () => (await cli(['backup', 'list', '--json'])).json().physical
 
+/** Waits until the server's clock is inside the recovery window, so a mark taken next can be restored to. */
+async function waitForWindowStart(): Promise<void> {
+  const earliest = Date.parse((await physical()).window.earliest)
+  await waitFor(`the server clock to reach the recovery window's start ${new Date(earliest).toISOString()}`, async () => {
+    const [{now}] = await sql<{now: Date}>('postgres', 'SELECT now() AS now')
+    return now.getTime() >= earliest
+  }, 10_000)
+}
+
 // Every step runs pgBackRest and PostgreSQL restarts or recoveries: generous time on a loaded machine.
 describe('point-in-time recovery (pgBackRest)', {timeout: 900_000}, () => {
   beforeAll(async () => {
@@ -114,6 +123,7 @@ describe('point-in-time recovery (pgBackRest)', {timeout: 900_000}, () => {
     expect(full.exitCode, full.stderr).toBe(0)
     expect(full.json()).toMatchObject({kind: 'physical', type: 'full', status: 'complete'})
     expect(full.stderr).toContain('new backup label')
+    await waitForWindowStart()
 
     marks = []
     for (let n = 1; n <= 3; n++) {
@@ -279,8 +289,9 @@ describe('point-in-time recovery (pgBackRest)', {timeout: 900_000}, () => {
     const complete = p.backups.filter((b: {status: string}) => b.status === 'complete')
     expect(complete.filter((b: {type: string}) => b.type === 'full').map((b: {label: string}) => b.label)).toEqual([f4.label, f3.label])
     expect(complete.filter((b: {type: string}) => b.type === 'diff').map((b: {label: string}) => b.label)).toEqual([d3.label])
-    // point-in-time recovery reaches back to the newest backup only (--retention-pitr 1) …
-    expect(p.window.earliest).toBe(f4.stoppedAt)
+    // point-in-time recovery reaches back to the newest backup only (--retention-pitr 1),
+    // from the second after it stopped …
+    expect(Date.parse(p.window.earliest)).toBe(Date.parse(f4.stoppedAt) + 1000)
     const gone = await cli(['backup', 'restore', '--to-time', d3.stoppedAt, '--into', join(root, 'not-promised')])
     expect(gone.exitCode).toBe(2)
     expect(existsSync(join(root, 'not-promised'))).toBe(false)
@@ -292,6 +303,7 @@ describe('point-in-time recovery (pgBackRest)', {timeout: 900_000}, () => {
   })
 
   it('in place, with the server stopped and --confirm <stanza>: the server itself goes back to the mark', async () => {
+    await waitForWindowStart()
     const before = (await sql<{n: number}>('nexus', 'SELECT max(n) AS n FROM pitr_probe'))[0].n
     await sql('nexus', 'INSERT INTO pitr_probe VALUES ($1)', [before + 1])
     const mark = (await sql('postgres', 'SELECT now()::text AS t'))[0].t

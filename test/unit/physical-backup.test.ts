@@ -34,13 +34,13 @@ describe('recoveryWindow', () => {
   const seg = (n: number) => `00000001000000000000${n.toString(16).toUpperCase().padStart(4, '0')}`
   const at = new Date('2026-11-25T12:00:00Z')
 
-  it('starts at the end of the oldest backup whose WAL reaches the newest segment without a gap', () => {
+  it('starts the second after the oldest backup whose WAL reaches the newest segment without a gap stopped (pgBackRest compares whole seconds)', () => {
     const i = info([backup('A', seg(2), seg(3), 1000, 1010), backup('B', seg(8), seg(9), 2000, 2010)], seg(2), seg(12))
     const all = {segments: [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12].map(seg), newestArchivedAt: at}
-    expect(recoveryWindow(i, all)).toEqual({earliest: new Date(1010_000).toISOString(), latest: at.toISOString(), lastWal: seg(12)})
+    expect(recoveryWindow(i, all)).toEqual({earliest: new Date(1011_000).toISOString(), latest: at.toISOString(), lastWal: seg(12)})
     // expiry dropped the WAL between A and B (A's own WAL stays): the window starts at B
     const gap = {segments: [2, 3, 8, 9, 10, 11, 12].map(seg), newestArchivedAt: at}
-    expect(recoveryWindow(i, gap)?.earliest).toBe(new Date(2010_000).toISOString())
+    expect(recoveryWindow(i, gap)?.earliest).toBe(new Date(2011_000).toISOString())
   })
 
   it('is null without a backup or without WAL', () => {

@@ -13,6 +13,8 @@ export interface ConnectOptions {
   /** lock_timeout for this session in ms (0 = none) */
   lockTimeoutMs?: number
   applicationName?: string
+  /** give up connecting after this long (default PGCONNECT_TIMEOUT, else 10 s) */
+  connectTimeoutMs?: number
   /** extra libpq-style settings, e.g. {replication: 'database'} */
   replication?: boolean
 }
@@ -25,7 +27,7 @@ export async function connect(target: Target | string | undefined, options: Conn
     connectionString: url,
     database: typeof target === 'object' ? target.database : undefined,
     application_name: options.applicationName ?? 'singularity',
-    connectionTimeoutMillis: Number(process.env.PGCONNECT_TIMEOUT ?? 10) * 1000,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? Number(process.env.PGCONNECT_TIMEOUT ?? 10) * 1000,
   }
   if (options.statementTimeoutMs !== undefined) settings.statement_timeout = options.statementTimeoutMs
   if (options.lockTimeoutMs !== undefined) settings.lock_timeout = options.lockTimeoutMs

@@ -23,7 +23,7 @@ export interface PhysicalBackup {
 }
 
 export interface RecoveryWindow {
-  /** the earliest restorable time: the end of the oldest backup whose WAL reaches to the present */
+  /** the earliest restorable time: the second after the oldest backup whose WAL reaches to the present stopped */
   earliest: string
   /** the latest time the archive certainly holds: when its newest WAL segment was archived */
   latest: string
@@ -87,7 +87,9 @@ export function recoveryWindow(info: PgBackRestInfo, contents: ArchiveContents):
     .sort((a, b) => a.timestamp.stop - b.timestamp.stop)
   const oldest = usable[0]
   if (!oldest) return null
-  const earliest = iso(oldest.timestamp.stop)
+  // pgBackRest keeps stop times in whole seconds and restores to a time only from a backup that
+  // stopped strictly before that time's second: the first second after the stop is the earliest.
+  const earliest = iso(oldest.timestamp.stop + 1)
   return {earliest, latest: new Date(Math.max(contents.newestArchivedAt.getTime(), Date.parse(earliest))).toISOString(), lastWal: archive.max}
 }
 

@@ -1,0 +1,125 @@
+/**
+ * Visiting many databases at once: a bounded pool, a deadline per database, results in the
+ * order asked. Every reading command that covers the estate goes through here, so that its cost
+ * stays flat as instances (and servers) are added, and one stuck database never stalls the rest.
+ */
+import type pg from 'pg'
+
+import {CliError} from '../cli/errors.js'
+import type {Target} from '../config/resolve.js'
+import {connect, type ConnectOptions} from '../db/connect.js'
+
+/** Databases visited at once when nothing else is configured. */
+export const DEFAULT_READ_CONCURRENCY = 8
+/** Share of the server's free connections one command may take. */
+const FREE_CONNECTION_SHARE = 0.25
+/** How long one database may take to answer a reading command, when nothing else is configured. */
+export const DEFAULT_DATABASE_TIMEOUT_MS = 10_000
+
+export interface VisitOptions {
+  /** at most this many visits in flight */
+  concurrency?: number
+  /** each visit is abandoned after this long (connect + queries) */
+  timeoutMs?: number
+}
+
+/** One database's outcome: its value, or why it could not be read. */
+export type Visit<T> =
+  | {ok: true; value: T; ms: number}
+  | {ok: false; error: CliError; timedOut: boolean; ms: number}
+
+/**
+ * The bound for one command: the configured (or default) concurrency, never more than a quarter
+ * of the connections the server has free (at least 1).
+ */
+export function readConcurrency(configured: number | undefined, freeConnections?: number): number {
+  const wanted = Math.max(1, Math.floor(configured ?? DEFAULT_READ_CONCURRENCY))
+  if (freeConnections === undefined) return wanted
+  return Math.max(1, Math.min(wanted, Math.floor(freeConnections * FREE_CONNECTION_SHARE)))
+}
+
+/** Maps items with at most `limit` calls in flight; results keep the items' order. */
+export async function mapBounded<I, O>(items: readonly I[], limit: number, fn: (item: I, index: number) => Promise<O>): Promise<O[]> {
+  const results = new Array<O>(items.length)
+  let next = 0
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++
+      results[index] = await fn(items[index], index)
+    }
+  }
+  await Promise.all(Array.from({length: Math.min(Math.max(1, limit), items.length)}, worker))
+  return results
+}
+
+/**
+ * Runs fn for each item, bounded and with a deadline each. A failure or a timeout becomes that
+ * item's outcome instead of failing the whole visit; `onTimeout` lets the caller cut what the
+ * abandoned visit holds (its connection).
+ */
+export async function visitEach<I, T>(
+  items: readonly I[],
+  describe: (item: I) => string,
+  fn: (item: I, signal: AbortSignal) => Promise<T>,
+  options: VisitOptions = {},
+): Promise<Visit<T>[]> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_DATABASE_TIMEOUT_MS
+  return mapBounded(items, options.concurrency ?? DEFAULT_READ_CONCURRENCY, async (item) => {
+    const started = Date.now()
+    const controller = new AbortController()
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        controller.abort()
+        reject(new CliError(`${describe(item)} did not answer within ${(timeoutMs / 1000).toFixed(1)} s`, {
+          code: 'DATABASE_TIMEOUT',
+          hint: 'the server may be overloaded or a lock may be held; raise the per-database timeout or look at pg_stat_activity there',
+        }))
+      }, timeoutMs)
+    })
+    try {
+      const value = await Promise.race([fn(item, controller.signal), deadline])
+      return {ok: true as const, value, ms: Date.now() - started}
+    } catch (error) {
+      const timedOut = controller.signal.aborted
+      const cliError = error instanceof CliError ? error : new CliError(`${describe(item)}: ${error instanceof Error ? error.message : String(error)}`, {code: 'DATABASE_UNREADABLE'})
+      return {ok: false as const, error: cliError, timedOut, ms: Date.now() - started}
+    } finally {
+      clearTimeout(timer)
+    }
+  })
+}
+
+/**
+ * visitEach with a client per item: connects to the item's target, runs fn, always ends the
+ * client, and ends it at once when the deadline passes (so no abandoned query runs on).
+ */
+export async function visitWithClient<I, T>(
+  items: readonly I[],
+  target: (item: I) => Target,
+  describe: (item: I) => string,
+  fn: (client: pg.Client, item: I) => Promise<T>,
+  options: VisitOptions & {connect?: ConnectOptions} = {},
+): Promise<Visit<T>[]> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_DATABASE_TIMEOUT_MS
+  return visitEach(
+    items,
+    describe,
+    async (item, signal) => {
+      const client = await connect(target(item), {statementTimeoutMs: timeoutMs, connectTimeoutMs: timeoutMs, ...options.connect})
+      const cut = () => void client.end().catch(() => {})
+      if (signal.aborted) {
+        cut()
+        throw new CliError(`${describe(item)}: abandoned after the deadline`, {code: 'DATABASE_TIMEOUT'})
+      }
+      signal.addEventListener('abort', cut, {once: true})
+      try {
+        return await fn(client, item)
+      } finally {
+        signal.removeEventListener('abort', cut)
+        await client.end().catch(() => {})
+      }
+    },
+    options,
+  )
+}

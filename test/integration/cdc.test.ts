@@ -181,6 +181,9 @@ describe('cdc tail (temporary slot)', () => {
     const human = startCli(['cdc', 'tail', '--prefix', P, '--table', 'public.learned_patterns', '--limit', '1', '--timeout', '60s'])
     const raw = startCli(['cdc', 'tail', '--prefix', P, '--raw', '--table', 'learned_patterns', '--limit', '1', '--timeout', '60s'])
     await waitFor('both temporary slots', async () => (await temporarySlots()).filter((s) => s.active_pid !== null).length === 2)
+    // transactions the table filter empties (DDL, another table) print nothing, not even BEGIN/COMMIT
+    await db.query('CREATE TABLE cdc_raw_noise (n int)')
+    await db.query('INSERT INTO cdc_raw_noise VALUES (1)')
     const {rows} = await db.query(`INSERT INTO learned_patterns (pattern, confidence) VALUES ('{"kind":"h"}', 0.1) RETURNING id`)
     const [h, r] = await Promise.all([human.done, raw.done])
     expect(h.code, human.stderr()).toBe(0)
@@ -194,6 +197,7 @@ describe('cdc tail (temporary slot)', () => {
     expect(objects[1]).toMatchObject({schema: 'public', table: 'learned_patterns'})
     expect(objects[1].columns.find((c: {name: string}) => c.name === 'id')).toMatchObject({type: 'bigint', value: Number(rows[0].id)})
     await waitFor('no temporary slot', async () => (await temporarySlots()).length === 0)
+    await db.query('DROP TABLE cdc_raw_noise')
   })
 })
 

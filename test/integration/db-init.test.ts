@@ -201,6 +201,36 @@ describe('db init under concurrency and interruption', {timeout: 300_000}, () =>
     expect(status.json().verdict).toBe('ok')
   })
 
+  it('an init queued behind a running one says so, waits, then finishes', async () => {
+    const P = 't_queued_'
+    const holder = await connect(adminUrl())
+    try {
+      await holder.query("SELECT pg_advisory_lock(hashtext('singularity.db-init'))")
+      const env = {...process.env, SINGULARITY_ADMIN_URL: adminUrl(), SINGULARITY_LOCAL_DIR: '/nonexistent/x', XDG_CONFIG_HOME: '/nonexistent/y'}
+      const child = spawn(process.execPath, ['bin/run.js', 'db', 'init', '--prefix', P, '--passwords-file', passwordsFile(P), '--json'], {env, stdio: ['ignore', 'pipe', 'pipe']})
+      let out = ''
+      let err = ''
+      child.stdout.on('data', (d) => (out += d))
+      const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
+      // released only once the queued init has said it waits
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`timed out waiting for the queued db init to say it waits; stderr: ${err}`)), 120_000)
+        child.stderr.on('data', (d) => {
+          err += d
+          if (err.includes('another db init is running on this server; waiting for it to finish')) {
+            clearTimeout(timer)
+            resolve()
+          }
+        })
+      })
+      await holder.query("SELECT pg_advisory_unlock(hashtext('singularity.db-init'))")
+      expect(await exited, err).toBe(0)
+      expect(JSON.parse(out).status).toBe('applied')
+    } finally {
+      await holder.end()
+    }
+  })
+
   it('an init killed half-way is finished by the next one', async () => {
     const P = 't_kill_'
     const env = {...process.env, SINGULARITY_ADMIN_URL: adminUrl(), SINGULARITY_LOCAL_DIR: '/nonexistent/x', XDG_CONFIG_HOME: '/nonexistent/y'}

@@ -19,7 +19,7 @@ export default class CdcTail extends BaseCommand<typeof CdcTail> {
   static override summary = 'Stream changes as they commit (wal2json over the replication protocol), without touching the production slot.'
   static override description = `By default a temporary slot of its own is created: the production slot is never held or advanced, and nothing is left behind, not even after SIGKILL (temporary slots die with the session). --slot <name> reads a persistent slot's backlog through a temporary copy; add --consume to read the slot itself and confirm each position only after the lines up to it were written and flushed (at-least-once across kills and restarts). The last confirmed LSN is printed on stderr at exit; Ctrl-C exits 0 after confirming.
 
-Output: readable lines on a terminal (time, action, table, key | changed columns); --json prints one JSON object per line {lsn, xid, commitTime, action, schema, table, columns, identity}; --raw passes wal2json's format-version 2 JSON through unchanged (BEGIN/COMMIT objects included).`
+Output: readable lines on a terminal (time, action, table, key | changed columns); --json prints one JSON object per line {lsn, xid, commitTime, action, schema, table, columns, identity}; --raw passes wal2json's format-version 2 JSON through unchanged (BEGIN/COMMIT objects included, for the transactions that have a change passing the filters).`
 
   static override examples = [
     {description: 'Watch learned_patterns live (Ctrl-C to stop)', command: '<%= config.bin %> cdc tail --table learned_patterns'},

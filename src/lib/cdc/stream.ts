@@ -151,6 +151,7 @@ export async function streamChanges(client: pg.Client, options: StreamOptions): 
 
   // --- the hot path: one CopyData payload, chunk[start..end) --------------------------------------
   let fast: string | undefined
+  let rawBegin: string | undefined
   const onCopyData = (chunk: Buffer, start: number, end: number) => {
     if (stopped) return
     const message = decodeReplicationMessage(chunk, start, end)
@@ -160,7 +161,9 @@ export async function streamChanges(client: pg.Client, options: StreamOptions): 
       const code = actionCode(text)
       if (code === ACTION_CODE.B) {
         inTxn = true
-        if (format === 'raw') output.add(text)
+        // --raw holds BEGIN back until a change passes the filters: a transaction the filters
+        // emptied prints nothing (wal2json itself sends BEGIN/COMMIT for every transaction)
+        if (format === 'raw') rawBegin = text
         else if (!changesCarryTxn) {
           // keep xid/time for wal2json builds that only put them on BEGIN
           const begin = JSON.parse(text) as Wal2jsonChange
@@ -171,13 +174,18 @@ export async function streamChanges(client: pg.Client, options: StreamOptions): 
       }
       if (code === ACTION_CODE.C) {
         inTxn = false
-        if (format === 'raw') output.add(text)
+        if (format === 'raw' && rawBegin === undefined) output.add(text)
+        rawBegin = undefined
         output.markSafe(lsn)
         if (output.waiting > MAX_PENDING) output.flush()
         return
       }
       if (!wanted.has(code)) return
-      if (format === 'raw') output.add(text)
+      if (format === 'raw') {
+        if (rawBegin !== undefined) output.add(rawBegin)
+        rawBegin = undefined
+        output.add(text)
+      }
       else if (format === 'json' && changesCarryTxn && (fast = fastJsonLine(text, formatLsn(lsn)!, code)) !== undefined) output.add(fast)
       else {
         const change = JSON.parse(text) as Wal2jsonChange

@@ -67,7 +67,13 @@ async function takeInitLock(conns: Connections, progress?: (m: string) => void):
   const {rows} = await conns.admin.query<{ok: boolean}>(`SELECT pg_try_advisory_lock(${INIT_LOCK}) AS ok`)
   if (rows[0].ok) return
   progress?.('another db init is running on this server; waiting for it to finish')
-  await conns.admin.query(`SELECT pg_advisory_lock(${INIT_LOCK})`)
+  // the session's lock_timeout guards DDL, not this queue: a long run ahead of us is waited for
+  await conns.admin.query('SET lock_timeout = 0')
+  try {
+    await conns.admin.query(`SELECT pg_advisory_lock(${INIT_LOCK})`)
+  } finally {
+    await conns.admin.query('RESET lock_timeout')
+  }
 }
 
 /** A database of our name that another role owns is someone else's: never taken over. */

@@ -34,3 +34,20 @@ export const tableFlags = {
   csv: Flags.boolean({description: 'The table as CSV on stdout (every selected column, nothing cut); other lines go to stderr.', exclusive: ['tsv', 'json'], helpGroup: 'TABLE'}),
   tsv: Flags.boolean({description: 'The table as tab-separated values on stdout; other lines go to stderr.', exclusive: ['csv', 'json'], helpGroup: 'TABLE'}),
 }
+
+/**
+ * How a reading command visits the estate's databases (doctor, queue stats, jobs, db status/plan,
+ * metrics): how many at once, and how long one may take before it is reported timed out.
+ */
+export const readFlags = {
+  concurrency: Flags.integer({
+    description: 'Databases read at once; default SINGULARITY_CONCURRENCY, the config file, else 8. Never more than a quarter of the server\'s free connections.',
+    min: 1,
+    max: 64,
+    helpGroup: 'CONNECTION',
+  }),
+  'db-timeout': Flags.string({
+    description: 'How long one database may take (connect and read) before it is reported timed out, e.g. 2s; default SINGULARITY_DB_TIMEOUT, the config file, else 10s.',
+    helpGroup: 'CONNECTION',
+  }),
+}

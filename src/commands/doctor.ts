@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {connectionFlags, tableFlags} from '../flags.js'
+import {connectionFlags, readFlags, tableFlags} from '../flags.js'
 import {ExitCode, UsageError} from '../lib/cli/errors.js'
 import {parseDuration, parseSize} from '../lib/cli/format.js'
 import {resolveConfig} from '../lib/config/resolve.js'
@@ -14,15 +14,19 @@ export default class Doctor extends BaseCommand<typeof Doctor> {
   static override summary = 'One health verdict for the on-call engineer: every check ok / warn / fail, with the command to look closer.'
   static override description = `Checks: every database reachable; migrations current and without drift; pg_cron running; failed pg_cron jobs and failure streaks; Oban workers that missed their schedule; queue backlog and oldest message; replication slots (invalidated by the cap: fail, naming the fix; retaining more than --max-slot-retained: fail; without a consumer for longer than --max-slot-idle, past --slot-cap-warn percent of max_slot_wal_keep_size, or with no cap at all: warn); the newest verified backup of each kind; WAL archiving (the last archived segment's age against --max-archive-age, archive_command failing since its last success) and the newest physical backup of each type; the session encryption key.
 
-Exit 0 when nothing fails (warnings allowed), 3 when any check fails. --json for monitoring.`
+The databases are read at once, at most --concurrency at a time (default 8, never more than a quarter of the server's free connections), each within --db-timeout (default 10s): a database that refuses or does not answer in time fails "databases reachable" by name, is listed under "unreadable" in --json ({database, reason, timed_out}), and every other database is still checked.
+
+Exit 0 when nothing fails (warnings allowed), 3 when any check fails (an unreadable database included). --json for monitoring.`
   static override examples = [
     '<%= config.bin %> doctor',
     {description: 'From a monitoring cron: alert on exit 3', command: '<%= config.bin %> doctor --json > /var/lib/singularity/doctor.json || page-oncall'},
     {description: 'Tighter thresholds', command: '<%= config.bin %> doctor --max-queue-length 1000 --max-oldest 10m --max-slot-retained 512MB'},
+    {description: 'A hundred instances: 16 databases at once, 3 s each before one is named timed out', command: '<%= config.bin %> doctor --concurrency 16 --db-timeout 3s'},
   ]
 
   static override flags = {
     ...connectionFlags,
+    ...readFlags,
     'max-queue-length': Flags.integer({description: 'A queue with more messages fails.', default: DEFAULT_THRESHOLDS.maxQueueLength, min: 0}),
     'max-oldest': Flags.string({description: 'A queue whose oldest message is older fails (e.g. 10m, 1h).', default: '1h'}),
     'max-slot-retained': Flags.string({description: 'A replication slot retaining more WAL fails (e.g. 1GB).', default: '1GB'}),

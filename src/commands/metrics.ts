@@ -3,7 +3,7 @@ import {resolve} from 'node:path'
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {connectionFlags} from '../flags.js'
+import {connectionFlags, readFlags} from '../flags.js'
 import {writeFileAtomic} from '../lib/backup/store.js'
 import {CliError, UsageError} from '../lib/cli/errors.js'
 import {parseDuration} from '../lib/cli/format.js'
@@ -24,7 +24,7 @@ export default class Metrics extends BaseCommand<typeof Metrics> {
   static override summary = 'The estate as Prometheus metrics: print them, write them for node_exporter (--output), or serve /metrics (--listen).'
   static override description = `Queues (length, visible, in flight, oldest age, sent total, archive size, poison), pg_cron jobs (last run time and success, failure streak), replication slots (retained bytes, active), the age of the newest verified backup per kind, and each database's db status verdict, in the Prometheus text exposition format (0.0.4).
 
-The figures come from the same code as queue stats, jobs list, cdc slots, backup list and db status. Every section has the scrape timeout (--timeout, default 10s): a database that does not answer in time is reported with singularity_scrape_up{section,database} 0 and its figures are left out; the scrape never hangs.
+The figures come from the same code as queue stats, jobs list, cdc slots, backup list and db status. The databases are read at once, at most --concurrency at a time (default SINGULARITY_CONCURRENCY, the config file, else 8; never more than a quarter of the server's free connections). Every section, and every database, has the scrape timeout (--timeout, default 10s): a database that refuses or does not answer in time is reported with singularity_scrape_up{section,database} 0 and its figures are left out (the others are still collected); the scrape never hangs.
 
 --output FILE writes the text atomically (a temporary file in the same directory, then rename), mode 0644: node_exporter's textfile collector never reads half a file. From cron:
   * * * * *  singularity metrics --output /var/lib/node_exporter/textfile/singularity.prom
@@ -41,6 +41,7 @@ Exit codes: 0 ok (also when a section is down: that is in the metrics), 1 the fi
 
   static override flags = {
     ...connectionFlags,
+    concurrency: readFlags.concurrency,
     output: Flags.string({description: 'Write the metrics to this file atomically (temporary file + rename).', exclusive: ['listen']}),
     listen: Flags.string({description: 'Serve GET /metrics on [host:]port (host default 127.0.0.1).', exclusive: ['output']}),
     timeout: Flags.string({description: 'Scrape timeout per section (e.g. 10s, 2s); a database slower than this is reported down.', default: '10s'}),

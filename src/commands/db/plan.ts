@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
-import {connectionFlags, nonBlank} from '../../flags.js'
+import {connectionFlags, nonBlank, readFlags} from '../../flags.js'
 import {ExitCode} from '../../lib/cli/errors.js'
 import {resolveConfig} from '../../lib/config/resolve.js'
 import {defaultPasswordsFile} from '../../lib/provision/passwords.js'
@@ -15,7 +15,9 @@ export default class DbPlan extends BaseCommand<typeof DbPlan> {
   static override summary = 'What db init would change: the difference between the server and the estate, as actions.'
   static override description = `Observes the server (roles, databases and their CONNECT/TEMP, extensions, SQL files, queues, grants and default privileges, the CDC slot and replica identity, pg_cron jobs), diffs it against the estate and prints the actions grouped by database: what each does, the exact SQL (secrets shown as ***), whether it is destructive, the privilege it needs and why (missing, changed, extra, drifted). Extra privileges of PUBLIC or an estate role on our objects are security drift: shown as destructive revokes. Objects that are not ours are never looked at.
 
-Changes nothing and takes no lock. Exit 0 when there is nothing to do, 3 when there is (db init applies it; a refused action, such as an applied migration whose file changed, makes db init exit 1).`
+Changes nothing and takes no lock. Exit 0 when there is nothing to do, 3 when there is (db init applies it; a refused action, such as an applied migration whose file changed, makes db init exit 1), or when a database could not be read.
+
+The databases are read at once, at most --concurrency at a time (default 8, never more than a quarter of the server's free connections), each within --db-timeout (default 10s): one that refuses or does not answer in time is named ("unreadable" under --json) and its part of the plan is unknown; the others are planned.`
   static override examples = [
     '<%= config.bin %> db plan',
     {description: 'One database', command: '<%= config.bin %> db plan --db genesis'},
@@ -24,6 +26,7 @@ Changes nothing and takes no lock. Exit 0 when there is nothing to do, 3 when th
 
   static override flags = {
     ...connectionFlags,
+    ...readFlags,
     db: Flags.string({parse: nonBlank, description: 'Only this database (name or kind); repeatable. Server-wide actions are then left out.', multiple: true}),
     instances: Flags.integer({description: 'Number of singularity instances (default: as found on the server).', min: 1, max: 64}),
     'queue-engine': Flags.string({description: 'Queue engine db init would choose for a new queue database.', options: ['auto', 'extension', 'bundled'], default: 'auto'}),
@@ -40,22 +43,25 @@ Changes nothing and takes no lock. Exit 0 when there is nothing to do, 3 when th
       passwordsFile: this.flags['passwords-file'] ?? process.env.SINGULARITY_PASSWORDS_FILE ?? defaultPasswordsFile(config),
       schedules: schedulesFor(process.env),
       databases: this.flags.db,
+      // one database that cannot be read (or not in time) is named; the plan of the others still stands
+      tolerateUnreachable: true,
     })
     const document = planDocument(plan)
-    if (document.actions.length > 0 || document.lacking.length > 0) this.exitAfterOutput(ExitCode.unhealthy)
+    if (document.actions.length > 0 || document.lacking.length > 0 || document.unreadable.length > 0) this.exitAfterOutput(ExitCode.unhealthy)
     return document
   }
 
   protected override human(plan: PlanDocument): void {
     if (plan.actions.length === 0) {
-      this.out('db plan: up to date, nothing to do')
+      this.out(plan.unreadable.length > 0 ? `db plan: nothing to do in the databases read; ${plan.unreadable.length} could not be read` : 'db plan: up to date, nothing to do')
     } else {
       const s = plan.summary
       this.out(`db plan: ${s.actions} action(s)${s.destructive > 0 ? `, ${s.destructive} destructive` : ''}${s.refused > 0 ? `, ${s.refused} REFUSED` : ''} (nothing was changed)`)
       for (const line of renderPlan(plan.actions, {sql: this.flags.sql})) this.out(line)
       this.out(s.refused > 0 ? 'next: restore the refused files (applied migrations are never edited), then `singularity db init`' : 'next: `singularity db init` applies it')
     }
-    for (const warning of plan.warnings) this.out(`warning: ${warning}`)
+    for (const u of plan.unreadable) this.out(`${u.timed_out ? 'timed out' : 'unreadable'}: ${u.database}: ${u.reason} (its part of the plan is unknown)`)
+    for (const warning of plan.warnings.filter((w) => !plan.unreadable.some((u) => w.startsWith(`${u.database} could not be read`)))) this.out(`warning: ${warning}`)
     for (const a of plan.lacking) this.out(`cannot: ${a.description} (needs ${a.privilege}, which '${plan.server.user}' lacks)`)
     for (const line of renderProviderSteps(plan.providerSteps, plan.server.user)) this.out(line)
   }

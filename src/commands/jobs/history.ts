@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
-import {connectionFlags, nonBlank, tableFlags} from '../../flags.js'
+import {connectionFlags, nonBlank, readFlags, tableFlags} from '../../flags.js'
 import {UsageError} from '../../lib/cli/errors.js'
 import {parseDuration} from '../../lib/cli/format.js'
 import {openJobsContextFor} from '../../lib/cron/context.js'
@@ -37,6 +37,7 @@ Exit codes: 0 ok (also when there are no runs yet); 2 bad input; 4 no such job.`
 
   static override flags = {
     ...connectionFlags,
+    ...readFlags,
     limit: Flags.integer({description: 'At most this many runs, newest first.', default: 20, min: 1, max: 10_000}),
     since: Flags.string({description: 'Only runs started since: a duration back from now (1h, 7d) or an ISO time.'}),
     db: Flags.string({parse: nonBlank, description: 'Only in this database (name or kind); repeatable.', multiple: true}),

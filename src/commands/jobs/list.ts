@@ -1,7 +1,8 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
-import {connectionFlags, nonBlank, tableFlags} from '../../flags.js'
+import {connectionFlags, nonBlank, readFlags, tableFlags} from '../../flags.js'
+import {ExitCode} from '../../lib/cli/errors.js'
 import {parseWatchInterval, runWatch, watchFlag, withWatchDefault} from '../../lib/cli/watch.js'
 import {openJobsContextFor, type JobsContext} from '../../lib/cron/context.js'
 import {listJobs, type JobsListResult} from '../../lib/cron/jobs.js'
@@ -19,16 +20,20 @@ pg_cron: the job as installed in cron.job, its last run from cron.job_run_detail
 Oban: read from oban_jobs in the service's database where that table exists (newest state per worker, failure streak, runs missed since the newest job, jobs waiting); where it does not, the row says so.
 System cron: schedule, next run, the crontab line and whether the installed /etc/cron.d/singularity-backup (SINGULARITY_BACKUP_CRON_FILE) has it (\`singularity backup schedule --install\` writes it); a line that differs is drift.
 
-Times are UTC (pg_cron 1.4 schedules in GMT). Exit codes: 0 ok; 2 bad flags or unknown --db; 3 with --fail-on-error when a job's last run failed or a declared pg_cron job is missing.`
+The services' databases are read at once, at most --concurrency at a time (default 8, never more than a quarter of the server's free connections), each within --db-timeout (default 10s): one that refuses or does not answer in time is named (its rows say so; "unreadable" under --json) and the others are still listed.
+
+Times are UTC (pg_cron 1.4 schedules in GMT). Exit codes: 0 ok; 1 a database could not be read (the rest is printed); 2 bad flags or unknown --db; 3 with --fail-on-error when a job's last run failed or a declared pg_cron job is missing.`
   static override examples = [
     {description: 'Every job', command: '<%= config.bin %> jobs list'},
     {description: 'Only pg_cron jobs whose last run failed', command: '<%= config.bin %> jobs list --runner pg_cron --failing'},
     {description: 'From cron/CI: alert when a job failed or is missing', command: '<%= config.bin %> jobs list --fail-on-error --json > /dev/null'},
     {description: 'Jobs of one database', command: '<%= config.bin %> jobs list --db shared_queue'},
+    {description: 'Give a slow database 2 s before naming it and going on', command: '<%= config.bin %> jobs list --db-timeout 2s'},
   ]
 
   static override flags = {
     ...connectionFlags,
+    ...readFlags,
     runner: Flags.string({description: 'Only jobs of this runner; repeatable.', options: [...RUNNERS], multiple: true}),
     failing: Flags.boolean({description: 'Only jobs whose last run failed.'}),
     'fail-on-error': Flags.boolean({description: 'Exit 3 when a job’s last run failed or a declared pg_cron job is missing.'}),
@@ -85,6 +90,7 @@ Times are UTC (pg_cron 1.4 schedules in GMT). Exit codes: 0 ok; 2 bad flags or u
       const jobs = annotateBackupRows(listed.jobs, ctx.schedules, backupCronFile())
       const result = {...listed, jobs, counts: {...listed.counts, drifted: jobs.filter((j) => j.drift.length > 0).length}}
       if (this.flags['fail-on-error'] && (result.counts.failing > 0 || result.counts.missing > 0)) this.exitAfterOutput(3)
+      if (result.unreadable.length > 0) this.exitAfterOutput(ExitCode.failure)
       // Rendered here: the base command does not await human().
       if (!this.jsonMode) this.lines = renderJobs(result, await this.tableOptions())
       return result
@@ -97,6 +103,7 @@ Times are UTC (pg_cron 1.4 schedules in GMT). Exit codes: 0 ok; 2 bad flags or u
 
   protected override human(result: JobsListResult): void {
     if (result.pgCron.problem) this.note(`warning: ${result.pgCron.problem}`)
+    for (const u of result.unreadable) this.note(`${u.timed_out ? 'timed out' : 'unreadable'}: ${u.database}: ${u.reason}`)
     this.outTable(this.lines)
   }
 }

@@ -1,12 +1,13 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
-import {connectionFlags, nonBlank, tableFlags} from '../../flags.js'
-import {NotFoundError, UsageError} from '../../lib/cli/errors.js'
+import {connectionFlags, nonBlank, readFlags, tableFlags} from '../../flags.js'
+import {ExitCode, NotFoundError, UsageError} from '../../lib/cli/errors.js'
 import {formatDuration, parseDuration} from '../../lib/cli/format.js'
 import {resolveConfig} from '../../lib/config/resolve.js'
 import {closestNames, globToRegExp} from '../../lib/queue/catalog.js'
-import {closeAll, openQueueDatabases, queueDatabases, requireSomeDatabase, type Unavailable} from '../../lib/queue/locate.js'
+import {queueDatabasesToRead, readQueueDatabases, requireSomeRead, type Unavailable} from '../../lib/queue/locate.js'
+import type {Unreadable} from '../../lib/estate/visit.js'
 import {DEFAULT_COUNT_LIMIT, queueStats, type QueueStats} from '../../lib/queue/stats.js'
 import {QUEUE_STATS_COLUMNS, renderQueueStats} from '../../lib/render/queues.js'
 import {formatTable, type Column} from '../../lib/cli/table.js'
@@ -31,7 +32,12 @@ export interface StatsResult {
   queues: QueueStats[]
   breaches: Breach[]
   unavailable: Unavailable[]
+  /** databases that refused, failed or did not answer within the per-database timeout */
+  unreadable: Unreadable[]
 }
+
+/** --exact without a --db-timeout: counting every row of a big queue takes long. */
+const EXACT_DATABASE_TIMEOUT_MS = 600_000
 
 /** Never count more than this many rows per figure to decide a --fail-if-length-gt threshold. */
 const MAX_THRESHOLD_COUNT = 1_000_000
@@ -46,16 +52,20 @@ Poison: messages read at least max_reads times (the queue's policy in the topolo
 
 Thresholds for cron/CI alerting: --fail-if-length-gt N and --fail-if-oldest-gt DURATION exit 3 after printing when any queue breaches them. A length threshold up to ${MAX_THRESHOLD_COUNT.toLocaleString('en-US')} is decided by an exact bounded count, so estimates never cause a false alarm below it.
 
-Exit codes: 0 ok, 2 bad flags, 3 threshold breached, 4 no queue matches --pattern or no queue database exists.`
+The databases are read at once, at most --concurrency at a time (default 8, never more than a quarter of the server's free connections), each within --db-timeout (default 10s; 10m with --exact). A database that refuses, fails or does not answer in time is named on stderr and under "unreadable" in --json ({database, reason, timed_out}); the others are still shown.
+
+Exit codes: 0 ok, 1 a database could not be read (the others are printed), 2 bad flags, 3 threshold breached, 4 no queue matches --pattern or no queue database exists.`
   static override examples = [
     {description: 'Every queue of the estate', command: '<%= config.bin %> queue stats'},
     {description: 'The LLM queues of shared_queue, counted exactly', command: "<%= config.bin %> queue stats --db shared_queue --pattern 'llm_*' --exact"},
     {description: 'Alert from cron when the learning queue backs up (seed 000)', command: "<%= config.bin %> queue stats --pattern 'centralcloud-new-patterns' --fail-if-length-gt 100 --fail-if-oldest-gt 10m"},
     {description: 'For scripts', command: '<%= config.bin %> queue stats --json | jq \'.queues[] | {queue, length}\''},
+    {description: 'Many instances: 16 databases at once, give up on one after 3 s', command: '<%= config.bin %> queue stats --concurrency 16 --db-timeout 3s'},
   ]
 
   static override flags = {
     ...connectionFlags,
+    ...readFlags,
     db: Flags.string({parse: nonBlank, description: 'Database name or kind (shared_queue, singularity); repeatable. Default: every database with queues.', multiple: true}),
     pattern: Flags.string({parse: nonBlank, description: "Only queues whose name matches this glob (* and ?), e.g. 'llm_*'."}),
     exact: Flags.boolean({description: 'Count every row (slower on big queues) instead of estimating above the count limit.'}),
@@ -84,33 +94,32 @@ Exit codes: 0 ok, 2 bad flags, 3 threshold breached, 4 no queue matches --patter
     const countLimit = flags.exact ? null : Math.max(DEFAULT_COUNT_LIMIT, lengthLimit === undefined ? 0 : Math.min(lengthLimit, MAX_THRESHOLD_COUNT))
 
     const config = resolveConfig(flags)
-    const databases = await queueDatabases(config, flags.db)
-    if (flags.watch !== undefined) return this.watch(parseWatchInterval(flags.watch), statsTicker(config, databases, {matcher, exact: flags.exact, countLimit: countLimit ?? undefined}))
-    const {open, unavailable} = await openQueueDatabases(config, databases, {
-      statementTimeoutMs: flags.exact ? 600_000 : 60_000,
-      lockTimeoutMs: 5000,
-      applicationName: 'singularity queue stats',
-    })
-    const queues: QueueStats[] = []
-    try {
-      requireSomeDatabase(open, unavailable, config.prefix)
-      for (const u of unavailable) this.note(`skipped ${u.database}: ${u.reason}`)
-      const all: string[] = []
-      for (const o of open) {
-        all.push(...o.catalog.queues.map((q) => q.name))
-        const selected = matcher ? o.catalog.queues.filter((q) => matcher.test(q.name)) : o.catalog.queues
-        if (selected.length === 0) continue
-        queues.push(...(await queueStats(o.client, selected, {database: o.db.name, exact: flags.exact, countLimit: countLimit ?? undefined, maxReads: (q) => maxReadsFor(o.db.kind, q)})))
-      }
-      if (matcher && queues.length === 0) {
-        const close = closestNames(flags.pattern!.replaceAll(/[*?]/g, ''), all)
-        throw new NotFoundError(`no queue matches '${flags.pattern}' in ${open.map((o) => o.db.name).join(', ')}`, {
-          hint: close.length > 0 ? `did you mean ${close.join(', ')}?` : `queues there: ${[...new Set(all)].slice(0, 15).join(', ') || 'none'}`,
-          code: 'QUEUE_NOT_FOUND',
-        })
-      }
-    } finally {
-      await closeAll(open)
+    const {databases, bound} = await queueDatabasesToRead(config, flags.db)
+    // --exact counts every row: without a deadline of its own, each database gets ten minutes
+    if (flags.exact && config.read.timeoutMs === undefined) bound.timeoutMs = EXACT_DATABASE_TIMEOUT_MS
+    if (flags.watch !== undefined) return this.watch(parseWatchInterval(flags.watch), statsTicker(config, databases, {matcher, exact: flags.exact, countLimit: countLimit ?? undefined, bound}))
+    const {read, unavailable, unreadable} = await readQueueDatabases(
+      config,
+      databases,
+      (client, db, catalog) => {
+        const selected = matcher ? catalog.queues.filter((q) => matcher.test(q.name)) : catalog.queues
+        return queueStats(client, selected, {database: db.name, exact: flags.exact, countLimit: countLimit ?? undefined, maxReads: (q) => maxReadsFor(db.kind, q)})
+      },
+      {bound, connect: {lockTimeoutMs: 5000, applicationName: 'singularity queue stats'}},
+    )
+    requireSomeRead(read, unavailable, unreadable, config.prefix)
+    for (const u of unavailable) this.note(`skipped ${u.database}: ${u.reason}`)
+    // a database that could not be read is named (stderr and --json), the others answer: exit 1 after printing
+    for (const u of unreadable) this.note(`${u.timed_out ? 'timed out' : 'unreadable'}: ${u.database}: ${u.reason}`)
+    if (unreadable.length > 0) this.exitAfterOutput(ExitCode.failure)
+    const queues = read.flatMap((r) => r.value)
+    if (matcher && queues.length === 0) {
+      const all = read.flatMap((r) => r.catalog.queues.map((q) => q.name))
+      const close = closestNames(flags.pattern!.replaceAll(/[*?]/g, ''), all)
+      throw new NotFoundError(`no queue matches '${flags.pattern}' in ${read.map((r) => r.db.name).join(', ')}`, {
+        hint: close.length > 0 ? `did you mean ${close.join(', ')}?` : `queues there: ${[...new Set(all)].slice(0, 15).join(', ') || 'none'}`,
+        code: 'QUEUE_NOT_FOUND',
+      })
     }
 
     const breaches: Breach[] = []
@@ -123,7 +132,7 @@ Exit codes: 0 ok, 2 bad flags, 3 threshold breached, 4 no queue matches --patter
       }
     }
     if (breaches.length > 0) this.exitAfterOutput(3)
-    const result = {exact: Boolean(flags.exact), count_limit: countLimit, queues, breaches, unavailable}
+    const result = {exact: Boolean(flags.exact), count_limit: countLimit, queues, breaches, unavailable, unreadable}
     // Rendered here: the base command does not await human().
     if (!this.jsonMode) this.table = renderQueueStats(result.queues, await this.tableOptions())
     return result

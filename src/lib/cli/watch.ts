@@ -1,6 +1,8 @@
 import {Flags} from '@oclif/core'
 import type pg from 'pg'
 
+import {hangUp} from '../estate/visit.js'
+
 import {UsageError} from './errors.js'
 import {parseDuration} from './format.js'
 
@@ -137,6 +139,13 @@ export class KeptClient {
     const client = this.client
     this.client = null
     await client?.end().catch(() => {})
+  }
+
+  /** Drops the connection at once, also mid-query (a deadline passed); the next use opens another. */
+  drop(): void {
+    const client = this.client
+    this.client = null
+    if (client) hangUp(client)
   }
 }
 

@@ -6,7 +6,7 @@ import {UsageError} from '../cli/errors.js'
 import {registerSecret} from '../cli/redact.js'
 import {sharedQueueEnabled} from './shared-queue.js'
 import {readLocalState, defaultLocalDir} from '../local-cluster/paths.js'
-import {configFileSchema, instances, namePrefix, port, postgresUrl, type ConfigFile} from './schema.js'
+import {concurrency, configFileSchema, dbTimeoutSeconds, instances, namePrefix, port, postgresUrl, type ConfigFile} from './schema.js'
 
 export type DatabaseKind = 'singularity' | 'genesis' | 'centralcloud' | 'nexus' | 'shared_queue'
 
@@ -35,6 +35,8 @@ export interface ResolvedConfig {
   configFile?: string
   /** SHARED_QUEUE_ENABLED (default true) */
   sharedQueueEnabled: boolean
+  /** reading commands: databases visited at once and the deadline of each (unset: the defaults of estate/visit.ts) */
+  read: {concurrency?: number; timeoutMs?: number}
 }
 
 export interface ConfigFlags {
@@ -44,6 +46,8 @@ export interface ConfigFlags {
   port?: number
   instances?: number
   prefix?: string
+  concurrency?: number
+  'db-timeout'?: string
 }
 
 const DATABASE_ENV: Record<DatabaseKind, string> = {
@@ -146,5 +150,19 @@ export function resolveConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = 
   rememberPassword(admin?.url)
   if (env.PGPASSWORD) registerSecret(env.PGPASSWORD)
 
-  return {admin, databases, localDir, localPort, instances: inst, prefix, backupDir, configFile, sharedQueueEnabled: sharedQueueEnabled(env)}
+  return {admin, databases, localDir, localPort, instances: inst, prefix, backupDir, configFile, sharedQueueEnabled: sharedQueueEnabled(env), read: readSettings(flags, env, file)}
+}
+
+/** --concurrency / SINGULARITY_CONCURRENCY / concurrency, and --db-timeout / SINGULARITY_DB_TIMEOUT / dbTimeout. */
+function readSettings(flags: ConfigFlags, env: NodeJS.ProcessEnv, file: ConfigFile): ResolvedConfig['read'] {
+  const wanted = flags.concurrency ?? (env.SINGULARITY_CONCURRENCY ? check(concurrency, env.SINGULARITY_CONCURRENCY, 'SINGULARITY_CONCURRENCY') : file.concurrency)
+  const timeoutText = flags['db-timeout'] ?? env.SINGULARITY_DB_TIMEOUT ?? file.dbTimeout
+  const origin = flags['db-timeout'] !== undefined ? '--db-timeout' : env.SINGULARITY_DB_TIMEOUT !== undefined ? 'SINGULARITY_DB_TIMEOUT' : 'config dbTimeout'
+  let timeoutMs: number | undefined
+  if (timeoutText !== undefined) {
+    const seconds = dbTimeoutSeconds(timeoutText)
+    if (seconds === undefined) throw new UsageError(`invalid ${origin} ${JSON.stringify(timeoutText)}`, {hint: 'a duration between 100ms and 10m, e.g. 10s or 2s', code: 'BAD_CONFIG'})
+    timeoutMs = Math.round(seconds * 1000)
+  }
+  return {concurrency: wanted, timeoutMs}
 }

@@ -8,6 +8,20 @@ import type {z as Z} from 'zod'
 
 const PREFIX_RULE = /^([a-z][a-z0-9_]{0,19})?$/
 
+/** Reading commands never visit more databases at once than this, whatever is configured. */
+export const MAX_CONCURRENCY = 64
+const DB_TIMEOUT_RULE = 'must be a duration between 100ms and 10m, e.g. 10s'
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m)?$/
+const UNIT_SECONDS: Record<string, number> = {ms: 0.001, s: 1, m: 60}
+
+/** A per-database timeout (100ms … 10m) in seconds; undefined when not one. */
+export function dbTimeoutSeconds(value: unknown): number | undefined {
+  const match = typeof value === 'string' ? DURATION.exec(value.trim()) : null
+  if (!match) return undefined
+  const seconds = Number(match[1]) * UNIT_SECONDS[match[2] ?? 's']
+  return seconds >= 0.1 && seconds <= 600 ? seconds : undefined
+}
+
 function isPostgresUrl(value: string): boolean {
   try {
     const url = new URL(value)
@@ -23,6 +37,7 @@ function build() {
   const postgresUrl = z.string().refine(isPostgresUrl, 'must be a postgres:// or postgresql:// URL')
   const port = z.coerce.number().int().min(1).max(65_535)
   const instances = z.coerce.number().int().min(1).max(64)
+  const concurrency = z.coerce.number().int().min(1).max(MAX_CONCURRENCY)
   /** Estate name prefix: lower-case letters, digits, underscores; empty for production names. */
   const namePrefix = z.string().regex(PREFIX_RULE, 'must be lower-case letters, digits or _ (at most 20), starting with a letter')
   /** The optional config file (JSON): every key optional, unknown keys refused. */
@@ -43,9 +58,13 @@ function build() {
       instances: instances.optional(),
       prefix: namePrefix.optional(),
       backupDir: z.string().min(1).optional(),
+      /** reading commands: databases visited at once (capped by the server's free connections) */
+      concurrency: concurrency.optional(),
+      /** reading commands: how long one database may take, a duration such as 10s */
+      dbTimeout: z.string().refine((v) => dbTimeoutSeconds(v) !== undefined, DB_TIMEOUT_RULE).optional(),
     })
     .strict()
-  return {postgresUrl, port, instances, namePrefix, configFileSchema}
+  return {postgresUrl, port, instances, concurrency, namePrefix, configFileSchema}
 }
 
 type Schemas = ReturnType<typeof build>
@@ -72,6 +91,7 @@ const integerIn = (min: number, max: number) => (value: unknown) => {
 export const postgresUrl = lazy('postgresUrl', (v) => (typeof v === 'string' && isPostgresUrl(v) ? {data: v} : undefined))
 export const port = lazy('port', integerIn(1, 65_535))
 export const instances = lazy('instances', integerIn(1, 64))
+export const concurrency = lazy('concurrency', integerIn(1, MAX_CONCURRENCY))
 export const namePrefix = lazy('namePrefix', (v) => (typeof v === 'string' && PREFIX_RULE.test(v) ? {data: v} : undefined))
 export const configFileSchema = lazy('configFileSchema')
 

@@ -2,8 +2,9 @@ import type pg from 'pg'
 
 import type {ResolvedConfig} from '../config/resolve.js'
 import {connect} from '../db/connect.js'
-import {adminTarget, discoverEstate, onDatabase} from '../estate/targets.js'
-import type {Estate} from '../../topology.js'
+import {adminTarget, databaseTarget, discoverEstate, onDatabase} from '../estate/targets.js'
+import {readBound, visitWithClient, type ReadBound, type Visit} from '../estate/visit.js'
+import type {ConcreteDatabase, Estate} from '../../topology.js'
 import {schedulesForPgCron, type JobSpec} from '../../schedules.js'
 import {cronDatabaseInfo, validateSchedules, type CronDatabaseInfo} from './install.js'
 
@@ -23,10 +24,21 @@ export interface JobsContext {
   adminUser: string
   /** a client on one database as the admin; null when the database does not exist */
   open(database: string): Promise<pg.Client | null>
+  /**
+   * Reads estate databases at once within the command's bound, each on its own connection and
+   * under its deadline (estate/visit.ts); outcomes in the order given, failures per database.
+   */
+  visit<T>(databases: ConcreteDatabase[], fn: (client: pg.Client, db: ConcreteDatabase) => Promise<T>): Promise<Visit<T>[]>
+  /** the command's bound, decided once on the admin connection */
+  bound: ReadBound
   close(): Promise<void>
 }
 
-export async function openJobsContext(config: ResolvedConfig, schedules: JobSpec[], options: {statementTimeoutMs?: number} = {}): Promise<JobsContext> {
+export async function openJobsContext(
+  config: ResolvedConfig,
+  schedules: JobSpec[],
+  options: {statementTimeoutMs?: number; bound?: Pick<ReadBound, 'concurrency' | 'timeoutMs'>} = {},
+): Promise<JobsContext> {
   const target = adminTarget(config)
   const settings = {statementTimeoutMs: options.statementTimeoutMs ?? 30_000, lockTimeoutMs: 5000, applicationName: 'singularity jobs'}
   const admin = await connect(target, settings)
@@ -34,6 +46,7 @@ export async function openJobsContext(config: ResolvedConfig, schedules: JobSpec
   const byDatabase = new Map<string, pg.Client | null>()
   try {
     const estate = await discoverEstate(config, admin)
+    const bound: ReadBound = options.bound ? {...options.bound, freeConnections: null} : await readBound(admin, config.read)
     const adminInfo = await cronDatabaseInfo(admin)
     // a bad declared schedule (expression, name) is bad input: exit 2 before anything runs
     validateSchedules(estate, schedules, adminInfo.cronDatabaseName ?? 'postgres')
@@ -78,6 +91,13 @@ export async function openJobsContext(config: ResolvedConfig, schedules: JobSpec
       cronProblem,
       adminUser: adminInfo.currentUser,
       open,
+      bound,
+      visit: (databases, fn) =>
+        visitWithClient(databases, (db) => databaseTarget(config, db), (db) => db.name, fn, {
+          concurrency: bound.concurrency,
+          timeoutMs: bound.timeoutMs,
+          connect: {lockTimeoutMs: 5000, applicationName: 'singularity jobs'},
+        }),
       close: async () => {
         await Promise.all(clients.map((c) => c.end().catch(() => {})))
       },
@@ -89,8 +109,11 @@ export async function openJobsContext(config: ResolvedConfig, schedules: JobSpec
 }
 
 /** The context for the jobs commands from their connection flags (schedules with SHARED_QUEUE_RETENTION_DAYS applied). */
-export async function openJobsContextFor(flags: {'admin-url'?: string; config?: string; prefix?: string}, options: {statementTimeoutMs?: number} = {}): Promise<JobsContext> {
+export async function openJobsContextFor(
+  flags: {'admin-url'?: string; config?: string; prefix?: string; concurrency?: number; 'db-timeout'?: string},
+  options: {statementTimeoutMs?: number} = {},
+): Promise<JobsContext> {
   const [{resolveConfig}, {schedulesFor}] = await Promise.all([import('../config/resolve.js'), import('../../schedules.js')])
-  const config = resolveConfig({'admin-url': flags['admin-url'], config: flags.config, prefix: flags.prefix})
+  const config = resolveConfig({'admin-url': flags['admin-url'], config: flags.config, prefix: flags.prefix, concurrency: flags.concurrency, 'db-timeout': flags['db-timeout']})
   return openJobsContext(config, schedulesFor(process.env), options)
 }

@@ -78,14 +78,27 @@ export async function jobHistory(ctx: JobsContext, resolved: ResolvedJob[], opti
   }
   const runs: HistoryRun[] = []
   const notes: string[] = []
-  for (const job of resolved.filter((r): r is Extract<ResolvedJob, {runner: 'oban'}> => r.runner === 'oban')) {
-    const client = await ctx.open(job.database.name)
-    const table = client ? await findObanTable(client) : null
-    if (!client || !table) {
+  const obanJobs = resolved.filter((r): r is Extract<ResolvedJob, {runner: 'oban'}> => r.runner === 'oban')
+  // each database's oban_jobs at once (bounded, a deadline each)
+  const databases = [...new Set(obanJobs.map((job) => job.database))]
+  const visits = await ctx.visit(databases, async (client, db) => {
+    const table = await findObanTable(client)
+    if (!table) return null
+    const byWorker = new Map<string, Awaited<ReturnType<typeof obanHistory>>>()
+    for (const job of obanJobs.filter((j) => j.database === db)) byWorker.set(job.worker, await obanHistory(client, table, job.worker, options))
+    return byWorker
+  })
+  for (const job of obanJobs) {
+    const visit = visits[databases.indexOf(job.database)]
+    if (!visit.ok) {
+      notes.push(visit.error.code === 'DATABASE_NOT_FOUND' ? `no oban_jobs table in ${job.database.name}` : `${visit.timedOut ? 'timed out' : 'could not read'} ${job.database.name}: ${visit.error.message.split('\n')[0]}`)
+      continue
+    }
+    if (!visit.value) {
       notes.push(`no oban_jobs table in ${job.database.name}`)
       continue
     }
-    for (const j of await obanHistory(client, table, job.worker, options)) {
+    for (const j of visit.value.get(job.worker) ?? []) {
       runs.push({
         job: j.worker,
         database: job.database.name,

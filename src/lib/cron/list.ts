@@ -4,6 +4,7 @@ import {JOB_PREFIX, type Runner} from '../../topology.js'
 import type {JobSpec} from '../../schedules.js'
 import {diffCron, matchInstalled} from '../reconcile/cron.js'
 import {CRON_IN_OTHER_DATABASES_SQL} from '../reconcile/managed.js'
+import {unreadable, type Unreadable} from '../estate/visit.js'
 import type {JobsContext} from './context.js'
 import {nextEffectiveRun, parseCron, runsBetween} from './expression.js'
 import {iso, oneLine, seconds} from './format.js'
@@ -55,6 +56,8 @@ export interface JobsListResult {
   pgCron: {version: string | null; problem: string | null}
   jobs: JobRow[]
   counts: {jobs: number; failing: number; missing: number; drifted: number; unknown: number}
+  /** databases that could not be read (refused, failed, or past the per-database timeout); their rows say so */
+  unreadable: Unreadable[]
 }
 
 export interface ListOptions {
@@ -221,55 +224,68 @@ function obanLastRun(jobs: ObanJobRow[]): {lastRun: LastRun | null; streak: numb
 /** Grace before a scheduled Oban run counts as missed (the Cron plugin inserts within the minute). */
 const OBAN_GRACE_MS = 5 * 60_000
 
-async function obanRows(ctx: JobsContext, specs: JobSpec[], options: ListOptions, now: Date): Promise<JobRow[]> {
+async function obanRows(ctx: JobsContext, specs: JobSpec[], options: ListOptions, now: Date, unreadableOnes: Unreadable[]): Promise<JobRow[]> {
   const rows: JobRow[] = []
   const kinds = [...new Set(specs.map((s) => s.database))]
-  for (const kind of kinds) {
-    const kindSpecs = specs.filter((s) => s.database === kind)
-    for (const db of ctx.estate.databases.filter((d) => d.kind === kind && selectedDatabase(d.name, options))) {
-      const client = await ctx.open(db.name)
-      const table = client ? await findObanTable(client) : null
-      const recent = client && table ? await recentObanJobs(client, table, [...new Set(kindSpecs.map((s) => s.command))]) : new Map<string, ObanJobRow[]>()
-      for (const spec of kindSpecs) {
-        const base: JobRow = {
-          runner: 'oban',
-          name: spec.name,
-          job: spec.command,
-          schedule: spec.schedule,
-          nextRun: nextRunOf(spec, now),
-          database: db.name,
-          active: null,
-          lastRun: null,
-          failureStreak: null,
-          drift: [],
-          missedRuns: null,
-          command: spec.command,
-          description: spec.description,
-        }
-        if (!client) {
-          rows.push({...base, note: `database ${db.name} does not exist`})
-          continue
-        }
-        if (!table) {
-          rows.push({...base, note: `no oban_jobs table in ${db.name} (the Elixir application's migrations create it)`})
-          continue
-        }
-        const jobs = recent.get(spec.command) ?? []
-        const {lastRun, streak, waiting} = obanLastRun(jobs)
-        let missedRuns: number | null = null
-        let note: string | undefined
-        const cron = parseCron(spec.schedule)
-        if (cron.reboot) {
-          note = 'enqueued when the application starts'
-        } else if (jobs.length === 0) {
-          note = `no ${spec.command} job in oban_jobs yet`
-        } else {
-          const newest = jobs.reduce<Date | null>((m, j) => (j.insertedAt && (!m || j.insertedAt > m) ? j.insertedAt : m), null)
-          const until = new Date(now.getTime() - OBAN_GRACE_MS)
-          missedRuns = newest ? runsBetween(cron, new Date(newest.getTime() + OBAN_GRACE_MS), until, 1000) : null
-        }
-        rows.push({...base, lastRun, failureStreak: streak, waiting, missedRuns, note})
+  const visited = kinds.flatMap((kind) => ctx.estate.databases.filter((d) => d.kind === kind && selectedDatabase(d.name, options)).map((db) => ({db, kindSpecs: specs.filter((s) => s.database === kind)})))
+  // every database's oban_jobs at once (bounded, a deadline each); rows in estate order
+  const visits = await ctx.visit(
+    visited.map((v) => v.db),
+    async (client, db) => {
+      const table = await findObanTable(client)
+      const commands = [...new Set(visited.find((v) => v.db === db)!.kindSpecs.map((s) => s.command))]
+      return {table, recent: table ? await recentObanJobs(client, table, commands) : new Map<string, ObanJobRow[]>()}
+    },
+  )
+  for (const [i, {db, kindSpecs}] of visited.entries()) {
+    const visit = visits[i]
+    const missing = !visit.ok && visit.error.code === 'DATABASE_NOT_FOUND'
+    if (!visit.ok && !missing) unreadableOnes.push(unreadable(db.name, visit))
+    const table = visit.ok ? visit.value.table : null
+    const recent = visit.ok ? visit.value.recent : new Map<string, ObanJobRow[]>()
+    for (const spec of kindSpecs) {
+      const base: JobRow = {
+        runner: 'oban',
+        name: spec.name,
+        job: spec.command,
+        schedule: spec.schedule,
+        nextRun: nextRunOf(spec, now),
+        database: db.name,
+        active: null,
+        lastRun: null,
+        failureStreak: null,
+        drift: [],
+        missedRuns: null,
+        command: spec.command,
+        description: spec.description,
       }
+      if (missing) {
+        rows.push({...base, note: `database ${db.name} does not exist`})
+        continue
+      }
+      if (!visit.ok) {
+        rows.push({...base, note: `${visit.timedOut ? 'timed out' : 'could not read'} ${db.name}: ${visit.error.message.split('\n')[0]}`})
+        continue
+      }
+      if (!table) {
+        rows.push({...base, note: `no oban_jobs table in ${db.name} (the Elixir application's migrations create it)`})
+        continue
+      }
+      const jobs = recent.get(spec.command) ?? []
+      const {lastRun, streak, waiting} = obanLastRun(jobs)
+      let missedRuns: number | null = null
+      let note: string | undefined
+      const cron = parseCron(spec.schedule)
+      if (cron.reboot) {
+        note = 'enqueued when the application starts'
+      } else if (jobs.length === 0) {
+        note = `no ${spec.command} job in oban_jobs yet`
+      } else {
+        const newest = jobs.reduce<Date | null>((m, j) => (j.insertedAt && (!m || j.insertedAt > m) ? j.insertedAt : m), null)
+        const until = new Date(now.getTime() - OBAN_GRACE_MS)
+        missedRuns = newest ? runsBetween(cron, new Date(newest.getTime() + OBAN_GRACE_MS), until, 1000) : null
+      }
+      rows.push({...base, lastRun, failureStreak: streak, waiting, missedRuns, note})
     }
   }
   return rows
@@ -304,9 +320,10 @@ export async function listJobs(ctx: JobsContext, options: ListOptions = {}): Pro
   const now = options.now ?? new Date()
   const want = (r: Runner) => !options.runners || options.runners.length === 0 || options.runners.includes(r)
   const by = (r: Runner) => ctx.schedules.filter((s) => s.runner === r)
+  const unreadableOnes: Unreadable[] = []
   let jobs: JobRow[] = [
     ...(want('pg_cron') ? await pgCronRows(ctx, by('pg_cron'), options, now) : []),
-    ...(want('oban') ? await obanRows(ctx, by('oban'), options, now) : []),
+    ...(want('oban') ? await obanRows(ctx, by('oban'), options, now, unreadableOnes) : []),
     ...(want('system-cron') && !options.databases ? systemCronRows(by('system-cron'), now) : []),
   ]
   if (options.failing) jobs = jobs.filter((r) => isFailing(r) || (r.failureStreak ?? 0) > 0)
@@ -322,5 +339,6 @@ export async function listJobs(ctx: JobsContext, options: ListOptions = {}): Pro
       drifted: jobs.filter((r) => r.drift.length > 0).length,
       unknown: jobs.filter((r) => r.drift.includes('unknown')).length,
     },
+    unreadable: unreadableOnes,
   }
 }

@@ -1,16 +1,17 @@
-import type pg from 'pg'
-
 import type {ResolvedConfig} from '../config/resolve.js'
 import {connect} from '../db/connect.js'
-import {adminTarget, onDatabase} from '../estate/targets.js'
+import {adminTarget, databaseTarget} from '../estate/targets.js'
+import {readBound, unreadable, visitWithClient, type Unreadable} from '../estate/visit.js'
 import {estateStatus} from '../provision/status.js'
-import {cronLauncherCheck, databaseChecks, encryptionKeyCheck} from './estate-checks.js'
+import {activeKeyCount, cronLauncherCheck, databaseChecks, encryptionKeyCheck} from './estate-checks.js'
 import {backupCheck, jobChecks, queueChecks, slotCheck} from './operations-checks.js'
 import {worst, type CheckResult, type CheckStatus, type DoctorThresholds} from './types.js'
 
 export interface DoctorReport {
   verdict: CheckStatus
   checks: CheckResult[]
+  /** databases that could not be read (refused, failed, or past the per-database timeout), in estate order, once each */
+  unreadable: Unreadable[]
 }
 
 /** A check that could not run is itself a failed check, never a crash of the whole verdict. */
@@ -25,10 +26,15 @@ async function guarded(check: string, next: string, fn: () => Promise<CheckResul
 
 /** One on-call verdict: every check a row with ok / warn / fail and the command to look closer. */
 export async function runDoctor(config: ResolvedConfig, thresholds: DoctorThresholds): Promise<DoctorReport> {
-  const status = await estateStatus(config)
-  const checks: CheckResult[] = [...databaseChecks(status)]
   const admin = await connect(adminTarget(config), {applicationName: 'singularity doctor', statementTimeoutMs: 15_000})
+  const checks: CheckResult[] = []
+  const unreadableOnes: Unreadable[] = []
   try {
+    // the bound of every read below, decided once: databases at once, and the deadline of each
+    const bound = await readBound(admin, config.read)
+    const status = await estateStatus(config, bound)
+    unreadableOnes.push(...status.unreadable)
+    checks.push(...databaseChecks(status))
     const {discoverEstate} = await import('../estate/targets.js')
     const estate = await discoverEstate(config, admin)
     const reachable = estate.databases.filter((d) => status.databases.find((s) => s.name === d.name)?.reachable)
@@ -36,15 +42,17 @@ export async function runDoctor(config: ResolvedConfig, thresholds: DoctorThresh
     checks.push(
       ...(await guarded('pg_cron jobs', 'singularity jobs list', async () => {
         const [{openJobsContext}, {listJobs}, {schedulesFor}] = await Promise.all([import('../cron/context.js'), import('../cron/jobs.js'), import('../../schedules.js')])
-        const ctx = await openJobsContext(config, schedulesFor(process.env), {statementTimeoutMs: 15_000})
+        const ctx = await openJobsContext(config, schedulesFor(process.env), {statementTimeoutMs: 15_000, bound})
         try {
-          return jobChecks(await listJobs(ctx))
+          const jobs = await listJobs(ctx)
+          unreadableOnes.push(...jobs.unreadable)
+          return jobChecks(jobs)
         } finally {
           await ctx.close()
         }
       })),
     )
-    checks.push(...(await guarded('queue backlog', 'singularity queue stats', () => queueChecks(config, reachable, thresholds))))
+    checks.push(...(await guarded('queue backlog', 'singularity queue stats', () => queueChecks(config, reachable, thresholds, bound, unreadableOnes))))
     checks.push(
       ...(await guarded('replication slots', 'singularity cdc slots', () =>
         slotCheck(
@@ -78,19 +86,24 @@ export async function runDoctor(config: ResolvedConfig, thresholds: DoctorThresh
     )
     checks.push(
       ...(await guarded('encryption key', 'singularity db init', async () => {
-        const clients: {name: string; client: pg.Client}[] = []
-        try {
-          for (const db of reachable.filter((d) => d.kind === 'singularity')) {
-            clients.push({name: db.name, client: await connect(onDatabase(adminTarget(config), db.name), {statementTimeoutMs: 15_000})})
-          }
-          return await encryptionKeyCheck(clients)
-        } finally {
-          await Promise.all(clients.map((c) => c.client.end().catch(() => {})))
-        }
+        const singularity = reachable.filter((d) => d.kind === 'singularity')
+        const visits = await visitWithClient(singularity, (db) => databaseTarget(config, db), (db) => db.name, activeKeyCount, {
+          ...bound,
+          connect: {applicationName: 'singularity doctor'},
+        })
+        const read = visits.flatMap((v, i) => (v.ok ? [{name: singularity[i].name, activeKeys: v.value}] : []))
+        for (const [i, v] of visits.entries()) if (!v.ok) unreadableOnes.push(unreadable(singularity[i].name, v))
+        return encryptionKeyCheck(read, visits.flatMap((v, i) => (v.ok ? [] : [singularity[i].name])))
       })),
     )
   } finally {
     await admin.end().catch(() => {})
   }
-  return {verdict: worst(checks), checks}
+  return {verdict: worst(checks), checks, unreadable: firstPerDatabase(unreadableOnes)}
+}
+
+/** One entry per database (the first reason found), in the order they were found (estate order). */
+function firstPerDatabase(list: Unreadable[]): Unreadable[] {
+  const seen = new Set<string>()
+  return list.filter((u) => !seen.has(u.database) && seen.add(u.database))
 }

@@ -12,7 +12,10 @@ export function databaseChecks(status: EstateStatus): CheckResult[] {
     {
       check: 'databases reachable',
       status: unreachable.length > 0 ? 'fail' : 'ok',
-      detail: unreachable.length > 0 ? `${unreachable.map((d) => `${d.name} ${d.verdict}`).join(', ')}` : `${status.databases.length} databases reachable`,
+      detail:
+        unreachable.length > 0
+          ? `${unreachable.map((d) => (d.error ? `${d.name} ${d.timedOut ? 'timed out' : d.verdict} (${d.error.startsWith(d.name) ? d.error.slice(d.name.length).replace(/^[:\s]+/, '') : d.error})` : `${d.name} ${d.verdict}`)).join(', ')}`
+          : `${status.databases.length} databases reachable`,
       next: 'singularity db status',
     },
     {
@@ -59,23 +62,25 @@ export async function cronLauncherCheck(admin: pg.Client): Promise<CheckResult> 
   }
 }
 
-/** The session-encryption key exists in each singularity database (service roles cannot read it). */
-export async function encryptionKeyCheck(clients: {name: string; client: pg.Client}[]): Promise<CheckResult> {
-  const missing: string[] = []
-  for (const {name, client} of clients) {
-    const {rows} = await client.query<{n: number | null}>(
-      "SELECT CASE WHEN to_regclass('singularity_private.encryption_keys') IS NULL THEN NULL ELSE (SELECT count(*)::int FROM singularity_private.encryption_keys WHERE retired_at IS NULL) END AS n",
-    )
-    if (!rows[0].n) missing.push(name)
-  }
+/** Active session-encryption keys in the database the client is on (null: no key table yet). */
+export async function activeKeyCount(client: pg.Client): Promise<number | null> {
+  const {rows} = await client.query<{n: number | null}>(
+    "SELECT CASE WHEN to_regclass('singularity_private.encryption_keys') IS NULL THEN NULL ELSE (SELECT count(*)::int FROM singularity_private.encryption_keys WHERE retired_at IS NULL) END AS n",
+  )
+  return rows[0].n
+}
+
+/** The session-encryption key exists in each singularity database (service roles cannot read it); `unread` could not be checked. */
+export function encryptionKeyCheck(read: {name: string; activeKeys: number | null}[], unread: string[] = []): CheckResult {
+  const missing = read.filter((d) => !d.activeKeys).map((d) => d.name)
   return {
     check: 'encryption key',
-    status: missing.length > 0 ? 'fail' : 'ok',
+    status: missing.length > 0 || unread.length > 0 ? 'fail' : 'ok',
     // no key service here (pgsodium/KMS absent): the pgcrypto fallback keeps the key in the database itself
     detail:
-      missing.length > 0
-        ? `no active key in ${missing.join(', ')}`
-        : `active key present in ${clients.length} singularity database(s); it lives in singularity_private.encryption_keys inside each database (no key service), so backups hold it — encrypted unless taken with --no-encrypt`,
+      missing.length > 0 || unread.length > 0
+        ? [missing.length > 0 ? `no active key in ${missing.join(', ')}` : '', unread.length > 0 ? `could not read ${unread.join(', ')}` : ''].filter(Boolean).join('; ')
+        : `active key present in ${read.length} singularity database(s); it lives in singularity_private.encryption_keys inside each database (no key service), so backups hold it — encrypted unless taken with --no-encrypt`,
     next: 'singularity db init',
   }
 }

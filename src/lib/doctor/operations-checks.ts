@@ -5,6 +5,7 @@ import type {ResolvedConfig} from '../config/resolve.js'
 import type {JobsListResult} from '../cron/jobs.js'
 import type {BackupEntry} from '../backup/store.js'
 import type {ConcreteDatabase} from '../../topology.js'
+import {DEFAULT_DATABASE_TIMEOUT_MS, DEFAULT_READ_CONCURRENCY, type ReadBound, type Unreadable} from '../estate/visit.js'
 import type {CheckResult, DoctorThresholds} from './types.js'
 
 /** pg_cron jobs whose last run failed (with their failure streak), declared jobs missing, Oban runs missed. */
@@ -40,26 +41,35 @@ export function jobChecks(jobs: JobsListResult): CheckResult[] {
 }
 
 /** Queue backlog and oldest message against thresholds, over every queue database of the estate. */
-export async function queueChecks(config: ResolvedConfig, databases: ConcreteDatabase[], thresholds: DoctorThresholds): Promise<CheckResult> {
-  const [{openQueueDatabases, closeAll}, {queueStats}] = await Promise.all([import('../queue/locate.js'), import('../queue/stats.js')])
-  const {open, unavailable} = await openQueueDatabases(config, databases.filter((d) => d.spec.queues.length > 0), {applicationName: 'singularity doctor', statementTimeoutMs: 15_000})
-  try {
-    const stats = (await Promise.all(open.map((o) => queueStats(o.client, o.catalog.queues, {database: o.db.name})))).flat()
-    const long = stats.filter((s) => s.length > thresholds.maxQueueLength)
-    const old = stats.filter((s) => (s.oldest_age_sec ?? 0) > thresholds.maxOldestSeconds)
-    const problems = [
-      ...long.map((s) => `${s.database}/${s.queue} has ${s.length}${s.estimated ? '~' : ''} messages (> ${thresholds.maxQueueLength})`),
-      ...old.map((s) => `${s.database}/${s.queue} oldest message ${formatDuration(s.oldest_age_sec)} old (> ${formatDuration(thresholds.maxOldestSeconds)})`),
-      ...unavailable.map((u) => `${u.database}: ${u.reason}`),
-    ]
-    return {
-      check: 'queue backlog',
-      status: problems.length > 0 ? 'fail' : 'ok',
-      detail: problems.length > 0 ? problems.join('; ') : `${stats.length} queues under ${thresholds.maxQueueLength} messages and ${formatDuration(thresholds.maxOldestSeconds)}`,
-      next: long[0] || old[0] ? `singularity queue peek ${(long[0] ?? old[0]).queue} --db ${(long[0] ?? old[0]).database}` : 'singularity queue stats',
-    }
-  } finally {
-    await closeAll(open)
+export async function queueChecks(
+  config: ResolvedConfig,
+  databases: ConcreteDatabase[],
+  thresholds: DoctorThresholds,
+  bound?: Pick<ReadBound, 'concurrency' | 'timeoutMs'>,
+  unreadableOnes: Unreadable[] = [],
+): Promise<CheckResult> {
+  const [{readQueueDatabases}, {queueStats}] = await Promise.all([import('../queue/locate.js'), import('../queue/stats.js')])
+  const {read, unavailable, unreadable} = await readQueueDatabases(
+    config,
+    databases.filter((d) => d.spec.queues.length > 0),
+    (client, db, catalog) => queueStats(client, catalog.queues, {database: db.name}),
+    {bound: bound ?? {concurrency: DEFAULT_READ_CONCURRENCY, timeoutMs: DEFAULT_DATABASE_TIMEOUT_MS}, connect: {applicationName: 'singularity doctor'}},
+  )
+  unreadableOnes.push(...unreadable)
+  const stats = read.flatMap((r) => r.value)
+  const long = stats.filter((s) => s.length > thresholds.maxQueueLength)
+  const old = stats.filter((s) => (s.oldest_age_sec ?? 0) > thresholds.maxOldestSeconds)
+  const problems = [
+    ...long.map((s) => `${s.database}/${s.queue} has ${s.length}${s.estimated ? '~' : ''} messages (> ${thresholds.maxQueueLength})`),
+    ...old.map((s) => `${s.database}/${s.queue} oldest message ${formatDuration(s.oldest_age_sec)} old (> ${formatDuration(thresholds.maxOldestSeconds)})`),
+    ...unavailable.map((u) => `${u.database}: ${u.reason}`),
+    ...unreadable.map((u) => `${u.database}: ${u.timed_out ? 'timed out' : 'unreadable'}: ${u.reason}`),
+  ]
+  return {
+    check: 'queue backlog',
+    status: problems.length > 0 ? 'fail' : 'ok',
+    detail: problems.length > 0 ? problems.join('; ') : `${stats.length} queues under ${thresholds.maxQueueLength} messages and ${formatDuration(thresholds.maxOldestSeconds)}`,
+    next: long[0] || old[0] ? `singularity queue peek ${(long[0] ?? old[0]).queue} --db ${(long[0] ?? old[0]).database}` : 'singularity queue stats',
   }
 }
 

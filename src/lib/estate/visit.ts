@@ -16,6 +16,9 @@ const FREE_CONNECTION_SHARE = 0.25
 /** How long one database may take to answer a reading command, when nothing else is configured. */
 export const DEFAULT_DATABASE_TIMEOUT_MS = 10_000
 
+/** Errors that mean the deadline passed inside the database session (visitWithClient sets them to it). */
+const DEADLINE_CODES = ['DATABASE_TIMEOUT', 'STATEMENT_TIMEOUT', 'CONNECTION_TIMEOUT']
+
 export interface VisitOptions {
   /** at most this many visits in flight */
   concurrency?: number
@@ -81,8 +84,9 @@ export async function visitEach<I, T>(
       const value = await Promise.race([fn(item, controller.signal), deadline])
       return {ok: true as const, value, ms: Date.now() - started}
     } catch (error) {
-      const timedOut = controller.signal.aborted
       const cliError = error instanceof CliError ? error : new CliError(`${describe(item)}: ${error instanceof Error ? error.message : String(error)}`, {code: 'DATABASE_UNREADABLE'})
+      // the session's statement and connect timeouts are the same deadline: whichever fires first, it timed out
+      const timedOut = controller.signal.aborted || DEADLINE_CODES.includes(cliError.code ?? '')
       return {ok: false as const, error: cliError, timedOut, ms: Date.now() - started}
     } finally {
       clearTimeout(timer)
@@ -107,7 +111,7 @@ export async function visitWithClient<I, T>(
     describe,
     async (item, signal) => {
       const client = await connect(target(item), {statementTimeoutMs: timeoutMs, connectTimeoutMs: timeoutMs, ...options.connect})
-      const cut = () => void client.end().catch(() => {})
+      const cut = () => hangUp(client)
       if (signal.aborted) {
         cut()
         throw new CliError(`${describe(item)}: abandoned after the deadline`, {code: 'DATABASE_TIMEOUT'})
@@ -122,4 +126,58 @@ export async function visitWithClient<I, T>(
     },
     options,
   )
+}
+
+/** Ends a client at once, also in the middle of a query (the socket goes; the server ends the backend). */
+export function hangUp(client: pg.Client): void {
+  ;(client as unknown as {connection?: {stream?: {destroy(): void}}}).connection?.stream?.destroy()
+  client.end().catch(() => {})
+}
+
+/** A database a reading command could not read: named, with why, and whether it was the deadline. */
+export interface Unreadable {
+  database: string
+  reason: string
+  timed_out: boolean
+}
+
+/** The Unreadable of a failed visit. */
+export function unreadable(database: string, visit: Extract<Visit<unknown>, {ok: false}>): Unreadable {
+  return {database, reason: visit.error.message.split('\n')[0], timed_out: visit.timedOut}
+}
+
+/** What one command visits with: the bound (already capped by the server) and the deadline per database. */
+export interface ReadBound {
+  concurrency: number
+  timeoutMs: number
+  /** the server's free connections when the bound was decided; null when they could not be read */
+  freeConnections: number | null
+}
+
+/**
+ * Connections an ordinary role may still open: max_connections minus the reserved ones minus the
+ * client backends now connected (background workers have their own slots). One cheap statement.
+ */
+export async function freeConnections(client: Pick<pg.Client, 'query'>): Promise<number> {
+  const {rows} = await client.query<{free: number}>(
+    `SELECT current_setting('max_connections')::int
+            - current_setting('superuser_reserved_connections')::int
+            - coalesce(nullif(current_setting('reserved_connections', true), '')::int, 0)
+            - (SELECT count(*)::int FROM pg_stat_activity WHERE backend_type = 'client backend') AS free`,
+  )
+  return Math.max(0, rows[0].free)
+}
+
+/**
+ * The bound of one command, decided once on a connection it already has: the configured
+ * concurrency (default 8) capped at a quarter of the server's free connections, and the
+ * configured per-database deadline (default 10 s).
+ */
+export async function readBound(client: Pick<pg.Client, 'query'> | null, settings: {concurrency?: number; timeoutMs?: number} = {}): Promise<ReadBound> {
+  const free = client ? await freeConnections(client).catch(() => null) : null
+  return {
+    concurrency: readConcurrency(settings.concurrency, free ?? undefined),
+    timeoutMs: settings.timeoutMs ?? DEFAULT_DATABASE_TIMEOUT_MS,
+    freeConnections: free,
+  }
 }

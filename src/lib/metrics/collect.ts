@@ -8,6 +8,7 @@ import {openJobsContext} from '../cron/context.js'
 import {listJobs, type JobRow} from '../cron/jobs.js'
 import {connect} from '../db/connect.js'
 import {adminTarget, databaseTarget, discoverEstate} from '../estate/targets.js'
+import {readBound, visitWithClient} from '../estate/visit.js'
 import {estateStatus} from '../provision/status.js'
 import {listQueues} from '../queue/catalog.js'
 import {queueStats, type QueueStats} from '../queue/stats.js'
@@ -112,29 +113,32 @@ export async function collectEstateMetrics(config: ResolvedConfig, options: Coll
     return {families: families(collected, sections, options, started), sections, duration_seconds: elapsed(started)}
   }
 
+  // every reading below visits the databases within one bound, each under the scrape timeout
+  const bound = await readBound(admin ?? null, {concurrency: config.read.concurrency, timeoutMs: ms})
   const queueDatabases = estate.value.databases.filter((d) => d.spec.queues.length > 0)
-  const queueWork = queueDatabases.map(async (db) => {
-    let client: pg.Client | undefined
-    const result = await withDeadline(
-      ms,
-      async () => {
-        client = await connect(databaseTarget(config, db), settings)
+  const queueWork = (async () => {
+    const visits = await visitWithClient(
+      queueDatabases,
+      (db) => databaseTarget(config, db),
+      (db) => db.name,
+      async (client, db) => {
         const catalog = await listQueues(client)
         return queueStats(client, catalog.queues, {database: db.name, maxReads: (q) => maxReadsFor(db.kind, q)})
       },
-      () => hangUp([client]),
+      {...bound, connect: settings},
     )
-    hangUp([client])
-    sections.push({section: 'queues', database: db.name, up: result.ok, ...(result.ok ? {} : {error: result.error})})
-    if (result.ok) collected.queues.push(...result.value)
-  })
+    for (const [i, visit] of visits.entries()) {
+      sections.push({section: 'queues', database: queueDatabases[i].name, up: visit.ok, ...(visit.ok ? {} : {error: visit.error.message.split('\n')[0]})})
+      if (visit.ok) collected.queues.push(...visit.value)
+    }
+  })()
 
   const cronWork = (async () => {
     let close: (() => Promise<void>) | undefined
     const result = await withDeadline(
       ms,
       async () => {
-        const ctx = await openJobsContext(config, schedulesFor(options.env ?? process.env), {statementTimeoutMs: ms})
+        const ctx = await openJobsContext(config, schedulesFor(options.env ?? process.env), {statementTimeoutMs: ms, bound})
         close = ctx.close
         return listJobs(ctx, {runners: ['pg_cron']})
       },
@@ -155,10 +159,17 @@ export async function collectEstateMetrics(config: ResolvedConfig, options: Coll
     }
   })()
 
+  // no deadline over the whole status: each database has its own, and one that does not answer is
+  // down by itself (singularity_scrape_up{section="databases",database}) while the others are judged
   const statusWork = (async () => {
-    const result = await withDeadline(ms, () => estateStatus(config), () => {})
-    sections.push({section: 'databases', up: result.ok, ...(result.ok ? {} : {error: result.error})})
-    if (result.ok) collected.verdicts = result.value.databases.map((d) => ({database: d.name, verdict: d.verdict}))
+    try {
+      const status = await estateStatus(config, bound)
+      sections.push({section: 'databases', up: true})
+      for (const u of status.unreadable) sections.push({section: 'databases', database: u.database, up: false, error: u.reason})
+      collected.verdicts = status.databases.map((d) => ({database: d.name, verdict: d.verdict}))
+    } catch (error) {
+      sections.push({section: 'databases', up: false, error: String((error as Error)?.message ?? error).split('\n')[0]})
+    }
   })()
 
   try {
@@ -168,7 +179,7 @@ export async function collectEstateMetrics(config: ResolvedConfig, options: Coll
     sections.push({section: 'backups', up: false, error: String((error as Error).message).split('\n')[0]})
   }
 
-  await Promise.all([...queueWork, cronWork, slotWork, statusWork])
+  await Promise.all([queueWork, cronWork, slotWork, statusWork])
   hangUp([admin])
   return {families: families(collected, sections, options, started), sections, duration_seconds: elapsed(started)}
 }

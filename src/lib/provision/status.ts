@@ -4,6 +4,7 @@ import {publicAction, type Action, type PublicAction} from '../reconcile/action.
 import {planDocument, planEstate, type Plan} from '../reconcile/plan.js'
 import {schedulesFor} from '../../schedules.js'
 import {OPTIONAL_EXTENSIONS} from '../../topology.js'
+import type {ReadBound, Unreadable} from '../estate/visit.js'
 import {defaultPasswordsFile} from './passwords.js'
 
 export type Verdict = 'ok' | 'pending' | 'drifted' | 'missing' | 'unreachable' | 'misowned'
@@ -13,6 +14,8 @@ export interface DatabaseStatus {
   kind: string
   reachable: boolean
   error?: string
+  /** unreachable because it did not answer within the per-database timeout */
+  timedOut?: boolean
   owner: string | null
   expectedOwner: string
   extensions: {name: string; version: string}[]
@@ -35,6 +38,8 @@ export interface EstateStatus {
   plan: {summary: ReturnType<typeof planDocument>['summary']; actions: PublicAction[]; warnings: string[]; providerSteps: PublicAction[]}
   /** copies of estate databases restored by the tool, with their access; an open one is drift in the plan */
   copies: ReturnType<typeof planDocument>['copies']
+  /** databases that could not be read (refused, failed, or past the per-database timeout), in estate order */
+  unreadable: Unreadable[]
   verdict: Verdict
 }
 
@@ -69,6 +74,7 @@ export function statusFromPlan(plan: Plan): EstateStatus {
       kind: d.kind,
       reachable: d.exists && !d.unreachable,
       error: d.unreachable,
+      ...(d.unreachable ? {timedOut: d.timedOut ?? false} : {}),
       owner: d.owner,
       expectedOwner: d.expectedOwner,
       extensions: d.extensions,
@@ -95,13 +101,15 @@ export function statusFromPlan(plan: Plan): EstateStatus {
     databases,
     plan: {summary: document.summary, actions: plan.actions.map(publicAction), warnings: plan.warnings, providerSteps: document.providerSteps},
     copies: document.copies,
+    unreadable: document.unreadable,
     verdict,
   }
 }
 
 /** `db status`: the plan of the estate as found on the server, as verdicts per database. */
-export async function estateStatus(config: ResolvedConfig): Promise<EstateStatus> {
+export async function estateStatus(config: ResolvedConfig, bound?: Pick<ReadBound, 'concurrency' | 'timeoutMs'>): Promise<EstateStatus> {
   const plan = await planEstate({
+    bound,
     config,
     instances: config.instances,
     passwordsFile: process.env.SINGULARITY_PASSWORDS_FILE ?? defaultPasswordsFile(config),

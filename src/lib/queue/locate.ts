@@ -5,6 +5,7 @@ import type {ResolvedConfig} from '../config/resolve.js'
 import {connect, type ConnectOptions} from '../db/connect.js'
 import {disabledParts} from '../estate/disabled.js'
 import {adminTarget, configuredEstate, databaseTarget, discoverEstate, selectDatabases} from '../estate/targets.js'
+import {readBound, unreadable, visitWithClient, type ReadBound, type Unreadable} from '../estate/visit.js'
 import type {ConcreteDatabase} from '../../topology.js'
 import {closestNames, findQueue, listQueues, type QueueCatalog, type QueueRef} from './catalog.js'
 
@@ -14,18 +15,70 @@ import {closestNames, findQueue, listQueues, type QueueCatalog, type QueueRef} f
  * the server.
  */
 export async function queueDatabases(config: ResolvedConfig, wanted: string[] | undefined): Promise<ConcreteDatabase[]> {
+  return (await queueDatabasesToRead(config, wanted)).databases
+}
+
+/**
+ * queueDatabases, and the bound of a command that reads them all (decided on the same admin
+ * connection: the server's free connections are read once).
+ */
+export async function queueDatabasesToRead(config: ResolvedConfig, wanted: string[] | undefined): Promise<{databases: ConcreteDatabase[]; bound: ReadBound}> {
   let estate
+  let bound: ReadBound
   if (config.admin || !config.databases.shared_queue) {
     const admin = await connect(adminTarget(config), {statementTimeoutMs: 10_000, applicationName: 'singularity queue'})
     try {
       estate = await discoverEstate(config, admin)
+      bound = await readBound(admin, config.read)
     } finally {
       await admin.end().catch(() => {})
     }
   } else {
     estate = configuredEstate(config)
+    bound = await readBound(null, config.read)
   }
-  return selectDatabases(estate.databases, wanted, (db) => db.spec.queues.length > 0)
+  return {databases: selectDatabases(estate.databases, wanted, (db) => db.spec.queues.length > 0), bound}
+}
+
+export interface QueueDatabaseRead<T> {
+  db: ConcreteDatabase
+  catalog: QueueCatalog
+  value: T
+}
+
+/**
+ * Reads each queue database at once, within the bound and each under its deadline: connects,
+ * lists its queues and runs `read` there, then closes. A database that does not exist or has no
+ * queue engine is `unavailable` (as with openQueueDatabases); one that refuses, fails or does not
+ * answer in time is `unreadable` and never holds up the others. Results keep the databases' order.
+ */
+export async function readQueueDatabases<T>(
+  config: ResolvedConfig,
+  databases: ConcreteDatabase[],
+  read: (client: pg.Client, db: ConcreteDatabase, catalog: QueueCatalog) => Promise<T>,
+  options: {bound: Pick<ReadBound, 'concurrency' | 'timeoutMs'>; connect?: ConnectOptions},
+): Promise<{read: QueueDatabaseRead<T>[]; unavailable: Unavailable[]; unreadable: Unreadable[]}> {
+  const visits = await visitWithClient(
+    databases,
+    (db) => databaseTarget(config, db),
+    (db) => db.name,
+    async (client, db) => {
+      const catalog = await listQueues(client)
+      return catalog.engine === null ? {catalog, value: null} : {catalog, value: {v: await read(client, db, catalog)}}
+    },
+    {...options.bound, connect: options.connect},
+  )
+  const out: QueueDatabaseRead<T>[] = []
+  const unavailable: Unavailable[] = []
+  const unreadableOnes: Unreadable[] = []
+  for (const [i, visit] of visits.entries()) {
+    const db = databases[i]
+    if (visit.ok && visit.value.value === null) unavailable.push({database: db.name, reason: 'no queue engine (schema pgmq) in this database'})
+    else if (visit.ok) out.push({db, catalog: visit.value.catalog, value: visit.value.value!.v})
+    else if (visit.error.code === 'DATABASE_NOT_FOUND') unavailable.push({database: db.name, reason: 'database does not exist'})
+    else unreadableOnes.push(unreadable(db.name, visit))
+  }
+  return {read: out, unavailable, unreadable: unreadableOnes}
 }
 
 export interface OpenQueueDatabase {
@@ -85,8 +138,20 @@ export async function closeAll(open: OpenQueueDatabase[]): Promise<void> {
   await Promise.all(open.map((o) => o.client.end().catch(() => {})))
 }
 
+/** Exit 1 when every database that exists could not be read (naming them), 4 when none exists. */
+export function requireSomeRead(read: readonly unknown[], unavailable: Unavailable[], unreadableOnes: Unreadable[], prefix: string): void {
+  if (read.length > 0) return
+  if (unreadableOnes.length > 0) {
+    throw new CliError(`no queue database could be read: ${unreadableOnes.map((u) => `${u.database} (${u.reason})`).join(', ')}`, {
+      hint: 'check that the server accepts connections to them (pg_stat_activity, CONNECTION LIMIT, CONNECT privileges), or raise --db-timeout',
+      code: 'QUEUE_DATABASE_UNREADABLE',
+    })
+  }
+  requireSomeDatabase([], unavailable, prefix)
+}
+
 /** Exit 4 when none of the databases could be read at all. */
-export function requireSomeDatabase(open: OpenQueueDatabase[], unavailable: Unavailable[], prefix: string): void {
+export function requireSomeDatabase(open: readonly unknown[], unavailable: Unavailable[], prefix: string): void {
   if (open.length > 0) return
   // only disabled databases were asked for (SHARED_QUEUE_ENABLED=false): the command says so and reads nothing
   if (unavailable.length === 0 && disabledParts().length > 0) return

@@ -2,6 +2,7 @@ import type {ResolvedConfig} from '../config/resolve.js'
 import {KeptClient, perSecond, type Tick} from '../cli/watch.js'
 import {connect} from '../db/connect.js'
 import {databaseTarget} from '../estate/targets.js'
+import {DEFAULT_DATABASE_TIMEOUT_MS, visitEach, type ReadBound} from '../estate/visit.js'
 import type {ConcreteDatabase} from '../../topology.js'
 import {maxReadsFor} from '../../queue-policies.js'
 import {listQueues} from './catalog.js'
@@ -10,7 +11,7 @@ import {queueStats, type QueueStats} from './stats.js'
 export interface StatsTick {
   queues: QueueStats[]
   /** databases that did not answer this tick (retried next tick) */
-  lost: {database: string; error: string}[]
+  lost: {database: string; error: string; timed_out: boolean}[]
 }
 
 export type QueueRates = QueueStats & {
@@ -27,30 +28,37 @@ export type QueueRates = QueueStats & {
 export function statsTicker(
   config: ResolvedConfig,
   databases: ConcreteDatabase[],
-  options: {matcher?: RegExp; exact?: boolean; countLimit?: number},
+  options: {matcher?: RegExp; exact?: boolean; countLimit?: number; bound?: Pick<ReadBound, 'concurrency' | 'timeoutMs'>},
 ): {tick: () => Promise<StatsTick>; close: () => Promise<void>} {
+  const timeoutMs = options.bound?.timeoutMs ?? DEFAULT_DATABASE_TIMEOUT_MS
   const kept = databases.map((db) => ({
     db,
-    client: new KeptClient(() => connect(databaseTarget(config, db), {statementTimeoutMs: 60_000, lockTimeoutMs: 5000, applicationName: 'singularity queue stats --watch'})),
+    client: new KeptClient(() =>
+      connect(databaseTarget(config, db), {statementTimeoutMs: timeoutMs, connectTimeoutMs: timeoutMs, lockTimeoutMs: 5000, applicationName: 'singularity queue stats --watch'}),
+    ),
   }))
   return {
     tick: async () => {
-      const results = await Promise.all(
-        kept.map(async ({db, client}) => {
-          try {
-            const queues = await client.use(async (c) => {
-              // the catalog again each tick: queues created meanwhile (a DLQ) appear
-              const catalog = await listQueues(c)
-              const selected = options.matcher ? catalog.queues.filter((q) => options.matcher!.test(q.name)) : catalog.queues
-              return queueStats(c, selected, {database: db.name, exact: options.exact, countLimit: options.countLimit, maxReads: (q) => maxReadsFor(db.kind, q)})
-            })
-            return {queues, lost: []}
-          } catch (error) {
-            return {queues: [], lost: [{database: db.name, error: String((error as Error)?.message ?? error).split('\n')[0]}]}
-          }
-        }),
+      // bounded, a deadline each: a database that does not answer in time is lost for this tick
+      // (its connection dropped, opened again next tick) and never holds up the others
+      const visits = await visitEach(
+        kept,
+        ({db}) => db.name,
+        ({db, client}, signal) => {
+          signal.addEventListener('abort', () => client.drop(), {once: true})
+          return client.use(async (c) => {
+            // the catalog again each tick: queues created meanwhile (a DLQ) appear
+            const catalog = await listQueues(c)
+            const selected = options.matcher ? catalog.queues.filter((q) => options.matcher!.test(q.name)) : catalog.queues
+            return queueStats(c, selected, {database: db.name, exact: options.exact, countLimit: options.countLimit, maxReads: (q) => maxReadsFor(db.kind, q)})
+          })
+        },
+        {concurrency: options.bound?.concurrency, timeoutMs},
       )
-      return {queues: results.flatMap((r) => r.queues), lost: results.flatMap((r) => r.lost)}
+      return {
+        queues: visits.flatMap((v) => (v.ok ? v.value : [])),
+        lost: visits.flatMap((v, i) => (v.ok ? [] : [{database: kept[i].db.name, error: v.error.message.split('\n')[0], timed_out: v.timedOut}])),
+      }
     },
     close: async () => {
       await Promise.all(kept.map((k) => k.client.close()))

@@ -117,6 +117,8 @@ export interface DatabaseObservation {
   exists: boolean
   /** it exists but could not be read (connection refused, …): nothing in it is diffed */
   unreachable?: string
+  /** it was unreachable because it did not answer within the reading command's deadline */
+  timedOut?: boolean
   extensions: Map<string, string>
   /** applied SQL files: ledger key → sha256 */
   ledger: Map<string, string>

@@ -1,7 +1,8 @@
 import type pg from 'pg'
 
 import type {ResolvedConfig, Target} from '../config/resolve.js'
-import {connect} from '../db/connect.js'
+import {connect, type ConnectOptions} from '../db/connect.js'
+import {DEFAULT_DATABASE_TIMEOUT_MS, hangUp, readBound, visitEach, type ReadBound, type Unreadable} from '../estate/visit.js'
 import {adminTarget, configuredEstate, discoverEstate, onDatabase, selectDatabases} from '../estate/targets.js'
 import {plannedCronJobs} from '../cron/names.js'
 import {validateSchedules} from '../cron/install.js'
@@ -32,13 +33,15 @@ export class Connections {
   private constructor(
     readonly admin: pg.Client,
     private readonly target: Target,
-    private readonly applicationName: string,
+    private readonly settings: ConnectOptions,
   ) {}
 
-  static async open(config: ResolvedConfig, applicationName: string): Promise<Connections> {
+  /** `settings` bound each database session (a reading command's deadline); db init's lock timeout stays. */
+  static async open(config: ResolvedConfig, applicationName: string, settings: Pick<ConnectOptions, 'statementTimeoutMs' | 'connectTimeoutMs'> = {}): Promise<Connections> {
     const target = adminTarget(config)
-    const admin = await connect(target, {applicationName, lockTimeoutMs: 30_000})
-    return new Connections(admin, target, applicationName)
+    const all = {applicationName, lockTimeoutMs: 30_000, ...settings}
+    const admin = await connect(target, all)
+    return new Connections(admin, target, all)
   }
 
   /** A client on a database of the server (the admin client when it is the admin's database). */
@@ -46,11 +49,19 @@ export class Connections {
     if (name === this.admin.database) return this.admin
     let client = this.clients.get(name)
     if (!client) {
-      client = connect(onDatabase(this.target, name), {applicationName: this.applicationName, lockTimeoutMs: 30_000})
+      client = connect(onDatabase(this.target, name), this.settings)
       this.clients.set(name, client)
       client.catch(() => this.clients.delete(name))
     }
     return client
+  }
+
+  /** Hangs up one database's client at once (its deadline passed); a later database() opens another. */
+  drop(name: string): void {
+    const client = this.clients.get(name)
+    if (!client || name === this.admin.database) return
+    this.clients.delete(name)
+    client.then(hangUp, () => {})
   }
 
   async close(): Promise<void> {
@@ -69,35 +80,50 @@ export interface DiffContext {
   roles: {plans: RolePlan[]; passwords: Record<string, string>}
 }
 
+/** Without a reading command's deadline (db init), one database may take this long to be observed. */
+const UNBOUNDED_OBSERVE_TIMEOUT_MS = 600_000
+
 /**
- * Reads the server and every existing estate database (in parallel, one connection each). With
- * `tolerateUnreachable` a database that cannot be read is marked so instead of failing (db status).
+ * Reads the server and every existing estate database: the databases concurrently within the
+ * bound (one connection each, a deadline each), while the server is read. With
+ * `tolerateUnreachable` a database that cannot be read, or not in time, is marked so instead of
+ * failing (db status, db plan, doctor).
  */
-export async function observeEstate(conns: Connections, estate: Estate, options: {tolerateUnreachable?: boolean} = {}): Promise<EstateObservation> {
-  // connect to the existing databases while the server is read (connecting is the slow part)
-  // pg_settings, not current_setting(): cron.database_name is superuser-only, and pg_settings hides it from others instead of failing
-  const {rows} = await conns.admin.query<{datname: string}>('SELECT datname FROM pg_database WHERE datallowconn AND (datname = ANY($1) OR datname = coalesce((SELECT setting FROM pg_settings WHERE name = $2), $3))', [
-    estate.databases.map((d) => d.name), 'cron.database_name', 'postgres',
+export async function observeEstate(
+  conns: Connections,
+  estate: Estate,
+  options: {tolerateUnreachable?: boolean; bound?: Pick<ReadBound, 'concurrency' | 'timeoutMs'>} = {},
+): Promise<EstateObservation> {
+  // the estate's databases that exist, read while the server is (connecting is the slow part)
+  const {rows} = await conns.admin.query<{datname: string}>('SELECT datname FROM pg_database WHERE datname = ANY($1)', [estate.databases.map((d) => d.name)])
+  const present = new Set(rows.map((r) => r.datname))
+  const visited = estate.databases.filter((db) => present.has(db.name))
+  const timeoutMs = options.bound?.timeoutMs ?? (options.tolerateUnreachable ? DEFAULT_DATABASE_TIMEOUT_MS : UNBOUNDED_OBSERVE_TIMEOUT_MS)
+  const [server, visits] = await Promise.all([
+    // pg_settings, not current_setting(): cron.database_name is superuser-only, and pg_settings hides it from others instead of failing
+    (async () => {
+      const {rows: cronRows} = await conns.admin.query<{datname: string}>('SELECT datname FROM pg_database WHERE datallowconn AND datname = coalesce((SELECT setting FROM pg_settings WHERE name = $1), $2)', ['cron.database_name', 'postgres'])
+      return observeServer(conns.admin, estate, async (name) => (cronRows.some((r) => r.datname === name) ? conns.database(name) : null))
+    })(),
+    visitEach(
+      visited,
+      (db) => db.name,
+      async (db, signal) => {
+        signal.addEventListener('abort', () => conns.drop(db.name), {once: true})
+        return observeDatabase(await conns.database(db.name), db)
+      },
+      {concurrency: options.bound?.concurrency, timeoutMs},
+    ),
   ])
-  const connectable = new Set(rows.map((r) => r.datname))
-  for (const name of connectable) conns.database(name).catch(() => {})
-  const server = await observeServer(conns.admin, estate, async (name) => (connectable.has(name) ? conns.database(name) : null))
   const existing = new Set(server.databases.map((d) => d.name))
   const databases = new Map<string, DatabaseObservation>()
-  await Promise.all(
-    estate.databases.map(async (db) => {
-      if (!existing.has(db.name)) {
-        databases.set(db.name, emptyDatabase(db.name))
-        return
-      }
-      try {
-        databases.set(db.name, await observeDatabase(await conns.database(db.name), db))
-      } catch (error) {
-        if (!options.tolerateUnreachable) throw error
-        databases.set(db.name, {...emptyDatabase(db.name), exists: true, unreachable: (error as Error).message.split('\n')[0]})
-      }
-    }),
-  )
+  for (const db of estate.databases) if (!existing.has(db.name)) databases.set(db.name, emptyDatabase(db.name))
+  for (const [i, visit] of visits.entries()) {
+    const db = visited[i]
+    if (visit.ok) databases.set(db.name, visit.value)
+    else if (!options.tolerateUnreachable) throw visit.error
+    else databases.set(db.name, {...emptyDatabase(db.name), exists: true, unreachable: visit.error.message.split('\n')[0], timedOut: visit.timedOut})
+  }
   return {server, databases}
 }
 
@@ -181,6 +207,8 @@ export interface PlanOptions {
   /** only these databases (names or kinds; --db); server-wide actions are then left out */
   databases?: string[]
   applicationName?: string
+  /** a reading command's bound (doctor and metrics decide it once); else read from the server here */
+  bound?: Pick<ReadBound, 'concurrency' | 'timeoutMs'>
 }
 
 export interface DatabasePlanInfo {
@@ -188,6 +216,7 @@ export interface DatabasePlanInfo {
   kind: string
   exists: boolean
   unreachable?: string
+  timedOut?: boolean
   owner: string | null
   expectedOwner: string
   queueEngine: QueueEngine | null
@@ -225,6 +254,7 @@ export function databaseInfo(db: ConcreteDatabase, observation: EstateObservatio
     kind: db.kind,
     exists: observed.exists,
     unreachable: observed.unreachable,
+    timedOut: observed.timedOut,
     owner: observation.server.databases.find((d) => d.name === db.name)?.owner ?? null,
     expectedOwner: db.owner,
     queueEngine: observed.queueEngine,
@@ -249,7 +279,7 @@ export function diffContext(estate: Estate, observation: EstateObservation, opti
 
 /** Observes and diffs on open connections (db init calls this under its lock). */
 export async function planOn(conns: Connections, estate: Estate, options: Omit<PlanOptions, 'config' | 'instances'> & {tolerateUnreachable?: boolean}): Promise<Plan> {
-  const observation = await observeEstate(conns, estate, {tolerateUnreachable: options.tolerateUnreachable})
+  const observation = await observeEstate(conns, estate, {tolerateUnreachable: options.tolerateUnreachable, bound: options.bound})
   const ctx = diffContext(estate, observation, options)
   let {actions, warnings, provider, lacking} = diffEstate(observation, ctx)
   let databases = estate.databases
@@ -279,10 +309,13 @@ export async function planOn(conns: Connections, estate: Estate, options: Omit<P
 
 /** `db plan`: observe the server, diff it against the estate; changes nothing and takes no lock. */
 export async function planEstate(options: PlanOptions & {tolerateUnreachable?: boolean}): Promise<Plan> {
-  const conns = await Connections.open(options.config, options.applicationName ?? 'singularity db plan')
+  // a reading command: every database session ends at the per-database deadline
+  const timeoutMs = options.bound?.timeoutMs ?? options.config.read.timeoutMs ?? DEFAULT_DATABASE_TIMEOUT_MS
+  const conns = await Connections.open(options.config, options.applicationName ?? 'singularity db plan', {statementTimeoutMs: timeoutMs, connectTimeoutMs: timeoutMs})
   try {
     const estate = options.instances ? configuredEstate(options.config, options.instances) : await discoverEstate(options.config, conns.admin)
-    return await planOn(conns, estate, options)
+    const bound = options.bound ?? (await readBound(conns.admin, options.config.read))
+    return await planOn(conns, estate, {...options, bound})
   } finally {
     await conns.close()
   }
@@ -303,6 +336,8 @@ export function planDocument(plan: Plan): {
   warnings: string[]
   /** copies of estate databases restored by the tool, with their access (an open one is security drift, in actions) */
   copies: CopyInfo[]
+  /** estate databases that could not be read (refused, failed, or past --db-timeout): their part of the plan is unknown */
+  unreadable: Unreadable[]
 } {
   const byArea: Partial<Record<Area, number>> = {}
   for (const a of plan.actions) byArea[a.area] = (byArea[a.area] ?? 0) + 1
@@ -318,5 +353,14 @@ export function planDocument(plan: Plan): {
     lacking: plan.lacking.map(publicAction),
     warnings: plan.warnings,
     copies: plan.observation.server.copies ?? [],
+    unreadable: unreadableOf(plan),
   }
+}
+
+/** The databases the plan's observation could not read, in estate order. */
+export function unreadableOf(plan: Pick<Plan, 'observation' | 'context'>): Unreadable[] {
+  return plan.context.estate.databases.flatMap((db) => {
+    const observed = plan.observation.databases.get(db.name)
+    return observed?.unreachable ? [{database: db.name, reason: observed.unreachable, timed_out: observed.timedOut ?? false}] : []
+  })
 }

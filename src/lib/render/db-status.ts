@@ -28,7 +28,7 @@ export function renderDbStatus(s: EstateStatus, options: TableOptions): {table: 
   for (const d of s.databases) {
     for (const f of d.migrations.files.filter((x) => x.state === 'drifted')) after.push(...fold(`drift: sql/${f.file} in ${d.name} changed after it was applied`, width, '  '))
     if (d.queuesMissing.length > 0) after.push(...fold(`${d.name}: missing queues ${d.queuesMissing.join(', ')}`, width, '  '))
-    if (d.error) after.push(...fold(`${d.name}: ${d.error}`, width, '  '))
+    if (d.error) after.push(...fold(`${d.timedOut ? 'timed out' : 'unreadable'}: ${d.error.startsWith(d.name) ? d.error : `${d.name}: ${d.error}`}`, width, '  '))
   }
   if (s.plan.summary.actions > 0) {
     const byArea = Object.entries(s.plan.summary.byArea).map(([area, n]) => `${area} ${n}`).join(', ')

@@ -82,3 +82,30 @@ describe('resolveConfig', () => {
     expect(resolveConfig({}, {...none, SINGULARITY_INSTANCES: '2'}).instances).toBe(2)
   })
 })
+
+describe('resolveConfig: how reading commands visit the databases', () => {
+  it('takes --concurrency over SINGULARITY_CONCURRENCY over the config file; unset leaves the default to the visit', () => {
+    const file = configFile({concurrency: 3, dbTimeout: '4s'})
+    expect(resolveConfig({config: file}, none).read).toEqual({concurrency: 3, timeoutMs: 4000})
+    expect(resolveConfig({config: file}, {...none, SINGULARITY_CONCURRENCY: '5', SINGULARITY_DB_TIMEOUT: '1500ms'}).read).toEqual({concurrency: 5, timeoutMs: 1500})
+    expect(resolveConfig({config: file, concurrency: 7, 'db-timeout': '2m'}, {...none, SINGULARITY_CONCURRENCY: '5'}).read).toEqual({concurrency: 7, timeoutMs: 120_000})
+    expect(resolveConfig({}, none).read).toEqual({concurrency: undefined, timeoutMs: undefined})
+  })
+
+  it('refuses a bad concurrency or timeout naming the setting (exit 2)', () => {
+    for (const [env, name] of [
+      [{SINGULARITY_CONCURRENCY: '0'}, 'SINGULARITY_CONCURRENCY'],
+      [{SINGULARITY_CONCURRENCY: 'many'}, 'SINGULARITY_CONCURRENCY'],
+      [{SINGULARITY_DB_TIMEOUT: 'soon'}, 'SINGULARITY_DB_TIMEOUT'],
+      [{SINGULARITY_DB_TIMEOUT: '50ms'}, 'SINGULARITY_DB_TIMEOUT'],
+      [{SINGULARITY_DB_TIMEOUT: '1h'}, 'SINGULARITY_DB_TIMEOUT'],
+    ] as const) {
+      const error = usageErrorOf(() => resolveConfig({}, {...none, ...env}))
+      expect(error.exitCode).toBe(2)
+      expect(error.message).toContain(name)
+    }
+    expect(usageErrorOf(() => resolveConfig({'db-timeout': '0s'}, none)).message).toContain('--db-timeout')
+    expect(usageErrorOf(() => resolveConfig({config: configFile({dbTimeout: 'later'})}, none)).message).toContain('dbTimeout')
+    expect(usageErrorOf(() => resolveConfig({config: configFile({concurrency: 1000})}, none)).message).toContain('concurrency')
+  })
+})

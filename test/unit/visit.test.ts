@@ -1,7 +1,7 @@
 import {describe, expect, it} from 'vitest'
 
 import {CliError} from '../../src/lib/cli/errors.js'
-import {mapBounded, readConcurrency, visitEach} from '../../src/lib/estate/visit.js'
+import {mapBounded, readBound, readConcurrency, unreadable, visitEach} from '../../src/lib/estate/visit.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -61,5 +61,31 @@ describe('visitEach', () => {
     expect(bad.ok === false && bad.error).toBeInstanceOf(CliError)
     expect(bad.ok === false && bad.error.message).toBe('database bad: permission denied')
     expect(aborted).toEqual(['stuck'])
+  })
+})
+
+describe('readBound without a server (no admin connection to ask)', () => {
+  it('takes the configured bound and deadline, else 8 and 10 s', async () => {
+    expect(await readBound(null)).toEqual({concurrency: 8, timeoutMs: 10_000, freeConnections: null})
+    expect(await readBound(null, {concurrency: 3, timeoutMs: 2000})).toEqual({concurrency: 3, timeoutMs: 2000, freeConnections: null})
+  })
+})
+
+describe('unreadable', () => {
+  it('names the database, the first line of the reason and whether the deadline passed', async () => {
+    const visits = await visitEach(
+      ['slow-inside', 'refused'],
+      (name) => name,
+      async (name) => {
+        // the session's statement timeout is the deadline: PostgreSQL cancelling the query is a time-out too
+        if (name === 'slow-inside') throw new CliError('canceling statement due to statement timeout', {code: 'STATEMENT_TIMEOUT'})
+        throw new CliError('database "refused" is not currently accepting connections\nDETAIL: …', {code: 'PG_55000'})
+      },
+      {timeoutMs: 5000},
+    )
+    expect(visits.map((v, i) => (v.ok ? null : unreadable(['slow-inside', 'refused'][i], v)))).toEqual([
+      {database: 'slow-inside', reason: 'canceling statement due to statement timeout', timed_out: true},
+      {database: 'refused', reason: 'database "refused" is not currently accepting connections', timed_out: false},
+    ])
   })
 })

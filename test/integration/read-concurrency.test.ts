@@ -7,6 +7,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {runCli} from '../helpers/cli.js'
 import {adminUrl, connect, uniqueSuffix, urlFor, withClient} from '../helpers/db.js'
 import {OBAN_SCHEMA} from '../helpers/oban.js'
+import {freeConnections, readBound} from '../../src/lib/estate/visit.js'
 
 /**
  * Issue 19: the reading commands visit an estate of 20 singularity instances concurrently, and one
@@ -170,6 +171,20 @@ describe(`reading commands over ${INSTANCES} singularity instances`, () => {
       await holder.query('ROLLBACK').catch(() => {})
       await holder.end()
     }
+  })
+
+  it('the bound never takes more than a quarter of the connections the server has free', async () => {
+    await withClient(adminUrl(), async (c) => {
+      const free = await freeConnections(c)
+      const {rows: [s]} = await c.query<{max: number; reserved: number}>("SELECT current_setting('max_connections')::int AS max, current_setting('superuser_reserved_connections')::int AS reserved")
+      // this connection is one of the client backends counted
+      expect(free).toBeGreaterThan(0)
+      expect(free).toBeLessThan(s.max - s.reserved)
+      const bound = await readBound(c, {concurrency: 64, timeoutMs: 1000})
+      expect(bound).toEqual({concurrency: Math.max(1, Math.min(64, Math.floor(bound.freeConnections! / 4))), timeoutMs: 1000, freeConnections: bound.freeConnections})
+      expect(bound.concurrency).toBeLessThanOrEqual(Math.max(1, bound.freeConnections! / 4))
+      expect((await readBound(c, {concurrency: 2})).concurrency).toBe(2)
+    })
   })
 
   it('a bad bound is refused before anything connects (exit 2)', async () => {

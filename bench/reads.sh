@@ -28,7 +28,7 @@ median() {
     start=$(date +%s.%N)
     node "$bin" "$@" --json >/dev/null 2>&1 || true
     end=$(date +%s.%N)
-    times+=("$(echo "$end - $start" | bc)")
+    times+=("$(echo "$end - $start" | bc | xargs printf '%.2f')")
   done
   printf '%s\n' "${times[@]}" | sort -n | sed -n 2p
 }
@@ -41,7 +41,7 @@ for c in "${commands[@]}"; do
   twenty=$(median bin/run.js "${args[@]}" --prefix twenty_)
   case "$c" in cdc*) seq=-;; *) seq=$(median bin/run.js "${args[@]}" --prefix twenty_ --concurrency 1);; esac
   before=""
-  [ -n "${BEFORE:-}" ] && before=$(printf '%14s' "$(median "$BEFORE/bin/run.js" "${args[@]}" --prefix twenty_)")
+  [ -n "${BEFORE:-}" ] && before=$(printf '%13ss' "$(median "$BEFORE/bin/run.js" "${args[@]}" --prefix twenty_)")
   printf '%-22s %9ss %9ss %13ss%s\n' "$c" "$one" "$twenty" "$seq" "$before"
 done
 echo "(2-core machine shared with other work: figures are noisy; load average $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -2,7 +2,6 @@ import {Flags} from '@oclif/core'
 import type pg from 'pg'
 
 import {hangUp} from '../estate/visit.js'
-
 import {UsageError} from './errors.js'
 import {parseDuration} from './format.js'
 

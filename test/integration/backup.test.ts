@@ -190,6 +190,9 @@ describe('backup: take, list, verify, prune, restore', {timeout: 900_000}, () =>
     expect(restored.exitCode).toBe(0)
     const r = restored.json()
     expect(r).toMatchObject({source: OWNER, replaced: false, owner: OWNER, ownerIsOriginal: true})
+    // encrypted (the default): one pg_restore job through a pipe, said on stderr and in --json (--jobs defaults to 2)
+    expect(r).toMatchObject({jobs: 1, singleStream: expect.stringContaining('the archive is encrypted: pg_restore reads it decrypted from a pipe with 1 job, not --jobs 2')})
+    expect(restored.stderr).toContain('pg_restore reads it decrypted from a pipe with 1 job')
     expect(r.database).toMatch(/^t_bk_genesis_restored_\d{8}_\d{6}$/)
     expect(await rowCounts(r.database)).toEqual(await rowCounts(OWNER))
     const owner = await admin((c) => c.query('SELECT pg_get_userbyid(datdba) AS o FROM pg_database WHERE datname = $1', [r.database]))
@@ -400,6 +403,11 @@ describe('backup: take, list, verify, prune, restore', {timeout: 900_000}, () =>
     expect(clear.exitCode).toBe(0)
     expect(JSON.parse(readFileSync(join(root, 'clear', clear.json().id, 'manifest.json'), 'utf8'))).toMatchObject({encrypted: false, encryption: null})
     expect(readFileSync(join(root, 'clear', clear.json().id, 'globals.sql')).includes(verifier)).toBe(true)
+    // an unencrypted archive restores with --jobs as asked
+    const clearCopy = await cli(['backup', 'restore', clear.json().id, '--db', db, '--as', `${db}_clear`, '--dir', join(root, 'clear'), '--jobs', '2', '--json'], {timeoutMs: 180_000})
+    expect(clearCopy.exitCode, clearCopy.stderr).toBe(0)
+    expect(clearCopy.json()).toMatchObject({jobs: 2, singleStream: null})
+    expect(clearCopy.stderr).not.toContain('1 job')
 
     const ok = await cli(['backup', 'verify', first, '--dir', dir, '--json'])
     expect(ok.exitCode).toBe(0)

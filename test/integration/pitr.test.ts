@@ -5,7 +5,7 @@
  * restored in afterAll.
  */
 import {spawn} from 'node:child_process'
-import {chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -13,6 +13,7 @@ import {fileURLToPath} from 'node:url'
 import pg from 'pg'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import {repoCipherPass} from '../../src/lib/backup/physical/cipher.js'
 import {destroyCluster, startCluster} from '../../src/lib/local-cluster/cluster.js'
 import {readLocalState} from '../../src/lib/local-cluster/paths.js'
 import {runCli, type CliOptions} from '../helpers/cli.js'
@@ -58,6 +59,24 @@ async function waitFor(what: string, fn: () => Promise<boolean> | boolean, timeo
 
 const physical = async () => (await cli(['backup', 'list', '--json'])).json().physical
 
+/** Every regular file under a directory. */
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name)
+    const stat = lstatSync(path)
+    return stat.isDirectory() ? filesUnder(path) : stat.isFile() ? [path] : []
+  })
+}
+
+/** The files under `dir` that hold `needle`. */
+const holding = (dir: string, needle: string | Buffer) => filesUnder(dir).filter((f) => readFileSync(f).includes(needle))
+
+// a row value planted before the first physical backup: it must never appear in the repository
+const CANARY = `pitr-canary-${Date.now().toString(36)}-plaintext`
+// the default key file: beside the passwords file, i.e. next to the local cluster's directory
+const KEY_FILE = join(root, 'backup-keys.json')
+let keyId = ''
+
 /** Waits until the server's clock is inside the recovery window, so a mark taken next can be restored to. */
 async function waitForWindowStart(): Promise<void> {
   const earliest = Date.parse((await physical()).window.earliest)
@@ -101,9 +120,30 @@ describe('point-in-time recovery (pgBackRest)', {timeout: 900_000}, () => {
       expect(statSync(join(backupDir, 'physical', 'repo')).uid).toBe(statSync(join(localDir, 'data')).uid)
     }
 
+    // a new repository is encrypted with pgBackRest's cipher, its passphrase derived from the backup key store
+    expect(r.encryption).toEqual({cipher: 'aes-256-cbc', encrypted: true, keyId: expect.stringMatching(/^[0-9a-f]{32}$/)})
+    keyId = r.encryption.keyId
+    const keys = JSON.parse(readFileSync(KEY_FILE, 'utf8'))
+    expect(keys.current).toBe(keyId)
+    const pass = repoCipherPass(Buffer.from(keys.keys[keyId], 'base64'), 'singularity-local')
+    // never printed, never in the backup directory (pgbackrest.conf names the cipher only)
+    expect(setup.stdout + setup.stderr).not.toContain(pass)
+    expect(holding(backupDir, pass)).toEqual([])
+    expect(readFileSync(join(backupDir, 'physical', 'pgbackrest.conf'), 'utf8')).toContain('repo1-cipher-type=aes-256-cbc')
+    const recorded = JSON.parse(readFileSync(join(backupDir, 'physical', 'setup.json'), 'utf8'))
+    expect(recorded.cipher).toMatchObject({type: 'aes-256-cbc', keyId, keyFile: KEY_FILE})
+    // the server's archive-push reads it from cipher.conf: outside the backup directory, 0600, the server's OS user's
+    const conf = join(recorded.cipher.includeDir, 'cipher.conf')
+    expect(conf.startsWith(backupDir)).toBe(false)
+    expect(statSync(conf).mode & 0o777).toBe(0o600)
+    expect(statSync(recorded.cipher.includeDir).mode & 0o777).toBe(0o700)
+    expect(statSync(conf).uid).toBe(statSync(join(localDir, 'data')).uid)
+    expect(readFileSync(conf, 'utf8')).toContain(`repo1-cipher-pass=${pass}`)
+    expect(settings.command).toContain(`--config-include-path=${recorded.cipher.includeDir}`)
+
     const again = await cli(['backup', 'setup', '--physical', '--json'])
     expect(again.exitCode, again.stderr).toBe(0)
-    expect(again.json()).toMatchObject({changes: [], restarted: false})
+    expect(again.json()).toMatchObject({changes: [], restarted: false, encryption: {encrypted: true, keyId}, encryptionNote: null})
   })
 
   it('`local start` keeps the archive settings once set up', async () => {
@@ -119,10 +159,22 @@ describe('point-in-time recovery (pgBackRest)', {timeout: 900_000}, () => {
 
   it('restores the whole cluster to a time: exactly the rows committed before the mark, in every estate database', async () => {
     for (const db of ESTATE) await sql(db, 'CREATE TABLE pitr_probe (n int PRIMARY KEY)')
+    await sql('genesis', 'CREATE TABLE pitr_secret AS SELECT $1::text AS v', [CANARY])
     const full = await cli(['backup', '--physical', '--type', 'full', '--json'])
     expect(full.exitCode, full.stderr).toBe(0)
-    expect(full.json()).toMatchObject({kind: 'physical', type: 'full', status: 'complete'})
+    expect(full.json()).toMatchObject({kind: 'physical', type: 'full', status: 'complete', encryption: {cipher: 'aes-256-cbc', encrypted: true, keyId}})
     expect(full.stderr).toContain('new backup label')
+
+    // no plaintext in the repository: the planted value is in the data directory (the backup's
+    // checkpoint wrote it there), in no repository file (backups and archived WAL), and every
+    // repository file is pgBackRest-encrypted (OpenSSL's "Salted__" header); pgBackRest says so too
+    expect(holding(join(localDir, 'data', 'base'), CANARY).length).toBeGreaterThan(0)
+    const repo = join(backupDir, 'physical', 'repo')
+    const repoFiles = filesUnder(repo)
+    expect(repoFiles.filter((f) => f.includes('/archive/')).length).toBeGreaterThan(0)
+    expect(holding(repo, CANARY)).toEqual([])
+    expect(repoFiles.filter((f) => !readFileSync(f).subarray(0, 8).equals(Buffer.from('Salted__')))).toEqual([])
+    expect((await physical()).encryption).toEqual({cipher: 'aes-256-cbc', encrypted: true, keyId})
     await waitForWindowStart()
 
     marks = []
@@ -195,6 +247,22 @@ describe('point-in-time recovery (pgBackRest)', {timeout: 900_000}, () => {
     expect(bad.exitCode).toBe(2)
     expect(existsSync(fresh)).toBe(false)
 
+    // the repository's key is enforced: a key file without it, or none at all, exits 1 naming the key id, changing nothing
+    const otherKeys = join(root, 'other-keys', 'backup-keys.json')
+    expect((await cli(['backup', 'key', 'rotate', '--key-file', otherKeys])).exitCode).toBe(0)
+    for (const keyFile of [otherKeys, join(root, 'no-such-dir', 'backup-keys.json')]) {
+      const wrong = await cli(['backup', 'restore', '--to-time', marks[1], '--into', fresh, '--key-file', keyFile, '--json'])
+      expect(wrong.exitCode, wrong.stdout).toBe(1)
+      expect(wrong.json().error).toMatchObject({code: 'BACKUP_KEY_MISSING', exitCode: 1})
+      expect(wrong.json().error.message).toContain(`encrypted with backup key ${keyId}, which is not in ${keyFile}`)
+      expect(existsSync(fresh)).toBe(false)
+    }
+    const before = (await physical()).backups.length
+    const noKey = await cli(['backup', '--physical', '--type', 'incr'], {env: {SINGULARITY_BACKUP_KEY_FILE: otherKeys}})
+    expect(noKey.exitCode).toBe(1)
+    expect(noKey.stderr).toContain(`backup key ${keyId}`)
+    expect((await physical()).backups.length).toBe(before)
+
     // never over the running server
     const running = await cli(['backup', 'restore', '--to-time', marks[1], '--in-place', '--confirm', 'singularity-local'])
     expect(running.exitCode).toBe(2)
@@ -263,13 +331,20 @@ describe('point-in-time recovery (pgBackRest)', {timeout: 900_000}, () => {
     })
     const healthy = await cli(['doctor', '--json'])
     const checks = healthy.json().checks as {check: string; status: string}[]
-    expect(checks.filter((c) => ['WAL archiving', 'archive failures', 'physical backups'].includes(c.check)).map((c) => c.status)).toEqual(['ok', 'ok', 'ok'])
+    expect(checks.filter((c) => ['WAL archiving', 'archive failures', 'physical encryption', 'physical backups'].includes(c.check)).map((c) => c.status)).toEqual(['ok', 'ok', 'ok', 'ok'])
     expect(healthy.exitCode, healthy.stdout).toBe(0)
   })
 
   it('retention: expiry keeps the fulls, diffs and WAL it promises', async () => {
+    // a key rotation first: new logical backups get the new key, the physical repository keeps its own
+    const rotated = await cli(['backup', 'key', 'rotate', '--json'])
+    expect(rotated.exitCode, rotated.stderr).toBe(0)
+    expect(rotated.json().keyId).not.toBe(keyId)
+    expect(rotated.json()).toMatchObject({previous: keyId, physical: {stanza: 'singularity-local', keyId, rotated: false}})
+    expect(rotated.json().physical.note).toContain("pgBackRest cannot change an existing repository's passphrase")
     const setup = await cli(['backup', 'setup', '--physical', '--retention-full', '2', '--retention-diff', '2', '--retention-pitr', '1', '--json'])
     expect(setup.exitCode, setup.stderr).toBe(0)
+    expect(setup.json().encryption).toEqual({cipher: 'aes-256-cbc', encrypted: true, keyId})
     const take = async (type: string) => {
       await sql('genesis', 'INSERT INTO pitr_probe SELECT coalesce(max(n), 0) + 1 FROM pitr_probe')
       const r = await cli(['backup', '--physical', '--type', type, '--json'])
@@ -323,5 +398,31 @@ describe('point-in-time recovery (pgBackRest)', {timeout: 900_000}, () => {
     expect((await sql<{n: number}>('nexus', 'SELECT n FROM pitr_probe WHERE n > $1 ORDER BY n', [before - 1])).map((x) => x.n)).toEqual([before, before + 1])
     // it archives again, on its new timeline
     expect((await sql('postgres', "SELECT current_setting('archive_mode') AS m"))[0].m).toBe('on')
+  })
+
+  it('an unencrypted repository (--no-encrypt) is reported, and setting it up again never encrypts it silently', async () => {
+    const clearDir = join(root, 'clear-backups')
+    const setup = await cli(['backup', 'setup', '--physical', '--dir', clearDir, '--no-encrypt', '--json'])
+    expect(setup.exitCode, setup.stderr).toBe(0)
+    expect(setup.json()).toMatchObject({encryption: {cipher: 'none', encrypted: false, keyId: null}, encryptionNote: null})
+    expect(readFileSync(join(clearDir, 'physical', 'pgbackrest.conf'), 'utf8')).not.toContain('repo1-cipher')
+    // encryption is the default, but an existing repository keeps what it has: said, with the way to migrate
+    const again = await cli(['backup', 'setup', '--physical', '--dir', clearDir, '--json'])
+    expect(again.exitCode, again.stderr).toBe(0)
+    expect(again.json()).toMatchObject({changes: [], encryption: {encrypted: false}})
+    expect(again.json().encryptionNote).toContain('is not encrypted and stays so: pgBackRest cannot encrypt an existing repository: set up a new one in another directory')
+    expect(again.stderr).toContain('pgBackRest cannot encrypt an existing repository')
+    const full = await cli(['backup', '--physical', '--type', 'full', '--dir', clearDir, '--json'])
+    expect(full.exitCode, full.stderr).toBe(0)
+    expect(full.json().encryption).toEqual({cipher: 'none', encrypted: false, keyId: null})
+    // the probe that finds nothing in the encrypted repository finds the planted value here
+    expect(holding(join(clearDir, 'physical', 'repo'), CANARY).length).toBeGreaterThan(0)
+    const listed = await cli(['backup', 'list', '--dir', clearDir, '--json'])
+    expect(listed.json().physical.encryption).toEqual({cipher: 'none', encrypted: false, keyId: null})
+    expect((await cli(['backup', 'list', '--dir', clearDir])).stdout).toContain('repository NOT encrypted')
+    const doctor = await cli(['doctor', '--json'], {env: {SINGULARITY_BACKUP_DIR: clearDir}})
+    const row = (doctor.json().checks as {check: string; status: string; detail: string}[]).find((c) => c.check === 'physical encryption')
+    expect(row).toMatchObject({status: 'warn'})
+    expect(row!.detail).toContain('is not encrypted')
   })
 })

@@ -29,7 +29,7 @@ describe('recoveryWindow', () => {
     info: {size: 1, delta: 1, repository: {size: 1, delta: 1}}, database: {id: 1},
   })
   const info = (backups: ReturnType<typeof backup>[], min: string, max: string): PgBackRestInfo => ({
-    name: 's', status: {code: 0, message: 'ok'}, archive: [{id: '15-1', min, max, database: {id: 1}}], backup: backups, db: [{id: 1, version: '15'}],
+    name: 's', cipher: 'none', status: {code: 0, message: 'ok'}, archive: [{id: '15-1', min, max, database: {id: 1}}], backup: backups, db: [{id: 1, version: '15'}],
   })
   const seg = (n: number) => `00000001000000000000${n.toString(16).toUpperCase().padStart(4, '0')}`
   const at = new Date('2026-11-25T12:00:00Z')

@@ -58,7 +58,7 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
     dir: Flags.string({description: 'Backup directory; default SINGULARITY_BACKUP_DIR, the config file, then next to the local cluster.'}),
     jobs: Flags.integer({description: 'pg_dump processes at a time.', default: 2, min: 1, max: 16}),
     verify: Flags.boolean({description: 'Verify the backup right after taking it (checksums + pg_restore --list; for daily and monthly backups also a restore test); exit 1 when it fails.'}),
-    encrypt: Flags.boolean({description: 'Encrypt every file while it streams (AES-256-GCM in chunks); --no-encrypt for storage that encrypts itself (the manifest then says encrypted: false).', default: true, allowNo: true}),
+    encrypt: Flags.boolean({description: 'Encrypt every file while it streams (AES-256-GCM in chunks); --no-encrypt for storage that encrypts itself (the manifest then says encrypted: false). Physical backups are encrypted as their repository was set up (`backup setup --physical [--no-encrypt]`).', default: true, allowNo: true}),
     'key-file': Flags.string({description: 'Backup key file (created 0600 on first use); default SINGULARITY_BACKUP_KEY_FILE, else backup-keys.json beside the role passwords file. Keep it outside the backup directory.'}),
     'restore-test': Flags.boolean({description: 'With --verify: restore each archive into a scratch database and compare it with the manifest (default: on for daily and monthly backups).', allowNo: true}),
     physical: Flags.boolean({description: 'A physical backup of the whole cluster through pgBackRest (set up first with `backup setup --physical`).'}),
@@ -145,7 +145,7 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
     try {
-      return await takePhysicalBackup({backupDir: this.flags.dir ?? config.backupDir, target: adminTarget(config), type: (this.flags.type ?? 'incr') as PhysicalType, signal: controller.signal, progress: (m) => this.note(m)})
+      return await takePhysicalBackup({backupDir: this.flags.dir ?? config.backupDir, target: adminTarget(config), type: (this.flags.type ?? 'incr') as PhysicalType, keyFile: this.flags['key-file'], signal: controller.signal, progress: (m) => this.note(m)})
     } finally {
       process.off('SIGINT', onSignal)
       process.off('SIGTERM', onSignal)

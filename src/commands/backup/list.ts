@@ -10,7 +10,7 @@ import {formatBytes, formatDuration} from '../../lib/cli/format.js'
 import {renderTable} from '../../lib/cli/table.js'
 import {readPhysicalSetup} from '../../lib/backup/physical/layout.js'
 import {listPhysical, type PhysicalListing} from '../../lib/backup/physical/list.js'
-import {windowLine} from '../../lib/backup/physical/render.js'
+import {encryptionLine, windowLine} from '../../lib/backup/physical/render.js'
 
 interface ListedBackup {
   id: string
@@ -36,7 +36,7 @@ interface ListResult {
 
 export default class BackupList extends BaseCommand<typeof BackupList> {
   static override summary = 'List backups, newest first: kind, size, age, whether verified.'
-  static override description = `Complete backups, plus any that are being written (running) or were left by a killed or failed run (incomplete: never usable, \`backup prune\` removes them). "verified" is the result of the last \`backup verify\`: yes, no (never verified) or failed. Reads only the backup directory: no database connection.`
+  static override description = `Complete backups, plus any that are being written (running) or were left by a killed or failed run (incomplete: never usable, \`backup prune\` removes them). "verified" is the result of the last \`backup verify\`: yes, no (never verified) or failed. Reads only the backup directory: no database connection. Physical backups (after \`backup setup --physical\`) are listed with the recovery window and the repository's encryption (--json: physical.encryption = {cipher, encrypted, keyId}); an encrypted repository needs its backup key (exit 1 naming the key id without it).`
 
   static override examples = [
     '<%= config.bin %> backup list',
@@ -49,6 +49,7 @@ export default class BackupList extends BaseCommand<typeof BackupList> {
     config: Flags.string({description: 'Config file (JSON); default SINGULARITY_CONFIG or ~/.config/singularity/config.json.', helpGroup: 'CONNECTION'}),
     kind: Flags.string({description: 'Only backups of this kind.', options: [...BACKUP_KINDS]}),
     complete: Flags.boolean({description: 'Only complete backups (hide running and incomplete ones).'}),
+    'key-file': Flags.string({description: 'Backup key file for an encrypted physical repository; default SINGULARITY_BACKUP_KEY_FILE, else the one recorded at `backup setup --physical`.'}),
     ...tableFlags,
   }
 
@@ -85,7 +86,7 @@ export default class BackupList extends BaseCommand<typeof BackupList> {
 
   /** Physical backups, when `backup setup --physical` was run for this directory (pgbackrest info; no database connection). */
   private async physical(dir: string): Promise<PhysicalListing | null> {
-    const setup = readPhysicalSetup(dir)
+    const setup = readPhysicalSetup(dir, this.flags['key-file'])
     if (!setup || setup.mode !== 'host') return null
     const listing = await listPhysical(dir, setup)
     if (!this.jsonMode && listing.backups.length > 0) {
@@ -101,6 +102,7 @@ export default class BackupList extends BaseCommand<typeof BackupList> {
       this.out(`physical (pgBackRest stanza ${r.physical.stanza}):`)
       this.out(this.physicalTable || '  none yet: singularity backup --physical --type full')
       this.out(windowLine(r.physical.window))
+      this.out(encryptionLine(r.physical.encryption))
       if (r.backups.length === 0) return
       this.out('logical (pg_dump):')
     }

@@ -41,7 +41,7 @@ Exit codes: 0 restored · 1 restore failed (nothing left behind) · 2 bad input 
     db: Flags.string({parse: nonBlank, description: 'Database of the backup to restore: its name or kind (singularity, genesis, …). Optional when the backup holds one.'}),
     as: Flags.string({parse: nonBlank, description: 'Name of the database to restore into (default <db>_restored_<YYYYMMDD_HHMMSS>).'}),
     confirm: Flags.string({description: 'Allow replacing an existing database: pass its name.'}),
-    jobs: Flags.integer({description: 'Parallel pg_restore jobs.', default: 2, min: 1, max: 16}),
+    jobs: Flags.integer({description: 'Parallel pg_restore jobs (an unencrypted backup only: an encrypted archive is decrypted into pg_restore through a pipe, one job; stderr and --json say so).', default: 2, min: 1, max: 16}),
     'key-file': Flags.string({description: 'Backup key file for encrypted backups; default SINGULARITY_BACKUP_KEY_FILE, else backup-keys.json beside the role passwords file.'}),
     'no-owner': Flags.boolean({description: 'The connecting user owns the new database and its objects; object grants are not restored (pg_restore --no-owner --no-privileges). Database access is still as on the source.'}),
     'to-time': Flags.string({description: "Physical: restore the whole cluster as it was at this time (e.g. '2026-11-25 10:59:00+00'; UTC when no zone), inside the recovery window of `backup list`.", helpGroup: 'POINT-IN-TIME'}),
@@ -104,6 +104,7 @@ Exit codes: 0 restored · 1 restore failed (nothing left behind) · 2 bad input 
         backupDir: this.flags.dir ?? config.backupDir,
         target: config.admin,
         toTime: this.flags['to-time']!,
+        keyFile: this.flags['key-file'],
         into: this.flags.into,
         port: this.flags.port,
         inPlace: this.flags['in-place'],
@@ -131,6 +132,7 @@ Exit codes: 0 restored · 1 restore failed (nothing left behind) · 2 bad input 
     this.out(`${r.replaced ? 'replaced' : 'restored'} ${r.database} from ${r.source} in backup ${r.id}: ${r.tables} table${r.tables === 1 ? '' : 's'}, owner ${r.owner}, ${seconds(r.durationMs)}`)
     const connect = r.access.filter((g) => g.privileges.includes('CONNECT')).map((g) => g.grantee)
     this.out(`access:   as on ${r.source}: CONNECT for ${connect.length > 0 ? connect.join(', ') : 'its owner only'}${connect.includes('PUBLIC') ? '' : ' (not PUBLIC)'}`)
+    if (r.singleStream) this.out(`jobs:     1 (${r.singleStream})`)
     if (!r.replaced) this.out(`inspect it with: psql -d ${r.database}   (drop it when done: DROP DATABASE ${r.database})`)
   }
 }

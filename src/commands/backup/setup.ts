@@ -16,6 +16,8 @@ On a server it cannot reach as its host, it prints exactly what to set there (po
 
 Retention (seed 001: hourly keep 6, daily keep 7, monthly keep 12) on pgBackRest's terms, with full backups weekly, diff daily, incr hourly: fulls are kept --retention-full (default 365d: weekly points for twelve months), diffs --retention-diff (default 7: seven days), each incr goes with the backup it builds on, and WAL for point-in-time recovery is kept back to the oldest of the newest --retention-pitr diff/full backups (default 7: any second of the last week). pgBackRest expires after each backup.
 
+Encryption: a new repository uses pgBackRest's repository cipher (aes-256-cbc) with a passphrase derived from the backup key store (the key file of logical backups; a key is created 0600 on first use). The passphrase is never printed and never written into the backup directory: pgBackRest runs of this tool get it in their environment, and the server's archive_command (and a restored cluster's archive-get) read it from cipher.conf, mode 0600 and owned by the server's OS user, in a directory beside the key file. pgBackRest cannot change the cipher of an existing repository: an unencrypted one stays unencrypted (reported here, by \`backup list\` and \`doctor\`); to migrate, set up a new repository in another --dir and take a full backup there.
+
 Exit codes: 0 set up · 1 failure (server, pgBackRest) · 2 bad flags, or a restart is needed and --restart not given · 3 (remote server) archiving not working yet.`
 
   static override examples = [
@@ -33,6 +35,12 @@ Exit codes: 0 set up · 1 failure (server, pgBackRest) · 2 bad flags, or a rest
     'retention-diff': Flags.integer({description: 'Differential backups kept (their incrementals go with them).', default: DEFAULT_PHYSICAL_RETENTION.diff, min: 1}),
     'retention-pitr': Flags.integer({description: 'Point-in-time recovery reaches back to the oldest of this many newest diff/full backups.', default: DEFAULT_PHYSICAL_RETENTION.archiveDiffs, min: 1}),
     restart: Flags.boolean({description: 'Allow restarting a server on this machine that is not the local cluster (needed when archive_mode is off).'}),
+    encrypt: Flags.boolean({
+      description: "Encrypt a NEW repository with pgBackRest's cipher (aes-256-cbc), its passphrase derived from the backup key store; --no-encrypt for storage that encrypts itself. An existing repository keeps what it has (pgBackRest cannot change it).",
+      default: true,
+      allowNo: true,
+    }),
+    'key-file': Flags.string({description: 'Backup key file (created 0600 on first use); default SINGULARITY_BACKUP_KEY_FILE, else backup-keys.json beside the role passwords file (an existing repository: the one recorded at set-up). Keep it outside the backup directory.'}),
   }
 
   protected async execute(): Promise<SetupResult> {
@@ -48,6 +56,8 @@ Exit codes: 0 set up · 1 failure (server, pgBackRest) · 2 bad flags, or a rest
       retention: {full: Number(full[1]), fullType: full[2] ? 'time' : 'count', diff: this.flags['retention-diff'], archiveDiffs: this.flags['retention-pitr']},
       archiveTimeoutSeconds: Math.round(timeout),
       allowRestart: this.flags.restart,
+      encrypt: this.flags.encrypt,
+      keyFileFlag: this.flags['key-file'],
       progress: (m) => this.note(m),
     })
     if (result.mode === 'remote' && result.problems.length > 0) this.exitAfterOutput(ExitCode.unhealthy)
@@ -63,6 +73,8 @@ Exit codes: 0 set up · 1 failure (server, pgBackRest) · 2 bad flags, or a rest
       for (const c of r.changes) this.out(`  set ${c.name} = '${c.to}'`)
       if (r.restarted) this.out('  the server was restarted to turn archive_mode on')
       this.out(`  retention       ${r.retention.join(' ')}`)
+      this.out(`  encryption      ${r.encryption.encrypted ? `${r.encryption.cipher}, passphrase from backup key ${r.encryption.keyId}` : 'none: the repository holds the data in clear'}`)
+      if (r.encryptionNote) this.out(`  note            ${r.encryptionNote}`)
       this.out('  stanza-create and check: ok (a WAL segment was archived)')
       this.out('next: singularity backup --physical --type full')
       return

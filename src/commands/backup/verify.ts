@@ -49,7 +49,7 @@ Exit codes: 0 verified · 1 a file is missing, changed or unreadable, a restore 
     const config = resolveConfig(this.flags)
     const dir = this.flags.dir ?? config.backupDir
     if (this.flags.physical || PHYSICAL_LABEL.test(this.args.id ?? '')) {
-      const physical = await verifyPhysical({backupDir: dir, label: this.args.id, progress: (m) => this.note(m)})
+      const physical = await verifyPhysical({backupDir: dir, label: this.args.id, keyFile: this.flags['key-file'], progress: (m) => this.note(m)})
       if (!physical.ok) this.exitAfterOutput(1)
       return physical
     }

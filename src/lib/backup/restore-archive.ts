@@ -41,7 +41,17 @@ export interface RestoreArchiveResult {
   /** queues recreated from the queue file */
   queues: number
   queueRows: number
+  /** pg_restore jobs used: 1 for an encrypted archive (see singleStreamNote) */
+  jobs: number
 }
+
+/**
+ * Why an encrypted archive restores with one job: pg_restore --jobs needs a seekable archive file,
+ * and decrypting one to disk (or to tmpfs, which may swap) would write the plaintext we encrypt
+ * against. The archive is decrypted into pg_restore's stdin, one pass.
+ */
+export const singleStreamNote = (jobs: number) =>
+  `the archive is encrypted: pg_restore reads it decrypted from a pipe with 1 job, not --jobs ${jobs} (parallel jobs need a seekable plaintext file, which is never written)`
 
 /** Thrown when pg_restore fails; `stderr` is kept for the caller's hint. */
 export class PgRestoreError extends CliError {
@@ -90,9 +100,11 @@ export async function restoreArchive(options: RestoreArchiveOptions): Promise<Re
   const {execa} = await import('execa')
   // an encrypted archive is decrypted into pg_restore's stdin (one pass, so no parallel jobs)
   const keys = options.keys
+  const jobs = keys ? 1 : options.jobs
+  if (keys && options.jobs > 1) options.progress?.(singleStreamNote(options.jobs))
   const pgRestore = async (extra: string[], parallel: boolean) => {
     const args = ['--no-password', '--exit-on-error', '-d', options.database, ...extra]
-    if (parallel && options.jobs > 1 && !keys) args.push(`--jobs=${options.jobs}`)
+    if (parallel && jobs > 1) args.push(`--jobs=${jobs}`)
     if (options.noOwner) args.push('--no-owner', '--no-privileges')
     if (!keys) args.push(archive)
     const child = execa(options.pgRestore, args, {
@@ -115,7 +127,7 @@ export async function restoreArchive(options: RestoreArchiveOptions): Promise<Re
 
   if (carried.length === 0) {
     await pgRestore([], true)
-    return {queues: 0, queueRows: 0}
+    return {queues: 0, queueRows: 0, jobs}
   }
   if (!options.source.queueFile) {
     throw new CliError(`the manifest lists queues carried by a queue file for ${options.source.name}, but no queue file`, {code: 'BACKUP_CORRUPT'})
@@ -142,7 +154,7 @@ export async function restoreArchive(options: RestoreArchiveOptions): Promise<Re
     }
     // grants on the queue tables, now that they exist again
     if (toc.deferred > 0 && !options.noOwner) await pgRestore(['-L', join(work, 'after.list')], false)
-    return {queues: loaded.queues, queueRows: loaded.rows}
+    return {queues: loaded.queues, queueRows: loaded.rows, jobs}
   } finally {
     await rm(work, {recursive: true, force: true})
   }

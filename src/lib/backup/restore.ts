@@ -22,7 +22,7 @@ import {validateName} from '../names.js'
 import type {DatabaseEntry} from './manifest.js'
 import {applySourceAccess, markCopy, type DatabaseGrant} from './copies.js'
 import {keyLookup} from './keys.js'
-import {PgRestoreError, restoreArchive} from './restore-archive.js'
+import {PgRestoreError, restoreArchive, singleStreamNote} from './restore-archive.js'
 import {findBackup, hashFile} from './store.js'
 import {findClientTools, parseToolVersion} from './tools.js'
 
@@ -57,6 +57,10 @@ export interface RestoreResult {
   /** database grants given to the new database: those of the source (PUBLIC has none unless the source gave it) */
   access: DatabaseGrant[]
   tables: number
+  /** pg_restore jobs used: --jobs, or 1 for an encrypted backup (singleStream says why) */
+  jobs: number
+  /** set when fewer jobs than --jobs were used: an encrypted archive restores as one stream */
+  singleStream: string | null
   durationMs: number
 }
 
@@ -167,12 +171,13 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   // 4. The source's isolation (pg_dump does not carry database grants), then pg_restore (and the
   //    queues of the pgmq extension); on any failure the new database is dropped again.
   let access: {granted: DatabaseGrant[]; missingRoles: string[]} = {granted: [], missingRoles: []}
+  let restored: {jobs: number} = {jobs: options.jobs}
   try {
     access = await applySourceAccess(options.admin, scratch, source.access)
     if (access.missingRoles.length > 0) progress(`roles ${access.missingRoles.join(', ')} do not exist here: their access to ${source.name} is not granted on ${target}`)
     if (target !== source.name) await markCopy(options.admin, scratch, {source: source.name, backup: entry.id, restoredAt: now().toISOString()})
     progress(`restoring ${source.name} from ${entry.id} into ${scratch}…`)
-    await restoreArchive({
+    restored = await restoreArchive({
       adminTarget: options.adminTarget,
       database: scratch,
       backupPath: entry.path,
@@ -218,5 +223,5 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   } finally {
     await client.end().catch(() => {})
   }
-  return {id: entry.id, source: source.name, kind: source.kind, database: target, replaced: replace, owner, ownerIsOriginal, access: access.granted, tables, durationMs: Date.now() - t0}
+  return {id: entry.id, source: source.name, kind: source.kind, database: target, replaced: replace, owner, ownerIsOriginal, access: access.granted, tables, jobs: restored.jobs, singleStream: restored.jobs < options.jobs ? singleStreamNote(options.jobs) : null, durationMs: Date.now() - t0}
 }

@@ -1,6 +1,7 @@
 import type pg from 'pg'
 
 import {archiverStatus, type ArchiverStatus} from '../backup/physical/archiver.js'
+import {cipherEnv, MIGRATE_HINT} from '../backup/physical/cipher.js'
 import type {PhysicalSetup} from '../backup/physical/layout.js'
 import type {PhysicalBackup} from '../backup/physical/list.js'
 import {formatBytes, formatDuration} from '../cli/format.js'
@@ -80,12 +81,34 @@ export function physicalBackupCheck(backups: PhysicalBackup[], now = new Date())
   }
 }
 
+/**
+ * Whether the physical repository is encrypted (warn when not: it holds role password hashes and
+ * the session key in clear), and whether the key store still holds its key (fail when not: no
+ * backup, list or restore works without it).
+ */
+export function physicalEncryptionCheck(setup: PhysicalSetup): CheckResult {
+  if (!setup.cipher) {
+    return {check: 'physical encryption', status: 'warn', detail: `the pgBackRest repository of ${setup.stanza} is not encrypted: its files hold role password hashes and the session key in clear. ${MIGRATE_HINT}`, next: 'singularity backup setup --physical --dir <new dir>'}
+  }
+  try {
+    cipherEnv(setup.stanza, setup.cipher)
+  } catch (error) {
+    return {check: 'physical encryption', status: 'fail', detail: (error as Error).message, next: 'singularity backup list --key-file <file>'}
+  }
+  return {check: 'physical encryption', status: 'ok', detail: `the pgBackRest repository of ${setup.stanza} is encrypted (${setup.cipher.type}, passphrase from backup key ${setup.cipher.keyId}, in ${setup.cipher.keyFile})`, next: 'singularity backup list'}
+}
+
 /** Every archive row of the doctor (physical backups only when set up in the backup directory). */
 export async function archiveChecks(admin: pg.Client, backupDir: string, setup: PhysicalSetup | undefined, maxAgeSeconds: number): Promise<CheckResult[]> {
   const rows = archivingChecks(await archiverStatus(admin), Boolean(setup), maxAgeSeconds)
   if (setup) {
+    rows.push(physicalEncryptionCheck(setup))
     const {listPhysical} = await import('../backup/physical/list.js')
-    rows.push(physicalBackupCheck((await listPhysical(backupDir, setup)).backups))
+    try {
+      rows.push(physicalBackupCheck((await listPhysical(backupDir, setup)).backups))
+    } catch (error) {
+      rows.push({check: 'physical backups', status: 'fail', detail: `could not list them: ${(error as Error).message.split('\n')[0]}`, next: 'singularity backup list'})
+    }
   }
   return rows
 }

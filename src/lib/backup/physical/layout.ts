@@ -8,6 +8,7 @@ import {join} from 'node:path'
 import {z} from 'zod'
 
 import {NotFoundError} from '../../cli/errors.js'
+import {repoKeyFile} from './cipher.js'
 
 export const physicalLayout = (backupDir: string) => {
   const root = join(backupDir, 'physical')
@@ -52,21 +53,32 @@ export const setupSchema = z.object({
   localDir: z.string().nullable(),
   archiveTimeoutSeconds: z.number().int(),
   retention: retentionSchema,
+  /** pgBackRest's repository cipher; null or absent (set up before encryption): not encrypted */
+  cipher: z
+    .object({type: z.literal('aes-256-cbc'), keyId: z.string().regex(/^[0-9a-f]{32}$/), keyFile: z.string(), includeDir: z.string()})
+    .nullable()
+    .optional(),
   setupAt: z.string(),
 })
 export type PhysicalSetup = z.infer<typeof setupSchema>
 
-/** The recorded set-up of a backup directory, or undefined when physical backups were never set up there. */
-export function readPhysicalSetup(backupDir: string): PhysicalSetup | undefined {
+/**
+ * The recorded set-up of a backup directory, or undefined when physical backups were never set up
+ * there. `keyFile` (--key-file) overrides where the repository's key is read from.
+ */
+export function readPhysicalSetup(backupDir: string, keyFile?: string): PhysicalSetup | undefined {
   const file = physicalLayout(backupDir).setup
   if (!existsSync(file)) return undefined
   const parsed = setupSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')))
-  return parsed.success ? parsed.data : undefined
+  if (!parsed.success) return undefined
+  const setup = parsed.data
+  if (setup.cipher) setup.cipher = {...setup.cipher, keyFile: repoKeyFile(setup.cipher, keyFile)}
+  return setup
 }
 
 /** The set-up, or exit 4 naming the command that makes one. */
-export function requirePhysicalSetup(backupDir: string): PhysicalSetup {
-  const setup = readPhysicalSetup(backupDir)
+export function requirePhysicalSetup(backupDir: string, keyFile?: string): PhysicalSetup {
+  const setup = readPhysicalSetup(backupDir, keyFile)
   if (!setup || setup.mode !== 'host') {
     throw new NotFoundError(`physical backups are not set up in ${backupDir}`, {
       hint: 'run `singularity backup setup --physical` first (or pass the --dir it was set up with)',

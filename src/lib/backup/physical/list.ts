@@ -6,6 +6,7 @@ import {existsSync, readdirSync, statSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {physicalLayout, PHYSICAL_LABEL, type PhysicalSetup} from './layout.js'
+import {repoEncryption, type RepoEncryption} from './cipher.js'
 import {pgBackRestInfo, type PgBackRestInfo} from './pgbackrest.js'
 
 export interface PhysicalBackup {
@@ -38,6 +39,8 @@ export interface PhysicalListing {
   window: RecoveryWindow | null
   /** a backup is being taken right now */
   backupRunning: boolean
+  /** the repository's cipher as pgBackRest reports it, and the backup key its passphrase comes from */
+  encryption: RepoEncryption
 }
 
 const iso = (epochSeconds: number) => new Date(epochSeconds * 1000).toISOString()
@@ -132,5 +135,6 @@ export async function listPhysical(backupDir: string, setup: PhysicalSetup): Pro
     backups,
     window: info.archive.at(-1) ? recoveryWindow(info, archiveContents(backupDir, setup.stanza, info.archive.at(-1)!.id)) : null,
     backupRunning: running,
+    encryption: repoEncryption(setup.cipher, info.cipher),
   }
 }

@@ -6,16 +6,21 @@
 import {existsSync} from 'node:fs'
 
 import {CliError} from '../../cli/errors.js'
+import {cipherEnv, REPO_CIPHER} from './cipher.js'
 import {physicalLayout, type PhysicalRetention, type PhysicalSetup} from './layout.js'
 
 export const PGBACKREST = 'pgbackrest'
 
 const isRoot = () => process.getuid?.() === 0
 
-/** pgBackRest's --config options for a backup directory (never the system's /etc/pgbackrest). */
-export function configArgs(backupDir: string, stanza: string): string[] {
+/**
+ * pgBackRest's --config options for a backup directory (never the system's /etc/pgbackrest). The
+ * include path is our own: the empty conf.d of the backup directory, or, for an encrypted
+ * repository, the directory of cipher.conf outside it (see cipher.ts).
+ */
+export function configArgs(backupDir: string, stanza: string, includeDir?: string): string[] {
   const paths = physicalLayout(backupDir)
-  return [`--config=${paths.config}`, `--config-include-path=${paths.includeDir}`, `--stanza=${stanza}`]
+  return [`--config=${paths.config}`, `--config-include-path=${includeDir ?? paths.includeDir}`, `--stanza=${stanza}`]
 }
 
 /** pgbackrest's absolute path (the server's own PATH may be short), or its bare name. */
@@ -25,12 +30,12 @@ export function pgBackRestBinary(): string {
 }
 
 /** The archive_command that hands each WAL segment to pgBackRest. */
-export function archiveCommand(backupDir: string, stanza: string): string {
-  return `${pgBackRestBinary()} ${configArgs(backupDir, stanza).join(' ')} archive-push %p`
+export function archiveCommand(backupDir: string, stanza: string, includeDir?: string): string {
+  return `${pgBackRestBinary()} ${configArgs(backupDir, stanza, includeDir).join(' ')} archive-push %p`
 }
 
 /** pgBackRest.conf for the stanza (retention as `backup setup` mapped it; see retentionLines). */
-export function renderConfig(backupDir: string, setup: Pick<PhysicalSetup, 'stanza' | 'dataDir' | 'port' | 'socketDir' | 'dbUser' | 'retention'>): string {
+export function renderConfig(backupDir: string, setup: Pick<PhysicalSetup, 'stanza' | 'dataDir' | 'port' | 'socketDir' | 'dbUser' | 'retention' | 'cipher'>): string {
   const paths = physicalLayout(backupDir)
   const lines = [
     '# Written by `singularity backup setup --physical`; rewritten by it. Repository, logs and locks live next to this file.',
@@ -46,6 +51,9 @@ export function renderConfig(backupDir: string, setup: Pick<PhysicalSetup, 'stan
     // a backup starts at once (immediate checkpoint) instead of waiting for the next one
     'start-fast=y',
     ...retentionLines(setup.retention),
+    // the passphrase is never here: our runs get it in their environment, the server's archive-push
+    // from cipher.conf outside the backup directory (--config-include-path)
+    ...(setup.cipher ? [`repo1-cipher-type=${REPO_CIPHER}`] : []),
     '',
     `[${setup.stanza}]`,
     `pg1-path=${setup.dataDir}`,
@@ -101,21 +109,23 @@ export function pgBackRestError(output: string): string | undefined {
 /** Runs `pgbackrest <command>` for the stanza, as the data directory's OS user. */
 export async function runPgBackRest(
   backupDir: string,
-  setup: Pick<PhysicalSetup, 'stanza' | 'osUser'>,
+  setup: Pick<PhysicalSetup, 'stanza' | 'osUser' | 'cipher'>,
   command: string,
   args: string[] = [],
   options: RunOptions = {},
 ): Promise<RunResult> {
   ensureInstalled()
   const {execa} = await import('execa')
-  const pgbArgs = [...configArgs(backupDir, setup.stanza), `--log-level-console=${options.logLevel ?? 'warn'}`, ...args, command]
+  // the repository passphrase, from the key store (exit 1 naming the key id when it is missing)
+  const cipher = cipherEnv(setup.stanza, setup.cipher)
+  const pgbArgs = [...configArgs(backupDir, setup.stanza, setup.cipher?.includeDir), `--log-level-console=${options.logLevel ?? 'warn'}`, ...args, command]
   const asUser = isRoot() && setup.osUser !== 'root'
   const [file, argv] = asUser ? ['runuser', ['-u', setup.osUser, '--', PGBACKREST, ...pgbArgs]] : [PGBACKREST, pgbArgs]
   const child = execa(file, argv, {
     reject: false,
     stdin: 'ignore',
     all: true,
-    env: {...options.env},
+    env: {...options.env, ...cipher},
     cancelSignal: options.signal,
     // a cancelled run is ended with SIGTERM: pgBackRest then stops cleanly and leaves no lock
     killSignal: 'SIGTERM',
@@ -155,6 +165,8 @@ function ensureInstalled(): void {
 /** The parts of `pgbackrest info --output=json` we use. */
 export interface PgBackRestInfo {
   name: string
+  /** the repository's cipher: aes-256-cbc or none */
+  cipher: string
   status: {code: number; message: string; lock?: {backup?: {held: boolean}}}
   archive: {id: string; min: string | null; max: string | null; database: {id: number}}[]
   backup: {
@@ -171,7 +183,7 @@ export interface PgBackRestInfo {
 }
 
 /** `pgbackrest info` for the stanza. */
-export async function pgBackRestInfo(backupDir: string, setup: Pick<PhysicalSetup, 'stanza' | 'osUser'>): Promise<PgBackRestInfo> {
+export async function pgBackRestInfo(backupDir: string, setup: Pick<PhysicalSetup, 'stanza' | 'osUser' | 'cipher'>): Promise<PgBackRestInfo> {
   const result = await runPgBackRest(backupDir, setup, 'info', ['--output=json'])
   const parsed = JSON.parse(result.stdout) as PgBackRestInfo[]
   const stanza = parsed.find((s) => s.name === setup.stanza)

@@ -1,5 +1,6 @@
 /** Lines people read for physical backups (commands print them; --json prints the data). */
 import {formatBytes} from '../../cli/format.js'
+import type {RepoEncryption} from './cipher.js'
 import type {RecoveryWindow} from './list.js'
 import type {RestoreToTimeResult} from './restore.js'
 import type {PhysicalBackupResult} from './take.js'
@@ -10,6 +11,12 @@ export function windowLine(window: RecoveryWindow | null): string {
   return window ? `recovery window: ${window.earliest} … ${window.latest} (any second in between; last archived WAL ${window.lastWal})` : 'recovery window: none yet (needs a physical backup and archived WAL)'
 }
 
+export function encryptionLine(e: RepoEncryption): string {
+  return e.encrypted
+    ? `repository encrypted: ${e.cipher}, passphrase from backup key ${e.keyId ?? '(unknown: set up by hand?)'}`
+    : 'repository NOT encrypted: its files hold the data in clear (pgBackRest cannot encrypt it in place: set up a new repository with `backup setup --physical --dir <new dir>`)'
+}
+
 export function physicalBackupLines(r: PhysicalBackupResult): string[] {
   const fellBack = r.type !== r.requestedType ? ` (asked for ${r.requestedType}: nothing to build on yet)` : ''
   return [
@@ -17,6 +24,7 @@ export function physicalBackupLines(r: PhysicalBackupResult): string[] {
     ...(r.prior ? [`  builds on ${r.prior}`] : []),
     ...(r.expired.length > 0 ? [`  expired by retention: ${r.expired.join(', ')}`] : []),
     windowLine(r.window),
+    encryptionLine(r.encryption),
   ]
 }
 

@@ -26,6 +26,8 @@ export interface RestoreToTimeOptions {
   /** the source server, when reachable: its WAL up to now is archived before restoring */
   target?: Target
   toTime: string
+  /** --key-file (an encrypted repository's key) */
+  keyFile?: string
   into?: string
   port?: number
   inPlace?: boolean
@@ -140,7 +142,7 @@ async function sourceClient(target: Target | undefined, setup: PhysicalSetup): P
 }
 
 export async function restoreToTime(options: RestoreToTimeOptions): Promise<RestoreToTimeResult> {
-  const setup = requirePhysicalSetup(options.backupDir)
+  const setup = requirePhysicalSetup(options.backupDir, options.keyFile)
   const t = parseRecoveryTime(options.toTime)
   if (options.inPlace && options.into) throw new UsageError('--in-place and --into exclude each other')
   if (!options.inPlace && !options.into) throw new UsageError('--to-time needs --into <new directory> (or --in-place --confirm <stanza> with the server stopped)')

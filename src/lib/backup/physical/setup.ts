@@ -12,6 +12,8 @@ import type {ResolvedConfig, Target} from '../../config/resolve.js'
 import {connect} from '../../db/connect.js'
 import {writeFileAtomic} from '../store.js'
 import {physicalLayout, readPhysicalSetup, type PhysicalRetention, type PhysicalSetup} from './layout.js'
+import {currentKey, keyFilePath} from '../keys.js'
+import {cipherEnv, cipherIncludeDir, MIGRATE_HINT, REPO_CIPHER, repoEncryption, writeCipherConf, type RepoCipher, type RepoEncryption} from './cipher.js'
 import {archiveCommand, PGBACKREST, renderConfig, retentionLines, runPgBackRest} from './pgbackrest.js'
 import {isLocalClusterData, osUserIds, ownerOf, passwordFor, runsOnThisMachine, serverFacts, type ServerFacts} from './server.js'
 import {archiverStatus, type ArchiverStatus} from './archiver.js'
@@ -28,6 +30,10 @@ export interface SetupOptions {
   archiveTimeoutSeconds: number
   /** a server on this machine that is not the local cluster is restarted only when allowed */
   allowRestart: boolean
+  /** a NEW repository is encrypted (pgBackRest's repository cipher); an existing one keeps what it has */
+  encrypt: boolean
+  /** --key-file: where the backup keys are (default SINGULARITY_BACKUP_KEY_FILE, then beside the passwords file; an existing repository: the key file recorded at set-up) */
+  keyFileFlag?: string
   progress: (message: string) => void
 }
 
@@ -50,6 +56,10 @@ export interface HostSetupResult {
   checked: boolean
   retention: string[]
   archiveCommand: string
+  /** the repository's cipher and key id (never the passphrase) */
+  encryption: RepoEncryption
+  /** set when the repository's encryption differs from what was asked: why, and how to migrate */
+  encryptionNote: string | null
 }
 
 export interface RemoteSetupResult {
@@ -109,6 +119,9 @@ async function remoteSetup(options: SetupOptions, facts: ServerFacts, stanza: st
     'compress-type=lz4',
     'start-fast=y',
     ...retentionLines(options.retention),
+    ...(options.encrypt
+      ? [`repo1-cipher-type=${REPO_CIPHER}`, 'repo1-cipher-pass=<a passphrase of your own: openssl rand -base64 48; keep this file 0600 and a copy of it away from the repository>']
+      : []),
     '',
     `[${stanza}]`,
     `pg1-path=${facts.dataDir ?? '<the data directory>'}`,
@@ -175,15 +188,34 @@ async function hostSetup(options: SetupOptions, facts: ServerFacts, stanza: stri
   mkdirSync(options.backupDir, {recursive: true, mode: 0o700})
   if (ids) {
     chmodSync(options.backupDir, (statSync(options.backupDir).mode & 0o7777) | 0o711)
-    for (let dir = dirname(options.backupDir); dir !== dirname(dir); dir = dirname(dir)) {
-      if ((statSync(dir).mode & 0o001) === 0) {
-        throw new UsageError(`the ${osUser} OS user cannot reach ${options.backupDir} (${dir} is closed to it)`, {
-          hint: 'choose a backup directory outside /root, e.g. SINGULARITY_BACKUP_DIR=/var/backups/singularity',
-        })
-      }
-    }
+    checkTraversable(dirname(options.backupDir), osUser, options.backupDir, 'choose a backup directory outside /root, e.g. SINGULARITY_BACKUP_DIR=/var/backups/singularity')
   }
   for (const dir of [paths.root, paths.includeDir, paths.repo, paths.log, paths.lock]) serverOwnedDir(dir, ids)
+
+  // The repository's cipher is chosen when the repository is created and kept for life:
+  // pgBackRest cannot change the cipher or passphrase of an existing repository.
+  const repoExists = existsSync(join(paths.repo, 'backup', stanza, 'backup.info')) || existsSync(join(paths.repo, 'archive', stanza, 'archive.info'))
+  const kept = previous?.mode === 'host' ? readPhysicalSetup(options.backupDir, options.keyFileFlag)?.cipher ?? null : null
+  let cipher: RepoCipher | null
+  let encryptionNote: string | null = null
+  if (kept) {
+    cipher = kept
+    if (!options.encrypt) encryptionNote = `the repository ${paths.repo} is encrypted (key ${kept.keyId}) and stays so: pgBackRest cannot decrypt an existing repository (an unencrypted one needs another --dir)`
+  } else if (repoExists) {
+    cipher = null
+    if (options.encrypt) encryptionNote = `the repository ${paths.repo} is not encrypted and stays so: ${MIGRATE_HINT}`
+  } else if (options.encrypt) {
+    const keyFile = keyFilePath(options.keyFileFlag, options.config.localDir)
+    cipher = {type: REPO_CIPHER, keyId: currentKey(keyFile).id, keyFile, includeDir: cipherIncludeDir(keyFile, paths.repo, stanza)}
+  } else {
+    cipher = null
+  }
+  let pass: string | undefined
+  if (cipher) {
+    // the key must be there before anything changes (exit 1 naming its id)
+    pass = cipherEnv(stanza, cipher).PGBACKREST_REPO1_CIPHER_PASS
+    if (ids) checkTraversable(dirname(dirname(cipher.includeDir)), osUser, 'pgBackRest\'s passphrase file (beside the backup key file)', 'put the key file where it can pass through, e.g. SINGULARITY_BACKUP_KEY_FILE=/var/lib/singularity/keys/backup-keys.json (directories mode 0711), or pass --no-encrypt')
+  }
 
   const setup: PhysicalSetup = {
     version: 1,
@@ -198,12 +230,18 @@ async function hostSetup(options: SetupOptions, facts: ServerFacts, stanza: stri
     localDir: local ? options.config.localDir : null,
     archiveTimeoutSeconds: options.archiveTimeoutSeconds,
     retention: options.retention,
+    cipher,
     setupAt: new Date().toISOString(),
   }
   await writeFileAtomic(paths.config, renderConfig(options.backupDir, setup), 0o640)
   if (ids) chownSync(paths.config, ids.uid, ids.gid)
+  if (cipher && pass) {
+    const file = writeCipherConf(cipher.includeDir, stanza, pass, ids)
+    options.progress(`repository encrypted (${REPO_CIPHER}, passphrase from backup key ${cipher.keyId}); the server's archive-push reads it from ${file} (mode 0600${ids ? `, owned by ${osUser}` : ''})`)
+  }
+  if (encryptionNote) options.progress(encryptionNote)
 
-  const command = archiveCommand(options.backupDir, stanza)
+  const command = archiveCommand(options.backupDir, stanza, cipher?.includeDir)
   const wanted: [string, string, string][] = [
     ['archive_mode', facts.archiveMode, 'on'],
     ['archive_command', facts.archiveCommand, command],
@@ -258,6 +296,17 @@ async function hostSetup(options: SetupOptions, facts: ServerFacts, stanza: stri
     checked: true,
     retention: retentionLines(options.retention),
     archiveCommand: command,
+    encryption: repoEncryption(cipher),
+    encryptionNote,
+  }
+}
+
+/** As root: the server's OS user must pass through every directory above `from` (inclusive). */
+function checkTraversable(from: string, osUser: string, what: string, hint: string): void {
+  for (let dir = from; dir !== dirname(dir); dir = dirname(dir)) {
+    if (existsSync(dir) && (statSync(dir).mode & 0o001) === 0) {
+      throw new UsageError(`the ${osUser} OS user cannot reach ${what} (${dir} is closed to it); nothing was changed`, {hint})
+    }
   }
 }
 

@@ -7,6 +7,7 @@ import {realpathSync} from 'node:fs'
 import {CliError} from '../../cli/errors.js'
 import type {Target} from '../../config/resolve.js'
 import {connect} from '../../db/connect.js'
+import type {RepoEncryption} from './cipher.js'
 import {requirePhysicalSetup} from './layout.js'
 import {listPhysical, type PhysicalBackup, type RecoveryWindow} from './list.js'
 import {pgBackRestInfo, runPgBackRest} from './pgbackrest.js'
@@ -33,6 +34,8 @@ export interface PhysicalBackupResult {
   /** backups pgBackRest's expiry removed after this one */
   expired: string[]
   window: RecoveryWindow | null
+  /** the repository's cipher and key id */
+  encryption: RepoEncryption
 }
 
 function sameDir(a: string, b: string): boolean {
@@ -47,10 +50,12 @@ export async function takePhysicalBackup(options: {
   backupDir: string
   target: Target
   type: PhysicalType
+  /** --key-file (an encrypted repository's key) */
+  keyFile?: string
   progress: (message: string) => void
   signal?: AbortSignal
 }): Promise<PhysicalBackupResult> {
-  const setup = requirePhysicalSetup(options.backupDir)
+  const setup = requirePhysicalSetup(options.backupDir, options.keyFile)
   const client = await connect(options.target, {applicationName: 'singularity backup', statementTimeoutMs: 30_000})
   let facts
   try {
@@ -98,5 +103,6 @@ export async function takePhysicalBackup(options: {
     prior: taken.prior,
     expired: [...before].filter((l) => !after.has(l)),
     window: listing.window,
+    encryption: listing.encryption,
   }
 }

@@ -15,8 +15,8 @@ export interface PhysicalVerifyResult {
   problem: string | null
 }
 
-export async function verifyPhysical(options: {backupDir: string; label?: string; progress: (m: string) => void}): Promise<PhysicalVerifyResult> {
-  const setup = requirePhysicalSetup(options.backupDir)
+export async function verifyPhysical(options: {backupDir: string; label?: string; keyFile?: string; progress: (m: string) => void}): Promise<PhysicalVerifyResult> {
+  const setup = requirePhysicalSetup(options.backupDir, options.keyFile)
   let label = options.label ?? null
   if (label === 'latest') {
     const newest = (await listPhysical(options.backupDir, setup)).backups.find((b) => b.status === 'complete')

@@ -404,7 +404,7 @@ describe('backup: take, list, verify, prune, restore', {timeout: 900_000}, () =>
     expect(JSON.parse(readFileSync(join(root, 'clear', clear.json().id, 'manifest.json'), 'utf8'))).toMatchObject({encrypted: false, encryption: null})
     expect(readFileSync(join(root, 'clear', clear.json().id, 'globals.sql')).includes(verifier)).toBe(true)
     // an unencrypted archive restores with --jobs as asked
-    const clearCopy = await cli(['backup', 'restore', clear.json().id, '--db', db, '--as', `${db}_clear`, '--dir', join(root, 'clear'), '--jobs', '2', '--json'], {timeoutMs: 180_000})
+    const clearCopy = await cli(['backup', 'restore', clear.json().id, '--db', 'genesis', '--as', `${P}genesis_clear`, '--dir', join(root, 'clear'), '--jobs', '2', '--json'], {timeoutMs: 180_000})
     expect(clearCopy.exitCode, clearCopy.stderr).toBe(0)
     expect(clearCopy.json()).toMatchObject({jobs: 2, singleStream: null})
     expect(clearCopy.stderr).not.toContain('1 job')

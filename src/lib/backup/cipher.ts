@@ -37,22 +37,53 @@ function aad(header: Buffer, index: number, final: boolean): Buffer {
 /** The raw 16-byte key id from its hex form. */
 const idBytes = (keyId: string) => Buffer.from(keyId, 'hex')
 
-/** A stream that encrypts what is written to it for `key` (32 bytes) under `keyId` (32 hex chars). */
+/**
+ * A stream that encrypts what is written to it for `key` (32 bytes) under `keyId` (32 hex chars).
+ * The plaintext is never copied into a chunk buffer: each piece that arrives goes through the
+ * cipher as it is (GCM is a stream mode), and a chunk is sealed once more data shows it is not the
+ * last one (its final flag is in its additional data, so it must be known before encrypting).
+ */
 export function encryptStream(key: Buffer, keyId: string): Transform {
   const header = Buffer.concat([MAGIC, idBytes(keyId), randomBytes(12)])
   const base = header.subarray(MAGIC.length + 16)
   let index = 0
-  let pending: Buffer[] = []
+  const pending: Buffer[] = []
   let pendingLength = 0
   let started = false
-  const seal = (plain: Buffer, final: boolean): Buffer => {
+  /** Encrypts `parts` (together one chunk's plaintext) as chunk `index`, pushing length, ciphertext and tag. */
+  const seal = (stream: Transform, parts: Buffer[], length: number, final: boolean): void => {
     const cipher = createCipheriv('aes-256-gcm', key, nonceFor(base, index))
     cipher.setAAD(aad(header, index, final))
-    const body = Buffer.concat([cipher.update(plain), cipher.final()])
-    const length = Buffer.alloc(4)
-    length.writeUInt32BE(plain.length)
+    const prefix = Buffer.alloc(4)
+    prefix.writeUInt32BE(length)
+    stream.push(prefix)
+    for (const part of parts) {
+      const out = cipher.update(part)
+      if (out.length > 0) stream.push(out)
+    }
+    const rest = cipher.final()
+    if (rest.length > 0) stream.push(rest)
+    stream.push(cipher.getAuthTag())
     index++
-    return Buffer.concat([length, body, cipher.getAuthTag()])
+  }
+  /** Takes exactly CHUNK_SIZE bytes off the front of `pending` (views, no copies). */
+  const takeChunk = (): Buffer[] => {
+    const parts: Buffer[] = []
+    let need = CHUNK_SIZE
+    while (need > 0) {
+      const head = pending[0]
+      if (head.length <= need) {
+        parts.push(head)
+        pending.shift()
+        need -= head.length
+      } else {
+        parts.push(head.subarray(0, need))
+        pending[0] = head.subarray(need)
+        need = 0
+      }
+    }
+    pendingLength -= CHUNK_SIZE
+    return parts
   }
   return new Transform({
     transform(chunk: Buffer, _encoding, callback: TransformCallback) {
@@ -60,19 +91,18 @@ export function encryptStream(key: Buffer, keyId: string): Transform {
         this.push(header)
         started = true
       }
-      pending.push(chunk)
-      pendingLength += chunk.length
-      while (pendingLength > CHUNK_SIZE) {
-        const all = Buffer.concat(pending)
-        this.push(seal(all.subarray(0, CHUNK_SIZE), false))
-        pending = [all.subarray(CHUNK_SIZE)]
-        pendingLength = all.length - CHUNK_SIZE
+      if (chunk.length > 0) {
+        pending.push(chunk)
+        pendingLength += chunk.length
       }
+      // more than a chunk waiting: the first CHUNK_SIZE bytes are not the last, seal them
+      while (pendingLength > CHUNK_SIZE) seal(this, takeChunk(), CHUNK_SIZE, false)
       callback()
     },
     flush(callback: TransformCallback) {
       if (!started) this.push(header)
-      this.push(seal(Buffer.concat(pending), true))
+      seal(this, pending.splice(0), pendingLength, true)
+      pendingLength = 0
       callback()
     },
   })

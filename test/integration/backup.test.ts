@@ -408,6 +408,11 @@ describe('backup: take, list, verify, prune, restore', {timeout: 900_000}, () =>
     expect(clearCopy.exitCode, clearCopy.stderr).toBe(0)
     expect(clearCopy.json()).toMatchObject({jobs: 2, singleStream: null})
     expect(clearCopy.stderr).not.toContain('1 job')
+    // doctor: warns while the newest backup is not encrypted, ok for an encrypted one
+    const backupRow = async (backupDir: string) =>
+      ((await cli(['doctor', '--prefix', P, '--json'], {env: {SINGULARITY_BACKUP_DIR: backupDir}, timeoutMs: 180_000})).json().checks as {check: string; status: string; detail: string}[]).find((c) => c.check === 'backup encryption')
+    expect(await backupRow(join(root, 'clear'))).toMatchObject({status: 'warn', detail: expect.stringContaining(`backup ${clear.json().id} is not encrypted`)})
+    expect(await backupRow(dir)).toMatchObject({status: 'ok'})
 
     const ok = await cli(['backup', 'verify', first, '--dir', dir, '--json'])
     expect(ok.exitCode).toBe(0)

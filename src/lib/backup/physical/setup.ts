@@ -305,7 +305,7 @@ async function hostSetup(options: SetupOptions, facts: ServerFacts, stanza: stri
 function checkTraversable(from: string, osUser: string, what: string, hint: string): void {
   for (let dir = from; dir !== dirname(dir); dir = dirname(dir)) {
     if (existsSync(dir) && (statSync(dir).mode & 0o001) === 0) {
-      throw new UsageError(`the ${osUser} OS user cannot reach ${what} (${dir} is closed to it); nothing was changed`, {hint})
+      throw new UsageError(`the ${osUser} OS user cannot reach ${what} (${dir} is closed to it); the server was not changed`, {hint})
     }
   }
 }

@@ -288,6 +288,8 @@ export interface ConcreteDatabase {
   cdcSlot?: string
   /** seed 002's bridge slot, <name>_cdc_bridge */
   cdcBridgeSlot?: string
+  /** the server it lives on (the config's placement; undefined = the admin server, `main`) */
+  server?: string
 }
 
 export function roleName(key: RoleKey, prefix = ''): string {

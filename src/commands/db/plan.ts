@@ -43,15 +43,20 @@ The databases are read at once, at most --concurrency at a time (default 8, neve
       passwordsFile: this.flags['passwords-file'] ?? process.env.SINGULARITY_PASSWORDS_FILE ?? defaultPasswordsFile(config),
       schedules: schedulesFor(process.env),
       databases: this.flags.db,
-      // one database that cannot be read (or not in time) is named; the plan of the others still stands
+      // one database that cannot be read (or not in time) is named; the plan of the others still stands;
+      // several servers: one that does not answer is reported (exit 3), the others are planned
       tolerateUnreachable: true,
+      tolerateDownServers: true,
     })
     const document = planDocument(plan)
-    if (document.actions.length > 0 || document.lacking.length > 0 || document.unreadable.length > 0) this.exitAfterOutput(ExitCode.unhealthy)
+    if (document.actions.length > 0 || document.lacking.length > 0 || document.unreadable.length > 0 || document.servers.some((s) => !s.reachable)) this.exitAfterOutput(ExitCode.unhealthy)
     return document
   }
 
   protected override human(plan: PlanDocument): void {
+    if (plan.servers.length > 1 || plan.servers.some((s) => s.name !== 'main')) {
+      for (const s of plan.servers) this.out(s.reachable ? `server ${s.name}: PostgreSQL ${s.version} as ${s.user}; ${s.databases.join(', ')}` : `server ${s.name}: UNREACHABLE (${s.error}); ${s.databases.join(', ')} not planned`)
+    }
     if (plan.actions.length === 0) {
       this.out(plan.unreadable.length > 0 ? `db plan: nothing to do in the databases read; ${plan.unreadable.length} could not be read` : 'db plan: up to date, nothing to do')
     } else {

@@ -5,6 +5,7 @@ import {connectionFlags, nonBlank, readFlags, tableFlags} from '../../flags.js'
 import {ExitCode, NotFoundError, UsageError} from '../../lib/cli/errors.js'
 import {formatDuration, parseDuration} from '../../lib/cli/format.js'
 import {resolveConfig} from '../../lib/config/resolve.js'
+import {severalServers} from '../../lib/estate/targets.js'
 import {closestNames, globToRegExp} from '../../lib/queue/catalog.js'
 import {queueDatabasesToRead, readQueueDatabases, requireSomeRead, type Unavailable} from '../../lib/queue/locate.js'
 import type {Unreadable} from '../../lib/estate/visit.js'
@@ -112,7 +113,11 @@ Exit codes: 0 ok, 1 a database could not be read (the others are printed), 2 bad
     // a database that could not be read is named (stderr and --json), the others answer: exit 1 after printing
     for (const u of unreadable) this.note(`${u.timed_out ? 'timed out' : 'unreadable'}: ${u.database}: ${u.reason}`)
     if (unreadable.length > 0) this.exitAfterOutput(ExitCode.failure)
-    const queues = read.flatMap((r) => r.value)
+    // several servers: each row and each unreadable database names its server
+    const several = severalServers(config)
+    const serverOf = (name: string) => databases.find((d) => d.name === name)?.server ?? 'main'
+    const queues: QueueStats[] = read.flatMap((r) => (several ? r.value.map((row) => ({...row, server: r.db.server ?? 'main'})) : r.value))
+    if (several) for (const u of unreadable) (u as typeof u & {server?: string}).server = serverOf(u.database)
     if (matcher && queues.length === 0) {
       const all = read.flatMap((r) => r.catalog.queues.map((q) => q.name))
       const close = closestNames(flags.pattern!.replaceAll(/[*?]/g, ''), all)
@@ -134,7 +139,7 @@ Exit codes: 0 ok, 1 a database could not be read (the others are printed), 2 bad
     if (breaches.length > 0) this.exitAfterOutput(3)
     const result = {exact: Boolean(flags.exact), count_limit: countLimit, queues, breaches, unavailable, unreadable}
     // Rendered here: the base command does not await human().
-    if (!this.jsonMode) this.table = renderQueueStats(result.queues, await this.tableOptions())
+    if (!this.jsonMode) this.table = renderQueueStats(result.queues, await this.tableOptions(), several)
     return result
   }
 

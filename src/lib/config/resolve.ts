@@ -6,7 +6,7 @@ import {UsageError} from '../cli/errors.js'
 import {registerSecret} from '../cli/redact.js'
 import {sharedQueueEnabled} from './shared-queue.js'
 import {readLocalState, defaultLocalDir} from '../local-cluster/paths.js'
-import {concurrency, configFileSchema, dbTimeoutSeconds, instances, namePrefix, port, postgresUrl, type ConfigFile} from './schema.js'
+import {concurrency, configFileSchema, dbTimeoutSeconds, instances, namePrefix, port, postgresUrl, SERVER_NAME_RULE, type ConfigFile} from './schema.js'
 
 export type DatabaseKind = 'singularity' | 'genesis' | 'centralcloud' | 'nexus' | 'shared_queue'
 
@@ -37,6 +37,13 @@ export interface ResolvedConfig {
   sharedQueueEnabled: boolean
   /** reading commands: databases visited at once and the deadline of each (unset: the defaults of estate/visit.ts) */
   read: {concurrency?: number; timeoutMs?: number}
+  /**
+   * The servers of the estate by name (config `servers`); `main` is always the admin connection.
+   * One entry (`main`) when the config names no servers.
+   */
+  servers: Record<string, Target>
+  /** database name or kind → server name (config `placement`); unplaced databases are on `main` */
+  placement: Record<string, string>
 }
 
 export interface ConfigFlags {
@@ -141,7 +148,9 @@ export function resolveConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = 
   let admin: Target | undefined
   if (flags['admin-url']) admin = {url: check(postgresUrl, flags['admin-url'], '--admin-url'), source: 'flag', origin: '--admin-url'}
   else if (env.SINGULARITY_ADMIN_URL) admin = {url: check(postgresUrl, env.SINGULARITY_ADMIN_URL, 'SINGULARITY_ADMIN_URL'), source: 'env', origin: 'SINGULARITY_ADMIN_URL'}
-  else if (file.adminUrl) admin = {url: file.adminUrl, source: 'config', origin: `config ${configFile} adminUrl`}
+  else if (file.adminUrl ?? file.servers?.[MAIN_SERVER]) {
+    admin = {url: (file.adminUrl ?? file.servers?.[MAIN_SERVER])!, source: 'config', origin: `config ${configFile} ${file.adminUrl ? 'adminUrl' : `servers.${MAIN_SERVER}`}`}
+  }
   else if (LIBPQ_TARGET_VARS.some((v) => env[v])) admin = {source: 'libpq', origin: 'PG* environment'}
   else {
     const local = readLocalState(localDir)
@@ -150,7 +159,10 @@ export function resolveConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = 
   rememberPassword(admin?.url)
   if (env.PGPASSWORD) registerSecret(env.PGPASSWORD)
 
-  return {admin, databases, localDir, localPort, instances: inst, prefix, backupDir, configFile, sharedQueueEnabled: sharedQueueEnabled(env), read: readSettings(flags, env, file)}
+  for (const url of Object.values(file.servers ?? {})) rememberPassword(url)
+  const {servers, placement} = resolveServers(file, configFile, admin, prefix)
+
+  return {admin, databases, localDir, localPort, instances: inst, prefix, backupDir, configFile, sharedQueueEnabled: sharedQueueEnabled(env), read: readSettings(flags, env, file), servers, placement}
 }
 
 /** --concurrency / SINGULARITY_CONCURRENCY / concurrency, and --db-timeout / SINGULARITY_DB_TIMEOUT / dbTimeout. */
@@ -165,4 +177,55 @@ function readSettings(flags: ConfigFlags, env: NodeJS.ProcessEnv, file: ConfigFi
     timeoutMs = Math.round(seconds * 1000)
   }
   return {concurrency: wanted, timeoutMs}
+}
+
+/** The server unplaced databases go to: the admin connection. */
+export const MAIN_SERVER = 'main'
+
+const KINDS: readonly DatabaseKind[] = ['singularity', 'genesis', 'centralcloud', 'nexus', 'shared_queue']
+
+/** Whether a placement key names a database of an estate with this prefix (a kind, a name, or an instance singularity_<n>). */
+export function placementKeyValid(key: string, prefix: string): boolean {
+  if ((KINDS as readonly string[]).includes(key)) return true
+  if (KINDS.some((kind) => key === `${prefix}${kind}`)) return true
+  const instance = new RegExp(`^${prefix}singularity_([1-9][0-9]?)$`).exec(key)
+  return instance !== null && Number(instance[1]) <= 64
+}
+
+/**
+ * Servers and placement from the config file, validated (exit 2 with a hint): server names are
+ * short words, `servers.main` and `adminUrl` may not disagree, every placement names a database of
+ * the estate and a configured server. `main` is the admin connection (flag, env, file, libpq, local).
+ */
+function resolveServers(file: ConfigFile, configFile: string | undefined, admin: Target | undefined, prefix: string): {servers: Record<string, Target>; placement: Record<string, string>} {
+  const where = `config file ${configFile ?? ''}`.trim()
+  const declared = file.servers ?? {}
+  for (const name of Object.keys(declared)) {
+    if (!SERVER_NAME_RULE.test(name)) {
+      throw new UsageError(`invalid server name '${name}' in ${where}`, {hint: 'server names are lower-case letters, digits, - or _ (at most 30), starting with a letter', code: 'BAD_CONFIG'})
+    }
+  }
+  if (file.adminUrl && declared[MAIN_SERVER] && file.adminUrl !== declared[MAIN_SERVER]) {
+    throw new UsageError(`${where} gives both adminUrl and servers.${MAIN_SERVER}, and they differ`, {hint: `keep one: servers.${MAIN_SERVER} is the admin connection`, code: 'BAD_CONFIG'})
+  }
+  const servers: Record<string, Target> = {}
+  if (admin) servers[MAIN_SERVER] = admin
+  for (const [name, url] of Object.entries(declared)) {
+    if (name !== MAIN_SERVER) servers[name] = {url, source: 'config', origin: `config ${configFile} servers.${name}`}
+  }
+  const known = [MAIN_SERVER, ...Object.keys(declared).filter((n) => n !== MAIN_SERVER)]
+  const placement: Record<string, string> = {}
+  for (const [key, server] of Object.entries(file.placement ?? {})) {
+    if (!placementKeyValid(key, prefix)) {
+      throw new UsageError(`placement of an unknown database '${key}' in ${where}`, {
+        hint: `place a kind (${KINDS.join(', ')}) or a database name of the estate${prefix ? ` with prefix '${prefix}'` : ''} (e.g. ${prefix}shared_queue, ${prefix}singularity_2)`,
+        code: 'BAD_CONFIG',
+      })
+    }
+    if (!known.includes(server)) {
+      throw new UsageError(`placement of ${key} names an unknown server '${server}' in ${where}`, {hint: `name one of the servers: ${known.join(', ')} (declare others under "servers")`, code: 'BAD_CONFIG'})
+    }
+    placement[key] = server
+  }
+  return {servers, placement}
 }

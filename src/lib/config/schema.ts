@@ -7,6 +7,8 @@ import type {z as Z} from 'zod'
 // config file. Each `fast` rule below accepts exactly what its zod schema accepts, no more.
 
 const PREFIX_RULE = /^([a-z][a-z0-9_]{0,19})?$/
+/** A server name of the config file: a short word (it appears in tables and JSON). */
+export const SERVER_NAME_RULE = /^[a-z][a-z0-9_-]{0,29}$/
 
 /** Reading commands never visit more databases at once than this, whatever is configured. */
 export const MAX_CONCURRENCY = 64
@@ -62,6 +64,10 @@ function build() {
       concurrency: concurrency.optional(),
       /** reading commands: how long one database may take, a duration such as 10s */
       dbTimeout: z.string().refine((v) => dbTimeoutSeconds(v) !== undefined, DB_TIMEOUT_RULE).optional(),
+      /** several servers: name → admin URL ("main" is where unplaced databases go) */
+      servers: z.record(z.string(), postgresUrl).optional(),
+      /** database name or kind → server name */
+      placement: z.record(z.string().min(1), z.string().min(1)).optional(),
     })
     .strict()
   return {postgresUrl, port, instances, concurrency, namePrefix, configFileSchema}

@@ -1,8 +1,8 @@
 import type pg from 'pg'
 
-import type {ResolvedConfig} from '../config/resolve.js'
+import {MAIN_SERVER, type ResolvedConfig} from '../config/resolve.js'
 import {connect} from '../db/connect.js'
-import {adminTarget, databaseTarget, discoverEstate, onDatabase} from '../estate/targets.js'
+import {databaseTarget, discoverEstate, onDatabase, serverTarget, severalServers} from '../estate/targets.js'
 import {readBound, visitWithClient, type ReadBound, type Visit} from '../estate/visit.js'
 import type {ConcreteDatabase, Estate} from '../../topology.js'
 import {schedulesForPgCron, type JobSpec} from '../../schedules.js'
@@ -34,18 +34,26 @@ export interface JobsContext {
   close(): Promise<void>
 }
 
+/**
+ * The jobs context of one server of the estate (`main`, the admin server, unless `server` names
+ * another): its pg_cron and the estate's databases placed there. `estate` is given when the caller
+ * discovered it already (several servers: discovery reads the admin server).
+ */
 export async function openJobsContext(
   config: ResolvedConfig,
   schedules: JobSpec[],
-  options: {statementTimeoutMs?: number; bound?: Pick<ReadBound, 'concurrency' | 'timeoutMs'>} = {},
+  options: {statementTimeoutMs?: number; bound?: Pick<ReadBound, 'concurrency' | 'timeoutMs'>; server?: string; estate?: Estate} = {},
 ): Promise<JobsContext> {
-  const target = adminTarget(config)
+  const server = options.server ?? MAIN_SERVER
+  const target = serverTarget(config, server)
   const settings = {statementTimeoutMs: options.statementTimeoutMs ?? 30_000, lockTimeoutMs: 5000, applicationName: 'singularity jobs'}
   const admin = await connect(target, settings)
   const clients: pg.Client[] = [admin]
   const byDatabase = new Map<string, pg.Client | null>()
   try {
-    const estate = await discoverEstate(config, admin)
+    const discovered = options.estate ?? (await discoverEstate(config, admin))
+    // several servers: this server's databases only (the others' jobs run on their own pg_cron)
+    const estate = severalServers(config) ? {...discovered, databases: discovered.databases.filter((d) => (d.server ?? MAIN_SERVER) === server)} : discovered
     const bound: ReadBound = options.bound ? {...options.bound, freeConnections: null} : await readBound(admin, config.read)
     const adminInfo = await cronDatabaseInfo(admin)
     // a bad declared schedule (expression, name) is bad input: exit 2 before anything runs

@@ -1,8 +1,8 @@
-import type {ResolvedConfig} from '../config/resolve.js'
+import {MAIN_SERVER, type ResolvedConfig} from '../config/resolve.js'
 import {connect} from '../db/connect.js'
-import {adminTarget, databaseTarget} from '../estate/targets.js'
+import {adminTarget, configuredEstate, databaseTarget, serverTarget} from '../estate/targets.js'
 import {readBound, unreadable, visitWithClient, type Unreadable} from '../estate/visit.js'
-import {estateStatus} from '../provision/status.js'
+import {estateStatus, type EstateStatus} from '../provision/status.js'
 import {activeKeyCount, cronLauncherCheck, databaseChecks, encryptionKeyCheck} from './estate-checks.js'
 import {backupCheck, jobChecks, queueChecks, slotCheck} from './operations-checks.js'
 import {worst, type CheckResult, type CheckStatus, type DoctorThresholds} from './types.js'
@@ -24,81 +24,114 @@ async function guarded(check: string, next: string, fn: () => Promise<CheckResul
   }
 }
 
-/** One on-call verdict: every check a row with ok / warn / fail and the command to look closer. */
-export async function runDoctor(config: ResolvedConfig, thresholds: DoctorThresholds): Promise<DoctorReport> {
-  const admin = await connect(adminTarget(config), {applicationName: 'singularity doctor', statementTimeoutMs: 15_000})
-  const checks: CheckResult[] = []
-  const unreadableOnes: Unreadable[] = []
-  try {
-    // the bound of every read below, decided once: databases at once, and the deadline of each
-    const bound = await readBound(admin, config.read)
-    const status = await estateStatus(config, bound)
-    unreadableOnes.push(...status.unreadable)
-    checks.push(...databaseChecks(status))
-    const {discoverEstate} = await import('../estate/targets.js')
-    const estate = await discoverEstate(config, admin)
-    const reachable = estate.databases.filter((d) => status.databases.find((s) => s.name === d.name)?.reachable)
-    checks.push(...(await guarded('pg_cron running', 'singularity jobs list', () => cronLauncherCheck(admin))))
-    checks.push(
-      ...(await guarded('pg_cron jobs', 'singularity jobs list', async () => {
-        const [{openJobsContext}, {listJobs}, {schedulesFor}] = await Promise.all([import('../cron/context.js'), import('../cron/jobs.js'), import('../../schedules.js')])
-        const ctx = await openJobsContext(config, schedulesFor(process.env), {statementTimeoutMs: 15_000, bound})
-        try {
-          const jobs = await listJobs(ctx)
-          unreadableOnes.push(...jobs.unreadable)
-          return jobChecks(jobs)
-        } finally {
-          await ctx.close()
-        }
-      })),
-    )
-    checks.push(...(await guarded('queue backlog', 'singularity queue stats', () => queueChecks(config, reachable, thresholds, bound, unreadableOnes))))
-    checks.push(
-      ...(await guarded('replication slots', 'singularity cdc slots', () =>
-        slotCheck(
-          admin,
-          estate.databases.flatMap((d) => [
-            ...(d.cdcSlot ? [{name: d.cdcSlot, consumer: d.spec.cdc?.consumer ?? 'its consumer'}] : []),
-            ...(d.cdcBridgeSlot ? [{name: d.cdcBridgeSlot, consumer: d.spec.cdcBridge?.consumer ?? 'the cdc-bridge job'}] : []),
-          ]),
-          thresholds,
-        ),
-      )),
-    )
-    checks.push(
-      ...(await guarded('backups', 'singularity backup list', async () => {
-        const {listBackups} = await import('../backup/store.js')
-        return backupCheck(listBackups(config.backupDir))
-      })),
-    )
-    checks.push(
-      ...(await guarded('backup encryption', 'singularity backup list', async () => {
-        const {unencryptedBackupWarning} = await import('../backup/keys.js')
-        const warning = unencryptedBackupWarning(config.backupDir)
-        return {check: 'backup encryption', status: warning ? 'warn' : 'ok', detail: warning ?? 'the newest backup is encrypted (AES-256-GCM; the key file lives outside the backup directory)', next: 'singularity backup list'}
-      })),
-    )
-    checks.push(
-      ...(await guarded('WAL archiving', 'singularity backup list', async () => {
-        const [{archiveChecks}, {readPhysicalSetup}] = await Promise.all([import('./archive-checks.js'), import('../backup/physical/layout.js')])
-        return archiveChecks(admin, config.backupDir, readPhysicalSetup(config.backupDir), thresholds.maxArchiveAgeSeconds ?? 300)
-      })),
-    )
-    checks.push(
-      ...(await guarded('encryption key', 'singularity db init', async () => {
-        const singularity = reachable.filter((d) => d.kind === 'singularity')
-        const visits = await visitWithClient(singularity, (db) => databaseTarget(config, db), (db) => db.name, activeKeyCount, {
-          ...bound,
-          connect: {applicationName: 'singularity doctor'},
-        })
-        const read = visits.flatMap((v, i) => (v.ok ? [{name: singularity[i].name, activeKeys: v.value}] : []))
-        for (const [i, v] of visits.entries()) if (!v.ok) unreadableOnes.push(unreadable(singularity[i].name, v))
-        return encryptionKeyCheck(read, visits.flatMap((v, i) => (v.ok ? [] : [singularity[i].name])))
-      })),
-    )
-  } finally {
-    await admin.end().catch(() => {})
+/** Several servers: each answers (the databases placed on one that does not are unreachable). */
+export function serversCheck(status: EstateStatus): CheckResult {
+  const down = status.servers.filter((s) => !s.reachable)
+  return {
+    check: 'servers',
+    status: down.length > 0 ? 'fail' : 'ok',
+    detail:
+      down.length > 0
+        ? down.map((s) => `${s.name} unreachable (${s.error}): ${s.databases.join(', ')} not read`).join('; ')
+        : status.servers.map((s) => `${s.name} (PostgreSQL ${s.version}: ${s.databases.length} database${s.databases.length === 1 ? '' : 's'})`).join(', '),
+    next: 'singularity db status',
   }
+}
+
+/**
+ * One on-call verdict: every check a row with ok / warn / fail and the command to look closer.
+ * Several servers: a `servers` row, and the server-wide checks (pg_cron, its jobs, slots) once per
+ * server that answers, named after it; a server that does not answer is a failed row, the others
+ * are still checked.
+ */
+export async function runDoctor(config: ResolvedConfig, thresholds: DoctorThresholds): Promise<DoctorReport> {
+  // the bound of every read below, decided once on the admin server: databases at once, and the deadline of each
+  const boundAdmin = await connect(adminTarget(config), {applicationName: 'singularity doctor', statementTimeoutMs: 15_000})
+  const bound = await readBound(boundAdmin, config.read).finally(() => boundAdmin.end().catch(() => {}))
+  const unreadableOnes: Unreadable[] = []
+  const status = await estateStatus(config, bound)
+  unreadableOnes.push(...status.unreadable)
+  const several = status.servers.length > 1 || status.servers.some((s) => s.name !== MAIN_SERVER)
+  const checks: CheckResult[] = [...(several ? [serversCheck(status)] : []), ...databaseChecks(status)]
+  const estate = configuredEstate(config, status.instances)
+  const reachable = estate.databases.filter((d) => status.databases.find((s) => s.name === d.name)?.reachable)
+  const servers = several ? status.servers.filter((s) => s.reachable).map((s) => s.name) : [MAIN_SERVER]
+  const named = (check: string, server: string) => (several ? `${check} (${server})` : check)
+  const perServer = new Map<string, {cron: CheckResult[]; jobs: CheckResult[]; slots: CheckResult[]; archive: CheckResult[]}>()
+  for (const server of servers) {
+    const admin = await connect(serverTarget(config, server), {applicationName: 'singularity doctor', statementTimeoutMs: 15_000})
+    try {
+      const here = estate.databases.filter((d) => (d.server ?? MAIN_SERVER) === server)
+      const rename = (rows: CheckResult[]) => rows.map((r) => ({...r, check: named(r.check, server)}))
+      const cron = rename(await guarded('pg_cron running', 'singularity jobs list', () => cronLauncherCheck(admin)))
+      const jobs = rename(
+        await guarded('pg_cron jobs', 'singularity jobs list', async () => {
+          const [{openJobsContext}, {listJobs}, {schedulesFor}] = await Promise.all([import('../cron/context.js'), import('../cron/jobs.js'), import('../../schedules.js')])
+          const ctx = await openJobsContext(config, schedulesFor(process.env), {statementTimeoutMs: 15_000, bound, server, estate})
+          try {
+            const listed = await listJobs(ctx)
+            unreadableOnes.push(...listed.unreadable)
+            return jobChecks(listed)
+          } finally {
+            await ctx.close()
+          }
+        }),
+      )
+      const slots = rename(
+        await guarded('replication slots', 'singularity cdc slots', () =>
+          slotCheck(
+            admin,
+            here.flatMap((d) => [
+              ...(d.cdcSlot ? [{name: d.cdcSlot, consumer: d.spec.cdc?.consumer ?? 'its consumer'}] : []),
+              ...(d.cdcBridgeSlot ? [{name: d.cdcBridgeSlot, consumer: d.spec.cdcBridge?.consumer ?? 'the cdc-bridge job'}] : []),
+            ]),
+            thresholds,
+          ),
+        ),
+      )
+      // WAL archiving is the backup host's (the admin server's)
+      const archive =
+        server === MAIN_SERVER
+          ? await guarded('WAL archiving', 'singularity backup list', async () => {
+              const [{archiveChecks}, {readPhysicalSetup}] = await Promise.all([import('./archive-checks.js'), import('../backup/physical/layout.js')])
+              return archiveChecks(admin, config.backupDir, readPhysicalSetup(config.backupDir), thresholds.maxArchiveAgeSeconds ?? 300)
+            })
+          : []
+      perServer.set(server, {cron, jobs, slots, archive})
+    } finally {
+      await admin.end().catch(() => {})
+    }
+  }
+  const all = (key: 'cron' | 'jobs' | 'slots' | 'archive') => [...perServer.values()].flatMap((p) => p[key])
+  checks.push(...all('cron'), ...all('jobs'))
+  checks.push(...(await guarded('queue backlog', 'singularity queue stats', () => queueChecks(config, reachable, thresholds, bound, unreadableOnes))))
+  checks.push(...all('slots'))
+  checks.push(
+    ...(await guarded('backups', 'singularity backup list', async () => {
+      const {listBackups} = await import('../backup/store.js')
+      return backupCheck(listBackups(config.backupDir))
+    })),
+  )
+  checks.push(
+    ...(await guarded('backup encryption', 'singularity backup list', async () => {
+      const {unencryptedBackupWarning} = await import('../backup/keys.js')
+      const warning = unencryptedBackupWarning(config.backupDir)
+      return {check: 'backup encryption', status: warning ? 'warn' : 'ok', detail: warning ?? 'the newest backup is encrypted (AES-256-GCM; the key file lives outside the backup directory)', next: 'singularity backup list'}
+    })),
+  )
+  checks.push(...all('archive'))
+  checks.push(
+    ...(await guarded('encryption key', 'singularity db init', async () => {
+      const singularity = reachable.filter((d) => d.kind === 'singularity')
+      const visits = await visitWithClient(singularity, (db) => databaseTarget(config, db), (db) => db.name, activeKeyCount, {
+        ...bound,
+        connect: {applicationName: 'singularity doctor'},
+      })
+      const read = visits.flatMap((v, i) => (v.ok ? [{name: singularity[i].name, activeKeys: v.value}] : []))
+      for (const [i, v] of visits.entries()) if (!v.ok) unreadableOnes.push(unreadable(singularity[i].name, v))
+      return encryptionKeyCheck(read, visits.flatMap((v, i) => (v.ok ? [] : [singularity[i].name])))
+    })),
+  )
   return {verdict: worst(checks), checks, unreadable: firstPerDatabase(unreadableOnes)}
 }
 

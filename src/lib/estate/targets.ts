@@ -1,5 +1,5 @@
 import {CliError, UsageError} from '../cli/errors.js'
-import type {ResolvedConfig, Target} from '../config/resolve.js'
+import {MAIN_SERVER, type ResolvedConfig, type Target} from '../config/resolve.js'
 import {SHARED_QUEUE_DISABLED_REASON} from '../config/shared-queue.js'
 import {estate, type ConcreteDatabase, type DatabaseKind, type Estate} from '../../topology.js'
 import {disabledParts, noteDisabled} from './disabled.js'
@@ -21,21 +21,56 @@ export function onDatabase(target: Target, database: string): Target {
   return {...target, url: url.toString(), database: undefined}
 }
 
+/** The names of the configured servers, `main` first. */
+export function serverNames(config: Pick<ResolvedConfig, 'servers'>): string[] {
+  const names = Object.keys(config.servers ?? {})
+  return [MAIN_SERVER, ...names.filter((n) => n !== MAIN_SERVER)]
+}
+
+/** Whether the estate spans more than the admin server. */
+export function severalServers(config: Pick<ResolvedConfig, 'servers'>): boolean {
+  return serverNames(config).length > 1
+}
+
+/** The admin connection of a server by name (`main`: the admin connection). */
+export function serverTarget(config: ResolvedConfig, server: string): Target {
+  if (server === MAIN_SERVER) return adminTarget(config)
+  const target = config.servers?.[server]
+  if (!target) throw new UsageError(`unknown server '${server}'`, {hint: `choose one of: ${serverNames(config).join(', ')}`, code: 'BAD_CONFIG'})
+  return target
+}
+
+/** The server a database is placed on: by name first, then by kind, else `main`. */
+export function placementOf(config: Pick<ResolvedConfig, 'placement'>, db: Pick<ConcreteDatabase, 'kind' | 'name'>): string {
+  const placement = config.placement ?? {}
+  return placement[db.name] ?? placement[db.kind] ?? MAIN_SERVER
+}
+
 /**
  * How to reach one database of the estate: its own variable (DATABASE_URL, GENESIS_DATABASE_URL, …)
- * when set for the default name, else the admin connection on that database.
+ * when set for the default name, else the admin connection of the server it is placed on.
  */
 export function databaseTarget(config: ResolvedConfig, db: Pick<ConcreteDatabase, 'kind' | 'name' | 'instance'>): Target {
   const own = config.databases[db.kind]
   if (own && db.instance === undefined) return own
-  return onDatabase(adminTarget(config), db.name)
+  return onDatabase(serverTarget(config, placementOf(config, db)), db.name)
 }
 
-/** The estate for this configuration (prefix, instances from flags/env/config; default one instance). */
+/** The admin connection of a database's server, on that database (for what needs the admin, not the service). */
+export function databaseAdminTarget(config: ResolvedConfig, db: Pick<ConcreteDatabase, 'kind' | 'name'>): Target {
+  return onDatabase(serverTarget(config, placementOf(config, db)), db.name)
+}
+
+/** The estate for this configuration (prefix, instances from flags/env/config; default one instance), each database on its server. */
 export function configuredEstate(config: ResolvedConfig, instances?: number): Estate {
   const e = estate({prefix: config.prefix, instances: instances ?? config.instances ?? 1, disabled: disabledKinds(config)})
   noteDisabled(e.disabled.map((d) => ({database: d.name, kind: d.kind, reason: d.reason})))
-  return e
+  return placeEstate(config, e)
+}
+
+/** Sets each database's server from the placement. */
+export function placeEstate(config: Pick<ResolvedConfig, 'placement'>, e: Estate): Estate {
+  return {...e, databases: e.databases.map((db) => ({...db, server: placementOf(config, db)}))}
 }
 
 /** The database kinds configuration switches off: shared_queue with SHARED_QUEUE_ENABLED=false. */
@@ -52,9 +87,31 @@ export async function discoverEstate(
   admin: {query: (sql: string, values?: unknown[]) => Promise<{rows: {datname: string}[]}>},
 ): Promise<Estate> {
   if (config.instances) return configuredEstate(config)
-  const {rows} = await admin.query('SELECT datname FROM pg_database WHERE datname ~ $1 ORDER BY datname', [`^${config.prefix}singularity(_[0-9]+)?$`])
-  const numbered = rows.map((r) => r.datname).filter((n) => /_\d+$/.test(n))
-  return configuredEstate(config, numbered.length > 0 ? numbered.length : 1)
+  const pattern = `^${config.prefix}singularity(_[0-9]+)?$`
+  const names = new Set<string>()
+  const {rows} = await admin.query('SELECT datname FROM pg_database WHERE datname ~ $1 ORDER BY datname', [pattern])
+  for (const r of rows) names.add(r.datname)
+  // several servers: the instances placed elsewhere are counted there (a server that does not answer counts none)
+  const others = serverNames(config).filter((n) => n !== MAIN_SERVER)
+  if (others.length > 0) {
+    const [{visitWithClient}] = await Promise.all([import('./visit.js')])
+    const seen = await visitWithClient(others, (name) => serverTarget(config, name), (name) => `server ${name}`, async (client) => (await client.query<{datname: string}>('SELECT datname FROM pg_database WHERE datname ~ $1', [pattern])).rows, {timeoutMs: 5000})
+    for (const visit of seen) if (visit.ok) for (const r of visit.value) names.add(r.datname)
+  }
+  return configuredEstate(config, instancesFrom([...names], config))
+}
+
+/**
+ * The number of singularity instances from the database names found: the numbered ones
+ * (singularity_1..N), at least the highest instance the placement names (its server may be down).
+ */
+export function instancesFrom(names: string[], config: Pick<ResolvedConfig, 'placement' | 'prefix'>): number {
+  const numbered = names.filter((n) => /_\d+$/.test(n)).length
+  const placed = Object.keys(config.placement ?? {})
+    .map((key) => new RegExp(`^${config.prefix}singularity_([0-9]+)$`).exec(key))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => Number(m[1]))
+  return Math.max(1, numbered, ...placed)
 }
 
 /** Picks databases by name or kind (--db); all when none given. Unknown names exit 2. */

@@ -1,7 +1,7 @@
 import type {ResolvedConfig} from '../config/resolve.js'
 import type {FilePlan} from '../migrate/runner.js'
 import {publicAction, type Action, type PublicAction} from '../reconcile/action.js'
-import {planDocument, planEstate, type Plan} from '../reconcile/plan.js'
+import {planDocument, planEstate, type Plan, type ServerInfo} from '../reconcile/plan.js'
 import {schedulesFor} from '../../schedules.js'
 import {OPTIONAL_EXTENSIONS} from '../../topology.js'
 import type {ReadBound, Unreadable} from '../estate/visit.js'
@@ -12,6 +12,8 @@ export type Verdict = 'ok' | 'pending' | 'drifted' | 'missing' | 'unreachable' |
 export interface DatabaseStatus {
   name: string
   kind: string
+  /** the server it is placed on (`main` = the admin server) */
+  server: string
   reachable: boolean
   error?: string
   /** unreachable because it did not answer within the per-database timeout */
@@ -30,6 +32,8 @@ export interface DatabaseStatus {
 
 export interface EstateStatus {
   server: {version: string; walLevel: string; cronPreloaded: boolean; cronDatabase: string}
+  /** every server of the estate: reachable or not, its facts, the databases placed there */
+  servers: ServerInfo[]
   prefix: string
   instances: number
   roles: {name: string; exists: boolean}[]
@@ -72,6 +76,7 @@ export function statusFromPlan(plan: Plan): EstateStatus {
     return {
       name: d.name,
       kind: d.kind,
+      server: d.server ?? 'main',
       reachable: d.exists && !d.unreachable,
       error: d.unreachable,
       ...(d.unreachable ? {timedOut: d.timedOut ?? false} : {}),
@@ -91,10 +96,13 @@ export function statusFromPlan(plan: Plan): EstateStatus {
   })
   const names = new Set(plan.databases.map((d) => d.name))
   const elsewhere = plan.actions.filter((a) => a.database === null || !names.has(a.database))
-  const verdict = databases.reduce<Verdict>((w, d) => worse(w, d.verdict), verdictOf(elsewhere))
+  let verdict = databases.reduce<Verdict>((w, d) => worse(w, d.verdict), verdictOf(elsewhere))
+  // a server that did not answer is unreachable even when no database of the selection is on it
+  if (plan.servers.some((srv) => !srv.reachable)) verdict = worse(verdict, 'unreachable')
   const document = planDocument(plan)
   return {
     server: {version: plan.server.version, walLevel: plan.server.walLevel, cronPreloaded: plan.server.cronPreloaded, cronDatabase: plan.server.cronDatabase},
+    servers: plan.servers,
     prefix: plan.prefix,
     instances: plan.instances,
     roles: plan.roles.map((r) => ({name: r.name, exists: r.exists})),

@@ -4,7 +4,7 @@ import {CliError, NotFoundError, UsageError} from '../cli/errors.js'
 import type {ResolvedConfig} from '../config/resolve.js'
 import {connect, type ConnectOptions} from '../db/connect.js'
 import {disabledParts} from '../estate/disabled.js'
-import {adminTarget, configuredEstate, databaseTarget, discoverEstate, selectDatabases} from '../estate/targets.js'
+import {adminTarget, configuredEstate, databaseTarget, discoverEstate, placementOf, selectDatabases, severalServers} from '../estate/targets.js'
 import {readBound, unreadable, visitWithClient, type ReadBound, type Unreadable} from '../estate/visit.js'
 import type {ConcreteDatabase} from '../../topology.js'
 import {closestNames, findQueue, listQueues, type QueueCatalog, type QueueRef} from './catalog.js'
@@ -81,6 +81,9 @@ export async function readQueueDatabases<T>(
   return {read: out, unavailable, unreadable: unreadableOnes}
 }
 
+/** Connection errors that mean the server did not answer (not a refusal or a missing database). */
+const UNREACHABLE_CODES = new Set(['CONNECTION_REFUSED', 'CONNECTION_FAILED', 'CONNECTION_TIMEOUT', 'SERVER_UNREACHABLE', 'HOST_NOT_FOUND', 'SERVER_SHUTTING_DOWN', 'DATABASE_TIMEOUT'])
+
 export interface OpenQueueDatabase {
   db: ConcreteDatabase
   client: pg.Client
@@ -90,6 +93,10 @@ export interface OpenQueueDatabase {
 export interface Unavailable {
   database: string
   reason: string
+  /** the server the database is placed on (several servers) */
+  server?: string
+  /** its server did not answer (as opposed to: no such database, no queue engine) */
+  unreachable?: boolean
 }
 
 /**
@@ -112,6 +119,12 @@ export async function openQueueDatabases(
       } catch (error) {
         if (error instanceof CliError && error.code === 'DATABASE_NOT_FOUND') {
           unavailable.push({database: db.name, reason: 'database does not exist'})
+          continue
+        }
+        // several servers: one that does not answer is reported, the others are still read
+        if (severalServers(config) && error instanceof CliError && UNREACHABLE_CODES.has(error.code ?? '')) {
+          const server = db.server ?? placementOf(config, db)
+          unavailable.push({database: db.name, server, unreachable: true, reason: `server ${server} unreachable: ${error.message.split('\n')[0]}`})
           continue
         }
         throw error

@@ -38,6 +38,8 @@ import type {QueueRef} from './catalog.js'
  */
 export interface QueueStats {
   database: string
+  /** the server the database is on (only when the estate spans several servers) */
+  server?: string
   queue: string
   length: number
   visible: number

@@ -2,8 +2,10 @@ import type pg from 'pg'
 
 import type {ResolvedConfig, Target} from '../config/resolve.js'
 import {connect, type ConnectOptions} from '../db/connect.js'
-import {DEFAULT_DATABASE_TIMEOUT_MS, hangUp, readBound, visitEach, type ReadBound, type Unreadable} from '../estate/visit.js'
-import {adminTarget, configuredEstate, discoverEstate, onDatabase, selectDatabases} from '../estate/targets.js'
+import {CliError} from '../cli/errors.js'
+import {MAIN_SERVER} from '../config/resolve.js'
+import {DEFAULT_DATABASE_TIMEOUT_MS, hangUp, mapBounded, readBound, readConcurrency, visitEach, type ReadBound, type Unreadable} from '../estate/visit.js'
+import {adminTarget, configuredEstate, discoverEstate, instancesFrom, onDatabase, selectDatabases, serverNames, serverTarget, severalServers} from '../estate/targets.js'
 import {plannedCronJobs} from '../cron/names.js'
 import {validateSchedules} from '../cron/install.js'
 import {schedulesForPgCron, type JobSpec} from '../../schedules.js'
@@ -38,7 +40,11 @@ export class Connections {
 
   /** `settings` bound each database session (a reading command's deadline); db init's lock timeout stays. */
   static async open(config: ResolvedConfig, applicationName: string, settings: Pick<ConnectOptions, 'statementTimeoutMs' | 'connectTimeoutMs'> = {}): Promise<Connections> {
-    const target = adminTarget(config)
+    return Connections.openTarget(adminTarget(config), applicationName, settings)
+  }
+
+  /** The connections of one server of the estate (its admin URL). */
+  static async openTarget(target: Target, applicationName: string, settings: Pick<ConnectOptions, 'statementTimeoutMs' | 'connectTimeoutMs'> = {}): Promise<Connections> {
     const all = {applicationName, lockTimeoutMs: 30_000, ...settings}
     const admin = await connect(target, all)
     return new Connections(admin, target, all)
@@ -77,7 +83,7 @@ export interface DiffContext {
   queueEngine: EngineChoice
   /** the declared schedules (pg_cron ones are reconciled) */
   schedules: ScheduleSpec[]
-  roles: {plans: RolePlan[]; passwords: Record<string, string>}
+  roles: {plans: RolePlan[]; passwords: Record<string, string>; verifiers?: Record<string, {verifier: string; from: string}>}
 }
 
 /** Without a reading command's deadline (db init), one database may take this long to be observed. */
@@ -178,7 +184,7 @@ export function diffSchedules(server: ServerObservation, ctx: DiffContext): {act
 export function diffEstate(observation: EstateObservation, ctx: DiffContext): {actions: Action[]; warnings: string[]; provider: Action[]; lacking: Action[]} {
   const {server} = observation
   const serverWide = adaptToAdmin(
-    [...diffServer(server), ...diffRoles(ctx.estate, server.roles, ctx.roles.plans, ctx.roles.passwords), ...diffDatabases(ctx.estate, server.databases), ...diffCopies(ctx.estate, server.copies ?? [])], server.facts, ctx.estate,
+    [...diffServer(server), ...diffRoles(ctx.estate, server.roles, ctx.roles.plans, ctx.roles.passwords, ctx.roles.verifiers), ...diffDatabases(ctx.estate, server.databases), ...diffCopies(ctx.estate, server.copies ?? [])], server.facts, ctx.estate,
   )
   const {actions, provider, lacking} = serverWide
   const warnings: string[] = [...serverWarnings(server)]
@@ -214,6 +220,8 @@ export interface PlanOptions {
 export interface DatabasePlanInfo {
   name: string
   kind: string
+  /** the server it is placed on (`main` = the admin server) */
+  server?: string
   exists: boolean
   unreachable?: string
   timedOut?: boolean
@@ -239,16 +247,22 @@ export interface Plan {
   lacking: Action[]
   roles: RolePlan[]
   databases: DatabasePlanInfo[]
+  /** the admin server's observation (the first reachable server's when it is down) */
   observation: EstateObservation
   /** what the diffs were given (with the passwords decided for new roles: never printed) */
   context: DiffContext
+  /** every server of the estate: name, reachable, facts, the databases placed there */
+  servers: ServerInfo[]
+  /** per server: its part of the estate, observation and context (db init applies each) */
+  parts: PartPlan[]
 }
 
 /** Per-database facts for the status views, from the same observation. */
 export function databaseInfo(db: ConcreteDatabase, observation: EstateObservation, ctx: DiffContext, actions: Action[]): DatabasePlanInfo {
   const observed = observation.databases.get(db.name) ?? emptyDatabase(db.name)
-  const engine = observed.exists && !observed.unreachable ? engineOf(db, observed, observation.server, ctx.queueEngine) : null
-  const extensions = new Set([...observed.extensions.keys(), ...wantedExtensions(db, observation.server.facts, engine)])
+  const readable = observed.exists && !observed.unreachable
+  const engine = readable ? engineOf(db, observed, observation.server, ctx.queueEngine) : null
+  const extensions = new Set([...observed.extensions.keys(), ...(readable ? wantedExtensions(db, observation.server.facts, engine) : [])])
   return {
     name: db.name,
     kind: db.kind,
@@ -277,11 +291,126 @@ export function diffContext(estate: Estate, observation: EstateObservation, opti
   }
 }
 
-/** Observes and diffs on open connections (db init calls this under its lock). */
-export async function planOn(conns: Connections, estate: Estate, options: Omit<PlanOptions, 'config' | 'instances'> & {tolerateUnreachable?: boolean}): Promise<Plan> {
-  const observation = await observeEstate(conns, estate, {tolerateUnreachable: options.tolerateUnreachable, bound: options.bound})
-  const ctx = diffContext(estate, observation, options)
-  let {actions, warnings, provider, lacking} = diffEstate(observation, ctx)
+/** What a plan reports instead of failing on. */
+export interface Tolerance {
+  /** a database (or a whole server) that cannot be read is marked unreachable (db status) */
+  tolerateUnreachable?: boolean
+  /** several servers: a server that does not answer is reported, the others are planned (db plan) */
+  tolerateDownServers?: boolean
+}
+
+/** One server of the estate in a plan: its part of the estate, its connections, what was seen there. */
+export interface ServerPart {
+  /** the server's name (`main` = the admin server) */
+  name: string
+  /** the databases placed on it and the roles they use */
+  estate: Estate
+  /** open connections; undefined when the server could not be reached */
+  conns?: Connections
+  /** why it could not be reached */
+  unreachable?: string
+}
+
+/** What a plan says about one server (for the readers: which server, reachable or not, its facts). */
+export interface ServerInfo {
+  name: string
+  reachable: boolean
+  error?: string
+  version: string | null
+  user: string | null
+  superuser: boolean | null
+  walLevel: string | null
+  cronPreloaded: boolean | null
+  cronDatabase: string | null
+  /** the estate's databases placed on it */
+  databases: string[]
+}
+
+/** A part's plan: its observation and diff context, for db init to apply per server. */
+export interface PartPlan {
+  part: ServerPart
+  observation: EstateObservation
+  context: DiffContext
+}
+
+/**
+ * The parts of an estate per server: one part (the whole estate on the admin server) when the
+ * config names no other server; otherwise one per server that hosts a database, each with the
+ * roles its databases use (owner, CONNECT, grants, queue access).
+ */
+export function serverParts(estate: Estate, servers: string[]): {name: string; estate: Estate}[] {
+  if (servers.length <= 1 && estate.databases.every((d) => (d.server ?? MAIN_SERVER) === MAIN_SERVER)) return [{name: MAIN_SERVER, estate}]
+  return servers
+    .map((name) => {
+      const databases = estate.databases.filter((d) => (d.server ?? MAIN_SERVER) === name)
+      const used = new Set(databases.flatMap((d) => [d.owner, ...d.connect, ...d.grants.map((g) => g.role), ...d.queueAccess.flatMap((q) => [...q.publish, ...q.consume, ...q.observe]), ...d.archiveReaders]))
+      return {name, estate: {...estate, databases, roles: estate.roles.filter((r) => used.has(r.name))}}
+    })
+    .filter((p) => p.estate.databases.length > 0)
+}
+
+/** An observation of a server that could not be reached: each of its databases unreachable. */
+function unreachableObservation(part: ServerPart): EstateObservation {
+  const reason = `server ${part.name} unreachable: ${part.unreachable}`
+  return {
+    server: {facts: undefined as never, roles: [], databases: [], slots: [], cron: null, copies: []},
+    databases: new Map(part.estate.databases.map((d) => [d.name, {...emptyDatabase(d.name), exists: true, unreachable: reason}])),
+  }
+}
+
+/**
+ * Role passwords over every server: one plan for the estate (a role is new only when no server has
+ * it, and then gets one password everywhere); a role missing on one server but present on another
+ * is created with the verifier read there (the same password), when the admin could read it.
+ */
+function passwordContext(estate: Estate, observed: {name: string; observation: EstateObservation}[], options: Pick<PlanOptions, 'passwordsFile' | 'env'>): DiffContext['roles'] {
+  const exists = new Set(observed.flatMap((o) => o.observation.server.roles.map((r) => r.name)))
+  const fromFile = options.passwordsFile ? readPasswordFile(options.passwordsFile) : {}
+  const planned = planPasswords(estate.roles, exists, fromFile, options.env ?? process.env)
+  const verifiers: Record<string, {verifier: string; from: string}> = {}
+  for (const {name, observation} of observed) {
+    for (const role of observation.server.roles) if (role.verifier && !verifiers[role.name]) verifiers[role.name] = {verifier: role.verifier, from: name}
+  }
+  return {...planned, verifiers}
+}
+
+/**
+ * Observes and diffs every server on open connections (db init calls this under its locks). With
+ * `tolerateUnreachable` a server that could not be reached is reported (its databases unreachable)
+ * instead of failing the plan.
+ */
+export async function planParts(parts: ServerPart[], estate: Estate, options: Omit<PlanOptions, 'config' | 'instances'> & Tolerance): Promise<Plan> {
+  const several = parts.length > 1 || parts.some((p) => p.name !== MAIN_SERVER)
+  const observed = await mapBounded(parts, readConcurrency(undefined), async (part) => {
+    if (!part.conns) {
+      if (!options.tolerateUnreachable && !options.tolerateDownServers) throw new CliError(`server ${part.name} is unreachable: ${part.unreachable}`, {code: 'SERVER_UNREACHABLE', hint: 'check its URL in the config file (servers) and that it runs'})
+      return {part, observation: unreachableObservation(part)}
+    }
+    return {part, observation: await observeEstate(part.conns, part.estate, {tolerateUnreachable: options.tolerateUnreachable, bound: options.bound})}
+  })
+  const reachable = observed.filter((o) => o.part.conns)
+  const roles = passwordContext(estate, reachable.map((o) => ({name: o.part.name, observation: o.observation})), options)
+  const partPlans: PartPlan[] = observed.map(({part, observation}) => ({
+    part,
+    observation,
+    context: {estate: part.estate, queueEngine: options.queueEngine ?? 'auto', schedules: options.schedules, roles: {...roles, plans: roles.plans.filter((p) => part.estate.roles.some((r) => r.name === p.name))}},
+  }))
+  const tag = (name: string) => (a: Action): Action => ({...a, server: several ? name : null})
+  let actions: Action[] = []
+  let provider: Action[] = []
+  let lacking: Action[] = []
+  const warnings: string[] = []
+  for (const {part, observation, context} of partPlans) {
+    if (!part.conns) {
+      warnings.push(`server ${part.name} could not be reached (${part.unreachable}): its databases (${part.estate.databases.map((d) => d.name).join(', ')}) were not read`)
+      continue
+    }
+    const diff = diffEstate(observation, context)
+    actions.push(...diff.actions.map(tag(part.name)))
+    provider.push(...diff.provider.map(tag(part.name)))
+    lacking.push(...diff.lacking.map(tag(part.name)))
+    warnings.push(...diff.warnings.map((w) => (several ? `${part.name}: ${w}` : w)))
+  }
   let databases = estate.databases
   if (options.databases && options.databases.length > 0) {
     databases = selectDatabases(estate.databases, options.databases)
@@ -291,33 +420,103 @@ export async function planOn(conns: Connections, estate: Estate, options: Omit<P
     provider = provider.filter(selected)
     lacking = lacking.filter(selected)
   }
-  const f = observation.server.facts
+  const servers: ServerInfo[] = partPlans.map(({part, observation}) => {
+    const f = part.conns ? observation.server.facts : undefined
+    return {
+      name: part.name, reachable: part.conns !== undefined, ...(part.unreachable ? {error: part.unreachable} : {}),
+      version: f?.version ?? null, user: f?.user ?? null, superuser: f?.superuser ?? null, walLevel: f?.walLevel ?? null,
+      cronPreloaded: f ? f.preload.includes('pg_cron') : null, cronDatabase: f?.cronDatabase ?? null,
+      databases: part.estate.databases.map((d) => d.name),
+    }
+  })
+  const first = partPlans.find((p) => p.part.name === MAIN_SERVER && p.part.conns) ?? partPlans.find((p) => p.part.conns)
+  if (!first) {
+    const down = partPlans[0]?.part
+    throw new CliError(`no server of the estate could be reached${down ? `: ${down.unreachable}` : ''}`, {code: 'SERVER_UNREACHABLE', hint: 'check the admin URL (and the config file\'s servers) and that the servers run'})
+  }
+  const f = first.observation.server.facts
+  const byName = new Map(partPlans.flatMap((p) => p.part.estate.databases.map((d) => [d.name, p] as const)))
   return {
     server: {version: f.version, user: f.user, superuser: f.superuser, walLevel: f.walLevel, cronPreloaded: f.preload.includes('pg_cron'), cronDatabase: f.cronDatabase},
+    servers,
     prefix: estate.prefix,
     instances: estate.instances,
     actions,
     warnings,
     providerSteps: provider,
     lacking,
-    roles: ctx.roles.plans,
-    databases: databases.map((db) => databaseInfo(db, observation, ctx, actions)),
-    observation,
-    context: ctx,
+    roles: roles.plans,
+    databases: databases.map((db) => {
+      const part = byName.get(db.name)!
+      return {...databaseInfo(db, part.observation, part.context, actions), server: part.part.name}
+    }),
+    observation: first.observation,
+    context: first.context,
+    parts: partPlans,
   }
 }
 
-/** `db plan`: observe the server, diff it against the estate; changes nothing and takes no lock. */
-export async function planEstate(options: PlanOptions & {tolerateUnreachable?: boolean}): Promise<Plan> {
+/** Observes and diffs on open connections of one server (the whole estate there). */
+export async function planOn(conns: Connections, estate: Estate, options: Omit<PlanOptions, 'config' | 'instances'> & {tolerateUnreachable?: boolean}): Promise<Plan> {
+  return planParts([{name: MAIN_SERVER, estate, conns}], estate, options)
+}
+
+/**
+ * Opens the connections of every server of the estate at once. A server that cannot be reached is
+ * returned without connections (the plan reports or refuses it); the admin server must answer when
+ * the estate has to be discovered from it.
+ */
+export async function openParts(config: ResolvedConfig, estate: Estate, applicationName: string, options: {main?: Connections; settings?: Pick<ConnectOptions, 'statementTimeoutMs' | 'connectTimeoutMs'>} = {}): Promise<ServerPart[]> {
+  const parts = serverParts(estate, serverNames(config))
+  const visits = await visitEach(
+    parts,
+    (p) => `server ${p.name}`,
+    async (p) => (p.name === MAIN_SERVER && options.main ? options.main : Connections.openTarget(serverTarget(config, p.name), applicationName, {connectTimeoutMs: OPEN_TIMEOUT_MS, ...options.settings})),
+    {timeoutMs: OPEN_TIMEOUT_MS + 1000},
+  )
+  return parts.map((p, i) => {
+    const v = visits[i]
+    return v.ok ? {...p, conns: v.value} : {...p, unreachable: v.error.message.split('\n')[0]}
+  })
+}
+
+/** How long a server may take to accept a connection before it is reported unreachable. */
+const OPEN_TIMEOUT_MS = 10_000
+
+/** Closes every part's connections (the admin server's too). */
+export async function closeParts(parts: ServerPart[], keep?: Connections): Promise<void> {
+  await Promise.all(parts.map((p) => (p.conns && p.conns !== keep ? p.conns.close() : undefined)))
+}
+
+/** `db plan`: observe every server, diff it against the estate; changes nothing and takes no lock. */
+export async function planEstate(options: PlanOptions & Tolerance): Promise<Plan> {
+  const applicationName = options.applicationName ?? 'singularity db plan'
   // a reading command: every database session ends at the per-database deadline
   const timeoutMs = options.bound?.timeoutMs ?? options.config.read.timeoutMs ?? DEFAULT_DATABASE_TIMEOUT_MS
-  const conns = await Connections.open(options.config, options.applicationName ?? 'singularity db plan', {statementTimeoutMs: timeoutMs, connectTimeoutMs: timeoutMs})
+  const settings = {statementTimeoutMs: timeoutMs, connectTimeoutMs: timeoutMs}
+  let main: Connections | undefined
+  let mainError: string | undefined
   try {
-    const estate = options.instances ? configuredEstate(options.config, options.instances) : await discoverEstate(options.config, conns.admin)
-    const bound = options.bound ?? (await readBound(conns.admin, options.config.read))
-    return await planOn(conns, estate, {...options, bound})
+    main = await Connections.open(options.config, applicationName, settings)
+  } catch (error) {
+    // the admin server down: with several servers the others are still shown (when the estate is known)
+    if (!(options.tolerateUnreachable || options.tolerateDownServers) || !severalServers(options.config)) throw error
+    mainError = (error as Error).message.split('\n')[0]
+  }
+  let parts: ServerPart[] = []
+  try {
+    const estate = options.instances
+      ? configuredEstate(options.config, options.instances)
+      : main
+        ? await discoverEstate(options.config, main.admin)
+        : configuredEstate(options.config, instancesFrom([], options.config))
+    const bound = options.bound ?? (main ? await readBound(main.admin, options.config.read) : undefined)
+    parts = await openParts(options.config, estate, applicationName, {main, settings})
+    if (mainError) parts = parts.map((p) => (p.name === MAIN_SERVER ? {...p, conns: undefined, unreachable: mainError} : p))
+    return await planParts(parts, estate, {...options, bound})
   } finally {
-    await conns.close()
+    await closeParts(parts, main)
+    await main?.close()
   }
 }
 
@@ -325,6 +524,8 @@ export async function planEstate(options: PlanOptions & {tolerateUnreachable?: b
 export function planDocument(plan: Plan): {
   status: 'up-to-date' | 'planned' | 'refused'
   server: Plan['server']
+  /** every server of the estate (one, \`main\`, unless the config places databases elsewhere) */
+  servers: ServerInfo[]
   prefix: string
   instances: number
   summary: {actions: number; destructive: number; refused: number; byArea: Partial<Record<Area, number>>}
@@ -345,6 +546,7 @@ export function planDocument(plan: Plan): {
   return {
     status: refused > 0 ? 'refused' : plan.actions.length > 0 ? 'planned' : 'up-to-date',
     server: plan.server,
+    servers: plan.servers,
     prefix: plan.prefix,
     instances: plan.instances,
     summary: {actions: plan.actions.length, destructive: plan.actions.filter((a) => a.destructive).length, refused, byArea},
@@ -352,15 +554,17 @@ export function planDocument(plan: Plan): {
     providerSteps: plan.providerSteps.map(publicAction),
     lacking: plan.lacking.map(publicAction),
     warnings: plan.warnings,
-    copies: plan.observation.server.copies ?? [],
+    copies: plan.parts.flatMap((p) => p.observation.server.copies ?? []),
     unreadable: unreadableOf(plan),
   }
 }
 
 /** The databases the plan's observation could not read, in estate order. */
-export function unreadableOf(plan: Pick<Plan, 'observation' | 'context'>): Unreadable[] {
-  return plan.context.estate.databases.flatMap((db) => {
-    const observed = plan.observation.databases.get(db.name)
+export function unreadableOf(plan: Pick<Plan, 'observation' | 'context'> & {parts?: PartPlan[]}): Unreadable[] {
+  // several servers: every server's databases (a down server's are unreadable too)
+  const parts = plan.parts ?? [{observation: plan.observation, context: plan.context}]
+  return parts.flatMap(({observation, context}) => context.estate.databases.flatMap((db) => {
+    const observed = observation.databases.get(db.name)
     return observed?.unreachable ? [{database: db.name, reason: observed.unreachable, timed_out: observed.timedOut ?? false}] : []
-  })
+  }))
 }

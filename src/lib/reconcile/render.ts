@@ -8,7 +8,7 @@ export function renderPlan(actions: PublicAction[], options: {sql?: boolean} = {
   const lines: string[] = []
   const groups = new Map<string, PublicAction[]>()
   for (const a of actions) {
-    const key = a.database ?? '(server)'
+    const key = `${a.database ?? '(server)'}${a.server ? ` on ${a.server}` : ''}`
     groups.set(key, [...(groups.get(key) ?? []), a])
   }
   for (const [database, list] of groups) {

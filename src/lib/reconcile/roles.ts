@@ -23,7 +23,13 @@ export function verifierMatches(verifier: string | null, password: string): bool
  * security drift); a password given in SINGULARITY_PASSWORD_<ROLE> that differs from the stored
  * one is set. Passwords travel as SCRAM verifiers and are shown as ***.
  */
-export function diffRoles(estate: Estate, observed: ObservedRole[], plans: RolePlan[], passwords: Record<string, string>): Action[] {
+export function diffRoles(
+  estate: Estate,
+  observed: ObservedRole[],
+  plans: RolePlan[],
+  passwords: Record<string, string>,
+  copied: Record<string, {verifier: string; from: string}> = {},
+): Action[] {
   const actions: Action[] = []
   for (const role of estate.roles) {
     const plan = plans.find((p) => p.name === role.name)!
@@ -31,11 +37,23 @@ export function diffRoles(estate: Estate, observed: ObservedRole[], plans: RoleP
     const attributes = roleAttributes(role.replication)
     const privilege = role.replication ? 'superuser' : 'createrole'
     const password = passwords[role.name]
-    const verifier = password ? scramVerifier(password) : undefined
+    // several servers: a role that exists on another server keeps its password here too, copied as
+    // that server's SCRAM verifier (the same password) when no password is given
+    const copy = password ? undefined : copied[role.name]
+    const verifier = password ? scramVerifier(password) : copy?.verifier
+    if (!current && !verifier && plan.exists) {
+      actions.push({
+        area: 'roles', database: null, server: null, description: `create role ${role.name}: it exists on another server of the estate, but its password is not known here`,
+        sql: [], destructive: false, privilege, reason: 'missing', subject: role.name,
+        step: {kind: 'manual', code: 'PASSWORD_UNKNOWN'},
+      })
+      continue
+    }
     if (!current) {
+      const source = copy ? `the same as on server ${copy.from}` : plan.passwordSource
       actions.push(
         sqlAction(
-          {area: 'roles', database: null, description: `create role ${role.name} (password: ${plan.passwordSource})`, destructive: false, privilege, reason: 'missing', subject: role.name},
+          {area: 'roles', database: null, description: `create role ${role.name} (password: ${source})`, destructive: false, privilege, reason: 'missing', subject: role.name},
           'admin',
           [`CREATE ROLE ${quoteIdent(role.name)} ${attributes}${verifier ? ` PASSWORD ${quoteLiteral(verifier)}` : ''}`],
           [`CREATE ROLE ${quoteIdent(role.name)} ${attributes}${verifier ? " PASSWORD '***'" : ''}`],

@@ -9,6 +9,7 @@ const sqlFiles = (d: DatabaseStatus) =>
 
 export const DB_STATUS_COLUMNS: Column<DatabaseStatus>[] = [
   {key: 'database', header: 'database', priority: 0, text: (d) => d.name},
+  {key: 'server', header: 'server', priority: 1, text: (d) => d.server},
   {key: 'verdict', header: 'verdict', priority: 1, text: (d) => d.verdict, tone: (d) => (d.verdict === 'ok' ? 'ok' : d.verdict === 'pending' ? 'warn' : 'fail')},
   {key: 'sql-files', header: 'sql files', priority: 2, text: sqlFiles, tone: (d) => (d.migrations.drifted ? 'fail' : d.migrations.pending + d.migrations.changed > 0 ? 'warn' : undefined)},
   {key: 'owner', header: 'owner', priority: 3, text: (d) => d.owner, tone: (d) => (d.owner !== null && d.owner !== d.expectedOwner ? 'fail' : undefined)},
@@ -20,8 +21,21 @@ export const DB_STATUS_COLUMNS: Column<DatabaseStatus>[] = [
 export function renderDbStatus(s: EstateStatus, options: TableOptions): {table: string[]; before: string[]; after: string[]} {
   const width = options.width && !options.wide ? options.width : undefined
   const paint = options.paint
-  const before = fold(`server: PostgreSQL ${s.server.version}, wal_level=${s.server.walLevel}, pg_cron ${s.server.cronPreloaded ? 'preloaded' : 'NOT preloaded'} (cron database ${s.server.cronDatabase})`, width, '  ')
-  const table = formatTable(DB_STATUS_COLUMNS, s.databases, options).lines
+  const several = s.servers.length > 1 || s.servers.some((srv) => srv.name !== 'main')
+  const before = several
+    ? s.servers.flatMap((srv) =>
+        fold(
+          srv.reachable
+            ? `server ${srv.name}: PostgreSQL ${srv.version}, wal_level=${srv.walLevel}, pg_cron ${srv.cronPreloaded ? 'preloaded' : 'NOT preloaded'} (cron database ${srv.cronDatabase}); ${srv.databases.join(', ')}`
+            : `server ${srv.name}: UNREACHABLE (${srv.error}); ${srv.databases.join(', ')} not read`,
+          width,
+          '  ',
+        ),
+      )
+    : fold(`server: PostgreSQL ${s.server.version}, wal_level=${s.server.walLevel}, pg_cron ${s.server.cronPreloaded ? 'preloaded' : 'NOT preloaded'} (cron database ${s.server.cronDatabase})`, width, '  ')
+  // the server column only when the estate spans several servers
+  const columns = several ? DB_STATUS_COLUMNS : DB_STATUS_COLUMNS.filter((c) => c.key !== 'server')
+  const table = formatTable(columns, s.databases, options).lines
   const after: string[] = []
   const missingRoles = s.roles.filter((r) => !r.exists)
   if (missingRoles.length > 0) after.push(...fold(`missing roles: ${missingRoles.map((r) => r.name).join(', ')}`, width, '  '))

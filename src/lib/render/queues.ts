@@ -20,6 +20,9 @@ export const QUEUE_STATS_COLUMNS: Column<QueueStats>[] = [
 ]
 
 /** The stats as a table that fits. */
-export function renderQueueStats(queues: QueueStats[], options: TableOptions): string[] {
-  return formatTable(QUEUE_STATS_COLUMNS, queues, options).lines
+export function renderQueueStats(queues: QueueStats[], options: TableOptions, several = false): string[] {
+  // several servers: which server each database is on
+  const server: Column<QueueStats> = {key: 'server', header: 'server', priority: 1, text: (q) => q.server ?? 'main'}
+  const columns = several ? [QUEUE_STATS_COLUMNS[0], server, ...QUEUE_STATS_COLUMNS.slice(1)] : QUEUE_STATS_COLUMNS
+  return formatTable(columns, queues, options).lines
 }

@@ -1,0 +1,247 @@
+/**
+ * An estate over two servers: A is the harness's cluster, B a cluster of this file's own (the
+ * `local start` code, in a temp dir), always stopped and destroyed in afterAll. shared_queue and
+ * singularity_2 are placed on B, the rest stays on A (`main`). The test is about db init over
+ * several servers, so it runs a full `db init` (no template copy).
+ */
+import {chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+
+import pg from 'pg'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {destroyCluster, startCluster, stopCluster} from '../../src/lib/local-cluster/cluster.js'
+import {readLocalState} from '../../src/lib/local-cluster/paths.js'
+import {runCli, type CliOptions} from '../helpers/cli.js'
+import {adminUrl, uniqueSuffix, urlFor} from '../helpers/db.js'
+
+const root = mkdtempSync(join(tmpdir(), 'singularity-servers-'))
+// as root, the postgres OS user must pass through the temp dir to reach its data directory
+chmodSync(root, 0o755)
+const dirB = join(root, 'b')
+const configFile = join(root, 'config.json')
+const passwordsFile = join(root, 'passwords.json')
+const P = `ms${uniqueSuffix()}_`
+
+/** B's admin URL with the superuser password in it (the config file carries it, as an operator's would). */
+function adminUrlB(database = 'postgres'): string {
+  const state = readLocalState(dirB)
+  if (!state) throw new Error(`no cluster state in ${dirB}`)
+  const u = new URL(state.adminUrl)
+  u.password = encodeURIComponent(readFileSync(join(dirB, 'superuser.password'), 'utf8').trim())
+  u.pathname = `/${database}`
+  return u.toString()
+}
+
+const env = () => ({SINGULARITY_CONFIG: configFile, SINGULARITY_PASSWORDS_FILE: passwordsFile})
+const cli = (args: string[], options: CliOptions = {}) => runCli([...args, '--prefix', P], {timeoutMs: 300_000, ...options, env: {...env(), ...options.env}})
+
+/** A service role's URL on a server: its password from db init's passwords file. */
+function roleUrl(role: string, base: string, database: string): string {
+  const passwords = JSON.parse(readFileSync(passwordsFile, 'utf8')) as Record<string, string>
+  const u = new URL(urlFor(database, base))
+  u.username = `${P}${role}`
+  u.password = encodeURIComponent(passwords[`${P}${role}`])
+  return u.toString()
+}
+
+async function query<T extends pg.QueryResultRow = any>(url: string, text: string, values: unknown[] = []): Promise<T[]> {
+  const client = new pg.Client({connectionString: url})
+  client.on('error', () => {})
+  await client.connect()
+  try {
+    return (await client.query<T>(text, values)).rows
+  } finally {
+    await client.end()
+  }
+}
+
+/** The SQLSTATE of a refused connection or statement; 'ok' when it went through. */
+async function attempt(url: string, text = 'SELECT 1'): Promise<string> {
+  try {
+    await query(url, text)
+    return 'ok'
+  } catch (error) {
+    return (error as {code?: string}).code ?? String(error)
+  }
+}
+
+const databasesOn = async (url: string) => (await query<{datname: string}>(url, 'SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY 1', [`${P}%`])).map((r) => r.datname)
+const rolesOn = async (url: string) => (await query<{rolname: string}>(url, 'SELECT rolname FROM pg_roles WHERE rolname LIKE $1 ORDER BY 1', [`${P}%`])).map((r) => r.rolname)
+
+describe('an estate over two servers', {timeout: 900_000}, () => {
+  beforeAll(async () => {
+    await startCluster({dir: dirB, progress: () => {}})
+    writeFileSync(
+      configFile,
+      JSON.stringify({servers: {queues: adminUrlB()}, placement: {shared_queue: 'queues', [`${P}singularity_2`]: 'queues'}}),
+      {mode: 0o600},
+    )
+    const init = await cli(['db', 'init', '--instances', '2', '--queue-engine', 'bundled', '--json'])
+    expect(init.exitCode, init.stderr + init.stdout).toBe(0)
+  })
+
+  afterAll(async () => {
+    // the estate on A (the shared harness server): databases, then roles; B goes away whole
+    const names = await databasesOn(adminUrl()).catch(() => [] as string[])
+    for (const name of names) await query(adminUrl(), `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => {})
+    await query(adminUrl(), `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE $1`, [`${P}%`]).catch(() => {})
+    await query(adminUrl(), `DELETE FROM cron.job WHERE jobname LIKE $1`, [`singularity:${P}%`]).catch(() => {})
+    for (const role of await rolesOn(adminUrl()).catch(() => [] as string[])) await query(adminUrl(), `DROP ROLE IF EXISTS "${role}"`).catch(() => {})
+    await destroyCluster(dirB).catch(() => {})
+    rmSync(root, {recursive: true, force: true})
+  })
+
+  it('db init provisions both servers: each database on its server, each role where a database uses it, CDC slots and pg_cron jobs per server', async () => {
+    expect(await databasesOn(adminUrl())).toEqual([`${P}centralcloud`, `${P}genesis`, `${P}nexus`, `${P}singularity_1`])
+    expect(await databasesOn(adminUrlB())).toEqual([`${P}shared_queue`, `${P}singularity_2`])
+    // centralcloud_analytics only reads shared_queue's archives: it exists on B only
+    const onA = await rolesOn(adminUrl())
+    const onB = await rolesOn(adminUrlB())
+    expect(onA).not.toContain(`${P}centralcloud_analytics`)
+    expect(onB).toContain(`${P}centralcloud_analytics`)
+    for (const role of ['singularity', 'genesis', 'centralcloud', 'nexus', 'centralcloud_cdc', 'centralcloud_consumer']) {
+      expect(onA, role).toContain(`${P}${role}`)
+      expect(onB, role).toContain(`${P}${role}`)
+    }
+    // the CDC slots live with their singularity instance
+    const slots = async (url: string) => (await query<{slot_name: string}>(url, 'SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE $1 ORDER BY 1', [`${P}%`])).map((r) => r.slot_name)
+    expect(await slots(adminUrl())).toEqual([`${P}singularity_1_cdc_bridge`, `${P}singularity_1_centralcloud_cdc`])
+    expect(await slots(adminUrlB())).toEqual([`${P}singularity_2_cdc_bridge`, `${P}singularity_2_centralcloud_cdc`])
+    // pg_cron jobs on the server that runs the database they act on
+    const jobs = async (url: string) => (await query<{jobname: string; database: string}>(url, 'SELECT jobname, database FROM cron.job WHERE jobname LIKE $1', [`singularity:${P}%`]))
+    const jobsA = await jobs(adminUrl())
+    const jobsB = await jobs(adminUrlB())
+    expect(jobsA.length).toBeGreaterThan(0)
+    expect(jobsB.length).toBeGreaterThan(0)
+    expect(new Set(jobsA.map((j) => j.database).filter((d) => d.startsWith(P)))).toEqual(new Set([`${P}singularity_1`]))
+    expect(new Set(jobsB.map((j) => j.database).filter((d) => d.startsWith(P)))).toEqual(new Set([`${P}shared_queue`, `${P}singularity_2`]))
+    expect(jobsB.map((j) => j.jobname)).toContain(`singularity:${P}prune-queue-archives`)
+    expect(jobsA.map((j) => j.jobname)).not.toContain(`singularity:${P}prune-queue-archives`)
+  })
+
+  it('a second db init changes nothing; db plan is up to date on both servers', async () => {
+    const again = await cli(['db', 'init', '--instances', '2', '--queue-engine', 'bundled', '--json'])
+    expect(again.exitCode, again.stderr).toBe(0)
+    expect(again.json().status).toBe('up-to-date')
+    const plan = await cli(['db', 'plan', '--json'])
+    expect(plan.exitCode, plan.stdout).toBe(0)
+    expect(plan.json().servers.map((s: {name: string; reachable: boolean}) => [s.name, s.reachable])).toEqual([['main', true], ['queues', true]])
+  })
+
+  it('a message sent by genesis (its own role, through its service connection) reaches shared_queue on B', async () => {
+    // seed 003: Genesis reaches shared_queue through SHARED_QUEUE_DB_URL, as its own role, with the password it has on A
+    const genesisSharedQueue = roleUrl('genesis', adminUrlB(), `${P}shared_queue`)
+    expect(await attempt(roleUrl('genesis', adminUrl(), `${P}genesis`))).toBe('ok')
+    const send = await cli(['queue', 'send', 'job_results', '{"request_id": "r-42", "output": "done by genesis", "error": null}', '--db', 'shared_queue', '--json'], {env: {SHARED_QUEUE_DB_URL: genesisSharedQueue}})
+    expect(send.exitCode, send.stderr + send.stdout).toBe(0)
+    const rows = await query<{message: {request_id: string}}>(roleUrl('singularity', adminUrlB(), `${P}shared_queue`), 'SELECT message FROM pgmq.read($1, 30, 1)', ['job_results'])
+    expect(rows.map((r) => r.message)).toEqual([expect.objectContaining({request_id: 'r-42', output: 'done by genesis'})])
+    // and genesis's own role may not publish what it consumes (the grants hold on B)
+    expect(await attempt(genesisSharedQueue, "SELECT pgmq.send('job_requests', '{}'::jsonb)")).toBe('42501')
+  })
+
+  it('isolation holds on both servers, cell by cell', async () => {
+    const a = adminUrl()
+    const b = adminUrlB()
+    // A: each service in its own database only
+    expect(await attempt(roleUrl('genesis', a, `${P}genesis`))).toBe('ok')
+    expect(await attempt(roleUrl('genesis', a, `${P}singularity_1`))).toBe('42501')
+    expect(await attempt(roleUrl('nexus', a, `${P}genesis`))).toBe('42501')
+    expect(await attempt(roleUrl('singularity', a, `${P}centralcloud`))).toBe('42501')
+    expect(await attempt(roleUrl('centralcloud_cdc', a, `${P}singularity_1`))).toBe('ok')
+    // B: the services that use shared_queue reach it; nobody else reaches singularity_2
+    for (const role of ['singularity', 'genesis', 'nexus', 'centralcloud', 'centralcloud_analytics']) expect(await attempt(roleUrl(role, b, `${P}shared_queue`)), role).toBe('ok')
+    expect(await attempt(roleUrl('singularity', b, `${P}singularity_2`))).toBe('ok')
+    for (const role of ['genesis', 'nexus', 'centralcloud_analytics']) expect(await attempt(roleUrl(role, b, `${P}singularity_2`)), role).toBe('42501')
+    // PUBLIC has no CONNECT on either server
+    const publicConnect = async (url: string) => (await query<{n: number}>(url, `SELECT count(*)::int AS n FROM pg_database WHERE datname LIKE $1 AND has_database_privilege('public', oid, 'CONNECT')`, [`${P}%`]))[0].n
+    expect(await publicConnect(a)).toBe(0)
+    expect(await publicConnect(b)).toBe(0)
+  })
+
+  it('the readers cover both servers and name them', async () => {
+    const status = await cli(['db', 'status', '--json'])
+    expect(status.exitCode, status.stdout).toBe(0)
+    const s = status.json()
+    expect(s.servers.map((x: {name: string}) => x.name)).toEqual(['main', 'queues'])
+    expect(Object.fromEntries(s.databases.map((d: {name: string; server: string}) => [d.name, d.server]))).toEqual({
+      [`${P}singularity_1`]: 'main', [`${P}singularity_2`]: 'queues', [`${P}genesis`]: 'main', [`${P}centralcloud`]: 'main', [`${P}nexus`]: 'main', [`${P}shared_queue`]: 'queues',
+    })
+    const human = await cli(['db', 'status', '--wide'])
+    expect(human.exitCode).toBe(0)
+    expect(human.stdout).toMatch(/server queues: PostgreSQL/)
+    expect(human.stdout).toMatch(new RegExp(`${P}shared_queue\\s+queues\\s+ok`))
+
+    const stats = await cli(['queue', 'stats', '--json'])
+    expect(stats.exitCode, stats.stderr).toBe(0)
+    const queues = stats.json().queues as {database: string; server: string; queue: string; length: number}[]
+    expect(queues.find((q) => q.database === `${P}shared_queue` && q.queue === 'job_results')).toMatchObject({server: 'queues'})
+    expect(queues.find((q) => q.database === `${P}singularity_1`)).toMatchObject({server: 'main'})
+
+    const doctor = await cli(['doctor', '--json'])
+    const checks = doctor.json().checks as {check: string; status: string; detail: string}[]
+    expect(checks.find((c) => c.check === 'servers')).toMatchObject({status: 'ok'})
+  })
+
+  it('with B down the readers report B and its databases unreachable (exit 3) and still show A; B back, all is well', async () => {
+    await stopCluster(dirB)
+    try {
+      const status = await cli(['db', 'status', '--json'])
+      expect(status.exitCode, status.stderr).toBe(3)
+      const s = status.json()
+      expect(s.servers.find((x: {name: string}) => x.name === 'queues')).toMatchObject({reachable: false})
+      const byName = Object.fromEntries(s.databases.map((d: {name: string; verdict: string}) => [d.name, d.verdict]))
+      expect(byName[`${P}shared_queue`]).toBe('unreachable')
+      expect(byName[`${P}singularity_2`]).toBe('unreachable')
+      expect(byName[`${P}genesis`]).toBe('ok')
+      expect(byName[`${P}singularity_1`]).toBe('ok')
+      const human = await cli(['db', 'status'])
+      expect(human.exitCode).toBe(3)
+      expect(human.stdout).toMatch(/server queues: UNREACHABLE/)
+
+      const plan = await cli(['db', 'plan', '--json'])
+      expect(plan.exitCode).toBe(3)
+      expect(plan.json().servers.find((x: {name: string}) => x.name === 'queues')).toMatchObject({reachable: false})
+
+      const stats = await cli(['queue', 'stats', '--json'])
+      expect(stats.exitCode, stats.stderr).toBe(3)
+      const doc = stats.json()
+      expect(doc.queues.some((q: {database: string}) => q.database === `${P}singularity_1`)).toBe(true)
+      expect(doc.unavailable).toEqual(expect.arrayContaining([expect.objectContaining({database: `${P}shared_queue`, server: 'queues'})]))
+
+      const doctor = await cli(['doctor', '--json'])
+      expect(doctor.exitCode).toBe(3)
+      const checks = doctor.json().checks as {check: string; status: string; detail: string}[]
+      expect(checks.find((c) => c.check === 'servers')).toMatchObject({status: 'fail'})
+      expect(checks.find((c) => c.check === 'servers')!.detail).toMatch(/queues/)
+
+      // db init changes nothing while a server is down, and says which
+      const init = await cli(['db', 'init', '--instances', '2', '--queue-engine', 'bundled'])
+      expect(init.exitCode).toBe(1)
+      expect(init.stderr).toMatch(/server queues is unreachable/)
+    } finally {
+      await startCluster({dir: dirB, progress: () => {}})
+    }
+    const status = await cli(['db', 'status', '--json'])
+    expect(status.exitCode, status.stdout).toBe(0)
+  })
+
+  it('the config is validated: an unknown server or database in the placement exits 2 with a hint; passwords in URLs are never printed', async () => {
+    const bad = join(root, 'bad.json')
+    writeFileSync(bad, JSON.stringify({servers: {queues: adminUrlB()}, placement: {shared_queue: 'elsewhere'}}))
+    const unknownServer = await cli(['db', 'status'], {env: {SINGULARITY_CONFIG: bad}})
+    expect(unknownServer.exitCode).toBe(2)
+    expect(unknownServer.stderr).toMatch(/unknown server 'elsewhere'/)
+    expect(unknownServer.stderr).toMatch(/hint: .*main, queues/)
+    writeFileSync(bad, JSON.stringify({servers: {queues: adminUrlB()}, placement: {shared_queues: 'queues'}}))
+    const unknownDatabase = await cli(['db', 'status'], {env: {SINGULARITY_CONFIG: bad}})
+    expect(unknownDatabase.exitCode).toBe(2)
+    expect(unknownDatabase.stderr).toMatch(/placement of an unknown database 'shared_queues'/)
+    // B's password never appears, even in a verbose plan
+    const password = decodeURIComponent(new URL(adminUrlB()).password)
+    const plan = await cli(['db', 'plan', '--json'])
+    expect(plan.stdout + plan.stderr).not.toContain(password)
+  })
+})

@@ -16,6 +16,8 @@ export default class Doctor extends BaseCommand<typeof Doctor> {
 
 The databases are read at once, at most --concurrency at a time (default 8, never more than a quarter of the server's free connections), each within --db-timeout (default 10s): a database that refuses or does not answer in time fails "databases reachable" by name, is listed under "unreadable" in --json ({database, reason, timed_out}), and every other database is still checked.
 
+Several servers (the config's servers and placement): a servers row (fails when one does not answer, naming its databases), and the pg_cron, jobs and slot checks once per server that answers, named after it.
+
 Exit 0 when nothing fails (warnings allowed), 3 when any check fails (an unreadable database included). --json for monitoring.`
   static override examples = [
     '<%= config.bin %> doctor',

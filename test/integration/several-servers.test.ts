@@ -183,6 +183,23 @@ describe('an estate over two servers', {timeout: 900_000}, () => {
     const doctor = await cli(['doctor', '--json'])
     const checks = doctor.json().checks as {check: string; status: string; detail: string}[]
     expect(checks.find((c) => c.check === 'servers')).toMatchObject({status: 'ok'})
+    expect(checks.find((c) => c.check === 'replication slots (queues)')).toBeDefined()
+    expect(checks.find((c) => c.check === 'pg_cron jobs (queues)')?.status).not.toBe('fail')
+
+    const jobs = await cli(['jobs', 'list', '--runner', 'pg_cron', '--json'])
+    expect(jobs.exitCode, jobs.stderr).toBe(0)
+    const rows = jobs.json().jobs as {job: string; server: string; database: string; drift: string[]}[]
+    expect(rows.find((j) => j.job === `singularity:${P}prune-queue-archives`)).toMatchObject({server: 'queues', database: `${P}shared_queue`, drift: []})
+    expect(rows.filter((j) => j.database === `${P}singularity_1`).every((j) => j.server === 'main' && j.drift.length === 0)).toBe(true)
+    expect(rows.filter((j) => j.database === `${P}singularity_2`).every((j) => j.server === 'queues' && j.drift.length === 0)).toBe(true)
+    expect(rows.some((j) => j.database === `${P}singularity_2`)).toBe(true)
+
+    const slots = await cli(['cdc', 'slots', '--sample', '0', '--json'])
+    expect(slots.exitCode, slots.stderr).toBe(0)
+    const slotRows = slots.json().slots as {name: string; server: string}[]
+    expect(slotRows.find((x) => x.name === `${P}singularity_2_centralcloud_cdc`)).toMatchObject({server: 'queues'})
+    expect(slotRows.find((x) => x.name === `${P}singularity_1_centralcloud_cdc`)).toMatchObject({server: 'main'})
+    expect(slots.json().missing).toEqual([])
   })
 
   it('with B down the readers report B and its databases unreachable (exit 3) and still show A; B back, all is well', async () => {
@@ -216,6 +233,16 @@ describe('an estate over two servers', {timeout: 900_000}, () => {
       const checks = doctor.json().checks as {check: string; status: string; detail: string}[]
       expect(checks.find((c) => c.check === 'servers')).toMatchObject({status: 'fail'})
       expect(checks.find((c) => c.check === 'servers')!.detail).toMatch(/queues/)
+
+      const jobs = await cli(['jobs', 'list', '--runner', 'pg_cron', '--json'])
+      expect(jobs.exitCode, jobs.stderr).toBe(3)
+      expect(jobs.json().servers.find((x: {name: string}) => x.name === 'queues')).toMatchObject({reachable: false})
+      expect(jobs.json().jobs.some((j: {database: string}) => j.database === `${P}singularity_1`)).toBe(true)
+
+      const slots = await cli(['cdc', 'slots', '--sample', '0', '--json'])
+      expect(slots.exitCode, slots.stderr).toBe(3)
+      expect(slots.json().servers.find((x: {name: string}) => x.name === 'queues')).toMatchObject({reachable: false})
+      expect(slots.json().slots.some((x: {name: string}) => x.name === `${P}singularity_1_centralcloud_cdc`)).toBe(true)
 
       // db init changes nothing while a server is down, and says which
       const init = await cli(['db', 'init', '--instances', '2', '--queue-engine', 'bundled'])

@@ -4,12 +4,13 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
 import {connectionFlags, tableFlags} from '../../flags.js'
-import {UsageError} from '../../lib/cli/errors.js'
 import {formatBytes, parseDuration, parseSize} from '../../lib/cli/format.js'
 import {resolveConfig} from '../../lib/config/resolve.js'
 import {connect, withClient} from '../../lib/db/connect.js'
 import {KeptClient, parseWatchInterval, perSecond, runWatch, watchFlag, withWatchDefault, type Tick} from '../../lib/cli/watch.js'
-import {adminTarget, discoverEstate} from '../../lib/estate/targets.js'
+import {CliError, UsageError} from '../../lib/cli/errors.js'
+import {adminTarget, configuredEstate, discoverEstate, instancesFrom, serverNames, serverTarget, severalServers} from '../../lib/estate/targets.js'
+import {DEFAULT_DATABASE_TIMEOUT_MS, visitWithClient} from '../../lib/estate/visit.js'
 import {slotCapFinding} from '../../lib/cdc/cap.js'
 import {listSlots, slotsOverRetention, withGrowth, type SlotsReport} from '../../lib/cdc/slots.js'
 import {layout} from '../../lib/local-cluster/paths.js'
@@ -21,9 +22,18 @@ export interface SlotsResult extends SlotsReport {
   threshold: {bytes: number; human: string; exceeded: string[]} | null
 }
 
+/** Several servers: how each server answered. */
+export interface ServerSlots {
+  name: string
+  reachable: boolean
+  error?: string
+  capSetting: string | null
+  currentLsn: string | null
+}
+
 export default class CdcSlots extends BaseCommand<typeof CdcSlots> {
   static override summary = 'Every replication slot on the server: retained WAL, its growth, wal_status, time left until the cap, consumer, plugin, database.'
-  static override description = `A slot nobody reads keeps WAL until the disk is full. Retained WAL is the current WAL position minus the slot's restart_lsn; its growth comes from two readings --sample apart (default 2s; --sample 0 takes one reading). "time left" is how long, at that growth, until max_slot_wal_keep_size invalidates the slot (wal_status becomes lost: its consumer must resync), or with no cap until the WAL disk is full where its free space is known (the local cluster). "waiting" is how long the oldest unconsumed change has waited, at least (the age of the WAL segment holding it). "inactive since" comes from pg_replication_slots.inactive_since (PostgreSQL 17+); older servers do not record it and show "unknown" (null under --json). With --fail-if-retained-gt the command exits 3 when any slot retains more, for alerting.`
+  static override description = `A slot nobody reads keeps WAL until the disk is full. Retained WAL is the current WAL position minus the slot's restart_lsn; its growth comes from two readings --sample apart (default 2s; --sample 0 takes one reading). "time left" is how long, at that growth, until max_slot_wal_keep_size invalidates the slot (wal_status becomes lost: its consumer must resync), or with no cap until the WAL disk is full where its free space is known (the local cluster). "waiting" is how long the oldest unconsumed change has waited, at least (the age of the WAL segment holding it). "inactive since" comes from pg_replication_slots.inactive_since (PostgreSQL 17+); older servers do not record it and show "unknown" (null under --json). With --fail-if-retained-gt the command exits 3 when any slot retains more, for alerting. Several servers (the config's servers and placement): every server's slots, each row naming its server; a server that does not answer is reported and the others still listed (exit 1, as queue stats and jobs list do for what they could not read).`
 
   static override examples = [
     {description: 'All slots', command: '<%= config.bin %> cdc slots'},
@@ -83,6 +93,7 @@ export default class CdcSlots extends BaseCommand<typeof CdcSlots> {
       if (limit !== undefined) throw new UsageError('--watch does not combine with --fail-if-retained-gt', {hint: 'thresholds are for one-shot checks from cron; --watch is for looking'})
       return this.watch(parseWatchInterval(this.flags.watch), config)
     }
+    if (severalServers(config)) return this.acrossServers(config, sampleSeconds, limit)
     // The WAL disk's free space is known only when the server is the local cluster, on this machine.
     const diskFreeBytes = config.admin?.source === 'local' ? freeBytes(layout(config.localDir).data) : null
     return withClient(
@@ -111,11 +122,59 @@ export default class CdcSlots extends BaseCommand<typeof CdcSlots> {
     )
   }
 
+  /**
+   * Several servers: each server's slots (the estate's slots live with their singularity database),
+   * read at once, each row naming its server; a server that does not answer is reported (exit 1).
+   */
+  private async acrossServers(config: ReturnType<typeof resolveConfig>, sampleSeconds: number, limit: number | undefined): Promise<SlotsResult & {servers: ServerSlots[]}> {
+    const estate = await withClient(adminTarget(config), (client) => discoverEstate(config, client), {applicationName: 'singularity cdc slots', statementTimeoutMs: 30_000}).catch(() => configuredEstate(config, instancesFrom([], config)))
+    const names = serverNames(config)
+    const slotsOn = (server: string) => estate.databases.filter((d) => (d.server ?? 'main') === server).flatMap((d) => [d.cdcSlot, d.cdcBridgeSlot].filter((x): x is string => x !== undefined))
+    if (sampleSeconds > 0 && this.colorfulErr && !this.jsonMode) this.note(`reading the slots twice, ${this.flags.sample} apart, for their growth (--sample 0 skips)…`)
+    const visits = await visitWithClient(
+      names,
+      (server) => serverTarget(config, server),
+      (server) => `server ${server}`,
+      async (client, server) => {
+        let report: SlotsReport = {...(await listSlots(client, slotsOn(server))), diskFreeBytes: null}
+        if (sampleSeconds > 0 && report.slots.length > 0) {
+          await new Promise((resolve) => setTimeout(resolve, sampleSeconds * 1000))
+          report = withGrowth(report, {...(await listSlots(client, slotsOn(server))), diskFreeBytes: null})
+        }
+        return report
+      },
+      {timeoutMs: DEFAULT_DATABASE_TIMEOUT_MS + sampleSeconds * 1000, connect: {applicationName: 'singularity cdc slots'}},
+    )
+    const servers: ServerSlots[] = visits.map((v, i) => (v.ok ? {name: names[i], reachable: true, capSetting: v.value.capSetting, currentLsn: v.value.currentLsn} : {name: names[i], reachable: false, error: v.error.message.split('\n')[0], capSetting: null, currentLsn: null}))
+    const reports = visits.flatMap((v, i) => (v.ok ? [{server: names[i], report: v.value}] : []))
+    const base = reports.find((r) => r.server === 'main')?.report ?? reports[0]?.report
+    if (!base) throw new CliError(`no server of the estate could be reached: ${servers.map((s) => `${s.name} (${s.error})`).join(', ')}`, {code: 'SERVER_UNREACHABLE'})
+    const report: SlotsReport = {...base, slots: reports.flatMap((r) => r.report.slots.map((slot) => ({...slot, server: r.server})))}
+    const reachableSlots = names.filter((n, i) => visits[i].ok).flatMap(slotsOn)
+    const missing = reachableSlots.filter((name) => !report.slots.some((s) => s.name === name))
+    let threshold: SlotsResult['threshold'] = null
+    if (limit !== undefined) {
+      const exceeded = slotsOverRetention(report, limit).map((s) => s.name)
+      threshold = {bytes: limit, human: formatBytes(limit), exceeded}
+      if (exceeded.length > 0) this.exitAfterOutput(3)
+    }
+    if (servers.some((s) => !s.reachable)) this.exitAfterOutput(1)
+    const result = {...report, missing, threshold, servers}
+    if (!this.jsonMode) {
+      this.table = renderSlots(result, await this.tableOptions(), true)
+      this.unreachable = servers.filter((s) => !s.reachable).map((s) => `server ${s.name}: UNREACHABLE (${s.error}): its slots are not listed`)
+    }
+    return result
+  }
+
+  private unreachable: string[] = []
+
   private table: string[] = []
 
   protected override human(result: SlotsResult): void {
     if (result.slots.length === 0) this.out('no replication slots on this server')
     else this.outTable(this.table)
+    for (const line of this.unreachable) this.outFolded(line)
     if (!result.inactiveSinceAvailable && result.slots.some((s) => !s.active)) {
       this.outFolded('(this server does not record when a slot went inactive; PostgreSQL 17+ does)')
     }

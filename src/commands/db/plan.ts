@@ -17,7 +17,7 @@ export default class DbPlan extends BaseCommand<typeof DbPlan> {
 
 Changes nothing and takes no lock. Exit 0 when there is nothing to do, 3 when there is (db init applies it; a refused action, such as an applied migration whose file changed, makes db init exit 1), or when a database could not be read.
 
-The databases are read at once, at most --concurrency at a time (default 8, never more than a quarter of the server's free connections), each within --db-timeout (default 10s): one that refuses or does not answer in time is named ("unreadable" under --json) and its part of the plan is unknown; the others are planned.`
+The databases are read at once, at most --concurrency at a time (default 8, never more than a quarter of the server's free connections), each within --db-timeout (default 10s): one that refuses or does not answer in time is named ("unreadable" under --json) and its part of the plan is unknown; the others are planned. Several servers (the config's servers and placement): every server is observed at once, each action carries its server; a server that does not answer is reported (its databases unreadable) and the exit is 3.`
   static override examples = [
     '<%= config.bin %> db plan',
     {description: 'One database', command: '<%= config.bin %> db plan --db genesis'},

@@ -6,7 +6,9 @@ import {ExitCode} from '../../lib/cli/errors.js'
 import {parseWatchInterval, runWatch, watchFlag, withWatchDefault} from '../../lib/cli/watch.js'
 import {openJobsContextFor, type JobsContext} from '../../lib/cron/context.js'
 import {listJobs, type JobsListResult} from '../../lib/cron/jobs.js'
-import {selectDatabases} from '../../lib/estate/targets.js'
+import {resolveConfig, type ResolvedConfig} from '../../lib/config/resolve.js'
+import type {JobsAcrossServers} from '../../lib/cron/servers.js'
+import {selectDatabases, severalServers} from '../../lib/estate/targets.js'
 import {renderJobs} from '../../lib/render/jobs.js'
 import type {Runner} from '../../topology.js'
 
@@ -22,7 +24,9 @@ System cron: schedule, next run, the crontab line and whether the installed /etc
 
 The services' databases are read at once, at most --concurrency at a time (default 8, never more than a quarter of the server's free connections), each within --db-timeout (default 10s): one that refuses or does not answer in time is named (its rows say so; "unreadable" under --json) and the others are still listed.
 
-Times are UTC (pg_cron 1.4 schedules in GMT). Exit codes: 0 ok; 1 a database could not be read (the rest is printed); 2 bad flags or unknown --db; 3 with --fail-on-error when a job's last run failed or a declared pg_cron job is missing.`
+Several servers (the config's servers and placement): each server's pg_cron is read for the databases placed there, each row names its server; a server that does not answer is named ("servers" under --json) and the others are still listed (exit 1, as for a database that could not be read).
+
+Times are UTC (pg_cron 1.4 schedules in GMT). Exit codes: 0 ok; 1 a database or a server could not be read (the rest is printed); 2 bad flags or unknown --db; 3 with --fail-on-error when a job's last run failed or a declared pg_cron job is missing.`
   static override examples = [
     {description: 'Every job', command: '<%= config.bin %> jobs list'},
     {description: 'Only pg_cron jobs whose last run failed', command: '<%= config.bin %> jobs list --runner pg_cron --failing'},
@@ -81,6 +85,8 @@ Times are UTC (pg_cron 1.4 schedules in GMT). Exit codes: 0 ok; 1 a database cou
 
   protected async execute(): Promise<JobsListResult> {
     if (this.flags.watch !== undefined) return this.watch(parseWatchInterval(this.flags.watch))
+    const config = resolveConfig({'admin-url': this.flags['admin-url'], config: this.flags.config, prefix: this.flags.prefix})
+    if (severalServers(config)) return this.acrossServers(config)
     const ctx = await openJobsContextFor(this.flags)
     try {
       const databases = this.selected(ctx)
@@ -99,10 +105,31 @@ Times are UTC (pg_cron 1.4 schedules in GMT). Exit codes: 0 ok; 1 a database cou
     }
   }
 
+  /** Several servers: every server's jobs, each row naming its server; a server down is reported (exit 3). */
+  private async acrossServers(config: ResolvedConfig): Promise<JobsAcrossServers> {
+    const [{listJobsAcrossServers}, {schedulesFor}, {annotateBackupRows, backupCronFile}] = await Promise.all([
+      import('../../lib/cron/servers.js'), import('../../schedules.js'), import('../../lib/backup/schedule.js'),
+    ])
+    const schedules = schedulesFor(process.env)
+    const listed = await listJobsAcrossServers(config, schedules, {runners: this.flags.runner as Runner[] | undefined, failing: this.flags.failing, databases: this.flags.db})
+    const jobs = annotateBackupRows(listed.jobs, schedules, backupCronFile())
+    const result = {...listed, jobs, counts: {...listed.counts, drifted: jobs.filter((j) => j.drift.length > 0).length}}
+    if (this.flags['fail-on-error'] && (result.counts.failing > 0 || result.counts.missing > 0)) this.exitAfterOutput(3)
+    // a server (or a database) that could not be read: the rest is printed, exit 1 (as with one server)
+    if (result.servers.some((s) => !s.reachable) || result.unreadable.length > 0) this.exitAfterOutput(1)
+    if (!this.jsonMode) {
+      this.lines = renderJobs(result, await this.tableOptions(), true)
+      for (const s of result.servers.filter((x) => !x.reachable)) this.lines.push(`server ${s.name}: UNREACHABLE (${s.error}): its jobs are not listed`)
+    }
+    return result
+  }
+
   private lines: string[] = []
 
-  protected override human(result: JobsListResult): void {
-    if (result.pgCron.problem) this.note(`warning: ${result.pgCron.problem}`)
+  protected override human(result: JobsListResult & {servers?: JobsAcrossServers['servers']}): void {
+    if (result.servers) {
+      for (const s of result.servers) if (s.pgCron.problem) this.note(`warning: server ${s.name}: ${s.pgCron.problem}`)
+    } else if (result.pgCron.problem) this.note(`warning: ${result.pgCron.problem}`)
     for (const u of result.unreadable) this.note(`${u.timed_out ? 'timed out' : 'unreadable'}: ${u.database}: ${u.reason}`)
     this.outTable(this.lines)
   }

@@ -55,7 +55,9 @@ Thresholds for cron/CI alerting: --fail-if-length-gt N and --fail-if-oldest-gt D
 
 The databases are read at once, at most --concurrency at a time (default 8, never more than a quarter of the server's free connections), each within --db-timeout (default 10s; 10m with --exact). A database that refuses, fails or does not answer in time is named on stderr and under "unreadable" in --json ({database, reason, timed_out}); the others are still shown.
 
-Exit codes: 0 ok, 1 a database could not be read (the others are printed), 2 bad flags, 3 threshold breached, 4 no queue matches --pattern or no queue database exists.`
+Several servers (the config's servers and placement): a server column (\`server\` under --json); the databases of a server that does not answer are unreadable (with their server), the others are shown.
+
+Exit codes: 0 ok, 1 a database (or a server) could not be read (the others are printed), 2 bad flags, 3 threshold breached, 4 no queue matches --pattern or no queue database exists.`
   static override examples = [
     {description: 'Every queue of the estate', command: '<%= config.bin %> queue stats'},
     {description: 'The LLM queues of shared_queue, counted exactly', command: "<%= config.bin %> queue stats --db shared_queue --pattern 'llm_*' --exact"},

@@ -52,9 +52,12 @@ export const JOB_COLUMNS: Column<JobRow>[] = [
 ]
 
 /** The table and summary lines of a jobs list, for people. */
-export function renderJobs(result: JobsListResult, options: TableOptions): string[] {
+export function renderJobs(result: JobsListResult, options: TableOptions, several = false): string[] {
   if (result.jobs.length === 0) return ['no jobs match; see `singularity jobs list` without filters']
-  const lines = formatTable(JOB_COLUMNS, result.jobs, options).lines
+  // several servers: which server runs each job (the host's system cron is the admin server's)
+  const server: Column<JobRow> = {key: 'server', header: 'server', priority: 1, text: (j) => (j as JobRow & {server?: string}).server ?? 'main'}
+  const columns = several ? [JOB_COLUMNS[0], server, ...JOB_COLUMNS.slice(1)] : JOB_COLUMNS
+  const lines = formatTable(columns, result.jobs, options).lines
   if (options.format === 'csv' || options.format === 'tsv') return lines
   const c = result.counts
   const paint = options.paint

@@ -202,6 +202,22 @@ describe('an estate over two servers', {timeout: 900_000}, () => {
     expect(slots.json().missing).toEqual([])
   })
 
+  it('backup dumps each database from its server and saves each server\'s roles; verify checks every file', async () => {
+    const dir = join(root, 'backups')
+    const taken = await cli(['backup', '--kind', 'hourly', '--no-encrypt', '--dir', dir, '--json'])
+    expect(taken.exitCode, taken.stderr + taken.stdout).toBe(0)
+    const r = taken.json()
+    expect(r.databases.map((d: {name: string}) => d.name).sort()).toEqual([`${P}centralcloud`, `${P}genesis`, `${P}nexus`, `${P}shared_queue`, `${P}singularity_1`, `${P}singularity_2`])
+    const manifest = JSON.parse(readFileSync(join(r.path, 'manifest.json'), 'utf8'))
+    expect(manifest.placement).toMatchObject({[`${P}shared_queue`]: 'queues', [`${P}genesis`]: 'main'})
+    expect(manifest.serverGlobals).toEqual([expect.objectContaining({server: 'queues', file: 'globals-queues.sql', rolePasswords: true})])
+    // B's roles, with their password hashes, are in B's globals file
+    expect(readFileSync(join(r.path, 'globals-queues.sql'), 'utf8')).toMatch(new RegExp(`CREATE ROLE ${P}centralcloud_analytics`))
+    const verify = await cli(['backup', 'verify', r.id, '--dir', dir, '--json'])
+    expect(verify.exitCode, verify.stdout).toBe(0)
+    expect(verify.json().files.map((f: {file: string}) => f.file)).toContain('globals-queues.sql')
+  })
+
   it('with B down the readers report B and its databases unreachable (exit 3) and still show A; B back, all is well', async () => {
     await stopCluster(dirB)
     try {

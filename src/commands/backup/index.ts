@@ -4,12 +4,12 @@ import {BaseCommand} from '../../base-command.js'
 import {connectionFlags, nonBlank} from '../../flags.js'
 import {BACKUP_KINDS, type BackupKind} from '../../lib/backup/manifest.js'
 import {currentKey, keyFilePath} from '../../lib/backup/keys.js'
-import {takeBackup} from '../../lib/backup/take.js'
+import {takeBackup, type OtherServer} from '../../lib/backup/take.js'
 import {verifyBackup} from '../../lib/backup/verify.js'
 import {formatBytes, formatDuration} from '../../lib/cli/format.js'
 import {resolveConfig} from '../../lib/config/resolve.js'
 import {connect} from '../../lib/db/connect.js'
-import {adminTarget, databaseTarget, discoverEstate, selectDatabases} from '../../lib/estate/targets.js'
+import {adminTarget, databaseTarget, discoverEstate, selectDatabases, serverNames, serverTarget, severalServers} from '../../lib/estate/targets.js'
 import {physicalBackupLines} from '../../lib/backup/physical/render.js'
 import {PHYSICAL_TYPES, takePhysicalBackup, type PhysicalBackupResult, type PhysicalType} from '../../lib/backup/physical/take.js'
 
@@ -71,13 +71,19 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
     const dir = this.flags.dir ?? config.backupDir
     const target = adminTarget(config)
     const admin = await connect(target, {applicationName: 'singularity-backup', statementTimeoutMs: 60_000, lockTimeoutMs: 10_000})
+    const others: OtherServer[] = []
     const controller = new AbortController()
     const onSignal = () => controller.abort()
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
     try {
       const estate = await discoverEstate(config, admin)
-      const databases = selectDatabases(estate.databases, this.flags.db).map((db) => ({name: db.name, kind: db.kind, target: databaseTarget(config, db)}))
+      const databases = selectDatabases(estate.databases, this.flags.db).map((db) => ({name: db.name, kind: db.kind, target: databaseTarget(config, db), server: db.server}))
+      // several servers: each database is dumped from its server, and each server's roles are saved
+      for (const name of severalServers(config) ? serverNames(config).filter((n) => n !== 'main') : []) {
+        const serverAdmin = await connect(serverTarget(config, name), {applicationName: 'singularity-backup', statementTimeoutMs: 60_000, lockTimeoutMs: 10_000})
+        others.push({name, admin: serverAdmin, target: serverTarget(config, name)})
+      }
       let encryption: {key: Buffer; keyId: string} | null = null
       if (this.flags.encrypt) {
         const path = keyFilePath(this.flags['key-file'], config.localDir)
@@ -89,6 +95,7 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
         encryption,
         admin,
         adminTarget: target,
+        servers: others,
         databases,
         dir,
         kind: this.flags.kind as BackupKind,
@@ -134,6 +141,7 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
       process.off('SIGINT', onSignal)
       process.off('SIGTERM', onSignal)
       await admin.end().catch(() => {})
+      await Promise.all(others.map((o) => o.admin.end().catch(() => {})))
     }
   }
 

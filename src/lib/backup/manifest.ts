@@ -59,6 +59,10 @@ export const manifestSchema = z.object({
   tools: z.object({pgDump: z.string(), binDir: z.string()}),
   databases: z.array(databaseEntrySchema),
   globals: fileEntry.extend({rolePasswords: z.boolean()}).nullable(),
+  /** several servers: the roles of each other server (globals-<server>.sql); `globals` is the admin server's */
+  serverGlobals: z.array(fileEntry.extend({server: z.string(), rolePasswords: z.boolean()})).optional(),
+  /** several servers: the server each database was dumped from (absent: the admin server) */
+  placement: z.record(z.string(), z.string()).optional(),
   /** false: written with --no-encrypt (older backups: absent, not encrypted) */
   encrypted: z.boolean().optional(),
   /** every file of the backup is encrypted with this cipher and key (checksums are of the encrypted files) */

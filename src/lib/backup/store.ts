@@ -130,7 +130,7 @@ export function writerAlive(writer: {pid: number; host: string} | undefined): bo
 }
 
 export function manifestSize(m: Manifest): number {
-  return m.databases.reduce((sum, d) => sum + d.size + (d.queueFile?.size ?? 0), 0) + (m.globals?.size ?? 0)
+  return m.databases.reduce((sum, d) => sum + d.size + (d.queueFile?.size ?? 0), 0) + (m.globals?.size ?? 0) + (m.serverGlobals ?? []).reduce((sum, g) => sum + g.size, 0)
 }
 
 function entryFor(dir: string, name: string): BackupEntry | undefined {

@@ -34,11 +34,23 @@ import {countTables, exactTablePattern, readQueues, type DumpContents} from './s
 import {fsyncPath, hashFile, manifestSize, writeFileAtomic} from './store.js'
 import {findClientTools, libpqEnv, type ClientTools} from './tools.js'
 
+/** The admin server's name (several servers). */
+const MAIN = 'main'
+
 export interface BackupSource {
   /** concrete database name */
   name: string
   /** topology kind (singularity, genesis, …) */
   kind: string
+  target: Target
+  /** the server it is placed on (several servers); absent: the admin server */
+  server?: string
+}
+
+/** Several servers: another server of the estate (its roles are saved too, its databases' metadata read there). */
+export interface OtherServer {
+  name: string
+  admin: pg.Client
   target: Target
 }
 
@@ -58,6 +70,8 @@ export interface TakeOptions {
   now?: () => Date
   /** encrypt every file while it streams (null: --no-encrypt) */
   encryption: {key: Buffer; keyId: string} | null
+  /** several servers: the other servers (the admin server is `admin`) */
+  servers?: OtherServer[]
 }
 
 export interface TakeResult {
@@ -141,13 +155,28 @@ export async function takeBackup(options: TakeOptions): Promise<TakeResult> {
   )
   const serverNum = Number(server.rows[0].num)
   const serverVersion = server.rows[0].version
-  const {rows: infoRows} = await options.admin.query<DbInfo>(
-    `SELECT datname, pg_get_userbyid(datdba) AS owner, pg_encoding_to_char(encoding) AS encoding,
-            datcollate AS collate, datctype AS ctype, ${DATABASE_ACCESS_SQL} AS access,
-            CASE WHEN has_database_privilege(d.oid, 'CONNECT') THEN pg_database_size(d.oid) END AS size
-       FROM pg_database d WHERE datname = ANY($1::text[])`,
-    [names],
-  )
+  const others = options.servers ?? []
+  const readInfo = (client: pg.Client, wanted: string[]) =>
+    client.query<DbInfo>(
+      `SELECT datname, pg_get_userbyid(datdba) AS owner, pg_encoding_to_char(encoding) AS encoding,
+              datcollate AS collate, datctype AS ctype, ${DATABASE_ACCESS_SQL} AS access,
+              CASE WHEN has_database_privilege(d.oid, 'CONNECT') THEN pg_database_size(d.oid) END AS size
+         FROM pg_database d WHERE datname = ANY($1::text[])`,
+      [wanted],
+    )
+  // each database's metadata on its own server; the other servers' versions decide the tools too
+  const onServer = (name: string | undefined) => options.databases.filter((d) => (d.server ?? MAIN) === (name ?? MAIN)).map((d) => d.name)
+  const infoRows = (await readInfo(options.admin, onServer(MAIN))).rows
+  let toolsNum = serverNum
+  const otherFacts = new Map<string, {superuser: boolean}>()
+  for (const other of others) {
+    const {rows: [facts]} = await other.admin.query<{num: string; superuser: boolean}>(
+      `SELECT current_setting('server_version_num') AS num, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser`,
+    )
+    toolsNum = Math.max(toolsNum, Number(facts.num))
+    otherFacts.set(other.name, {superuser: facts.superuser === true})
+    infoRows.push(...(await readInfo(other.admin, onServer(other.name))).rows)
+  }
   const info = new Map(infoRows.map((r) => [r.datname, r]))
   const missing = names.filter((n) => !info.has(n))
   if (missing.length > 0) {
@@ -156,7 +185,7 @@ export async function takeBackup(options: TakeOptions): Promise<TakeResult> {
       code: 'DATABASE_NOT_FOUND',
     })
   }
-  const tools: ClientTools = await findClientTools(serverNum, {purpose: 'dump'})
+  const tools: ClientTools = await findClientTools(toolsNum, {purpose: 'dump'})
   if (options.signal?.aborted) throw interrupted()
 
   // 2. Reserve the id and its partial directory.
@@ -224,6 +253,19 @@ export async function takeBackup(options: TakeOptions): Promise<TakeResult> {
     await fsyncPath(globalsPath)
     manifest.globals = {file: GLOBALS_FILE, ...(await hashFile(globalsPath)), rolePasswords: superuser}
     progress(`globals: roles${superuser ? '' : ' (without passwords: not a superuser)'} saved`)
+    // several servers: each other server's roles (the same roles, with that server's verifiers)
+    for (const other of others) {
+      const file = `globals-${other.name}.sql`
+      const path = join(partial, file)
+      await createPrivateFile(path)
+      const env = libpqEnv(other.target)
+      const withPasswords = otherFacts.get(other.name)!.superuser
+      await run(tools.pgDumpAll, ['--globals-only', '--no-password', '-l', env.PGDATABASE ?? 'postgres', ...(withPasswords ? [] : ['--no-role-passwords'])], env, `pg_dumpall --globals-only on server ${other.name}`, path)
+      await fsyncPath(path)
+      manifest.serverGlobals = [...(manifest.serverGlobals ?? []), {file, ...(await hashFile(path)), server: other.name, rolePasswords: withPasswords}]
+      progress(`globals of server ${other.name}: roles${withPasswords ? '' : ' (without passwords: not a superuser)'} saved`)
+    }
+    if (others.length > 0) manifest.placement = Object.fromEntries(options.databases.map((d) => [d.name, d.server ?? MAIN]))
 
     // 4. One pg_dump -Fc per database, `jobs` at a time.
     let done = 0

@@ -47,6 +47,7 @@ export async function verifyBackup(options: VerifyOptions): Promise<Verification
   const files: Verification['files'] = []
   const expected = [
     ...(manifest.globals ? [{...manifest.globals, archive: false}] : []),
+    ...(manifest.serverGlobals ?? []).map((g) => ({file: g.file, size: g.size, sha256: g.sha256, archive: false as const, database: undefined as DatabaseEntry | undefined})),
     ...manifest.databases.flatMap((d) => [
       {file: d.file, size: d.size, sha256: d.sha256, archive: true, database: d as DatabaseEntry | undefined},
       ...(d.queueFile ? [{...d.queueFile, archive: false}] : []),

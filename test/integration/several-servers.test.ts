@@ -200,6 +200,10 @@ describe('an estate over two servers', {timeout: 900_000}, () => {
     expect(slotRows.find((x) => x.name === `${P}singularity_2_centralcloud_cdc`)).toMatchObject({server: 'queues'})
     expect(slotRows.find((x) => x.name === `${P}singularity_1_centralcloud_cdc`)).toMatchObject({server: 'main'})
     expect(slots.json().missing).toEqual([])
+
+    // cdc tail streams from the instance's own server (singularity_2 exists on B only)
+    const tail = await cli(['cdc', 'tail', '--db', `${P}singularity_2`, '--timeout', '3s'])
+    expect(tail.exitCode, tail.stderr).toBe(0)
   })
 
   it('backup dumps each database from its server and saves each server\'s roles; verify checks every file', async () => {

@@ -5,9 +5,9 @@ import {BaseCommand} from '../../base-command.js'
 import {connectionFlags, nonBlank} from '../../flags.js'
 import {UsageError} from '../../lib/cli/errors.js'
 import {parseDuration} from '../../lib/cli/format.js'
-import {resolveConfig} from '../../lib/config/resolve.js'
+import {MAIN_SERVER, resolveConfig} from '../../lib/config/resolve.js'
 import {connect, withClient} from '../../lib/db/connect.js'
-import {adminTarget, discoverEstate, onDatabase, selectDatabases} from '../../lib/estate/targets.js'
+import {adminTarget, discoverEstate, onDatabase, placementOf, selectDatabases, serverTarget} from '../../lib/estate/targets.js'
 import type {ConcreteDatabase} from '../../topology.js'
 import {validateName} from '../../lib/names.js'
 import {assertCanStream, checkTailSlot, readCdcSettings, resolveTables} from '../../lib/cdc/checks.js'
@@ -68,7 +68,7 @@ Output: readable lines on a terminal (time, action, table, key | changed columns
 
     // Checks on an ordinary admin session (slots and settings are server-wide): logical decoding
     // possible, the slot usable, the tables there. The replication session opens meanwhile.
-    const check = await connect(admin, {...options, statementTimeoutMs: 30_000})
+    let check = await connect(admin, {...options, statementTimeoutMs: 30_000})
     let replicationPending: Promise<pg.Client> | undefined
     let db: ConcreteDatabase
     let serverMajor: number
@@ -77,7 +77,13 @@ Output: readable lines on a terminal (time, action, table, key | changed columns
     try {
       const estate = await discoverEstate(config, check)
       ;[db] = selectDatabases(estate.databases, flags.db ? [flags.db] : undefined, (d) => d.kind === 'singularity')
-      const target = onDatabase(admin, db.name)
+      // several servers: the instance's slot and settings are on its own server
+      const server = placementOf(config, db)
+      if (server !== MAIN_SERVER) {
+        await check.end().catch(() => {})
+        check = await connect(serverTarget(config, server), {...options, statementTimeoutMs: 30_000})
+      }
+      const target = onDatabase(serverTarget(config, server), db.name)
       replicationPending = connect(target, {...options, replication: true})
       replicationPending.catch(() => {}) // awaited below; a failure there is reported there
       const settings = await readCdcSettings(check)

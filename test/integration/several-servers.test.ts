@@ -222,7 +222,7 @@ describe('an estate over two servers', {timeout: 900_000}, () => {
     expect(verify.json().files.map((f: {file: string}) => f.file)).toContain('globals-queues.sql')
   })
 
-  it('with B down the readers report B and its databases unreachable (exit 3) and still show A; B back, all is well', async () => {
+  it('with B down the readers report B and its databases unreachable (db status/plan, doctor: exit 3; queue stats, jobs list, cdc slots: exit 1) and still show A; B back, all is well', async () => {
     await stopCluster(dirB)
     try {
       const status = await cli(['db', 'status', '--json'])
@@ -241,12 +241,14 @@ describe('an estate over two servers', {timeout: 900_000}, () => {
       const plan = await cli(['db', 'plan', '--json'])
       expect(plan.exitCode).toBe(3)
       expect(plan.json().servers.find((x: {name: string}) => x.name === 'queues')).toMatchObject({reachable: false})
+      expect(plan.json().unreadable.map((u: {database: string}) => u.database).sort()).toEqual([`${P}shared_queue`, `${P}singularity_2`])
 
+      // queue stats, jobs list and cdc slots print what they read and exit 1 (as for an unreadable database)
       const stats = await cli(['queue', 'stats', '--json'])
-      expect(stats.exitCode, stats.stderr).toBe(3)
+      expect(stats.exitCode, stats.stderr).toBe(1)
       const doc = stats.json()
       expect(doc.queues.some((q: {database: string}) => q.database === `${P}singularity_1`)).toBe(true)
-      expect(doc.unavailable).toEqual(expect.arrayContaining([expect.objectContaining({database: `${P}shared_queue`, server: 'queues'})]))
+      expect(doc.unreadable).toEqual(expect.arrayContaining([expect.objectContaining({database: `${P}shared_queue`, server: 'queues'})]))
 
       const doctor = await cli(['doctor', '--json'])
       expect(doctor.exitCode).toBe(3)
@@ -255,12 +257,13 @@ describe('an estate over two servers', {timeout: 900_000}, () => {
       expect(checks.find((c) => c.check === 'servers')!.detail).toMatch(/queues/)
 
       const jobs = await cli(['jobs', 'list', '--runner', 'pg_cron', '--json'])
-      expect(jobs.exitCode, jobs.stderr).toBe(3)
+      expect(jobs.exitCode, jobs.stderr).toBe(1)
+      expect(jobs.json().unreadable).toEqual(expect.arrayContaining([expect.objectContaining({database: `${P}shared_queue`})]))
       expect(jobs.json().servers.find((x: {name: string}) => x.name === 'queues')).toMatchObject({reachable: false})
       expect(jobs.json().jobs.some((j: {database: string}) => j.database === `${P}singularity_1`)).toBe(true)
 
       const slots = await cli(['cdc', 'slots', '--sample', '0', '--json'])
-      expect(slots.exitCode, slots.stderr).toBe(3)
+      expect(slots.exitCode, slots.stderr).toBe(1)
       expect(slots.json().servers.find((x: {name: string}) => x.name === 'queues')).toMatchObject({reachable: false})
       expect(slots.json().slots.some((x: {name: string}) => x.name === `${P}singularity_1_centralcloud_cdc`)).toBe(true)
 

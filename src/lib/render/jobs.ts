@@ -19,6 +19,7 @@ export const JOB_COLUMNS: Column<JobRow>[] = [
   {key: 'job', header: 'job', priority: 0, text: (j) => (j.runner === 'system-cron' ? j.name : j.job)},
   {key: 'status', header: 'status', priority: 1, text: (j) => j.lastRun?.status, tone: (j) => (isFailing(j) ? 'fail' : statusTone(j.lastRun?.status))},
   {key: 'schedule', header: 'schedule', priority: 2, min: Number.MAX_SAFE_INTEGER, text: (j) => j.schedule},
+  {key: 'offset', header: 'offset', priority: 6, align: 'right', text: (j) => (j.offsetMinutes ? `+${j.offsetMinutes} min` : j.offsetMinutes === 0 ? '0' : null), raw: (j) => j.offsetMinutes ?? null},
   {
     key: 'streak',
     header: 'streak',

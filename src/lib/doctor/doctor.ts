@@ -1,9 +1,11 @@
 import type {ResolvedConfig} from '../config/resolve.js'
 import {connect} from '../db/connect.js'
-import {adminTarget, databaseTarget} from '../estate/targets.js'
+import {adminTarget, databaseTarget, onDatabase} from '../estate/targets.js'
 import {readBound, unreadable, visitWithClient, type Unreadable} from '../estate/visit.js'
 import {estateStatus} from '../provision/status.js'
 import {activeKeyCount, cronLauncherCheck, databaseChecks, encryptionKeyCheck} from './estate-checks.js'
+import {capacityChecks, readStartDelays, startDelayCheck} from './capacity-checks.js'
+import {JOB_PREFIX} from '../../topology.js'
 import {backupCheck, jobChecks, queueChecks, slotCheck} from './operations-checks.js'
 import {worst, type CheckResult, type CheckStatus, type DoctorThresholds} from './types.js'
 
@@ -32,7 +34,8 @@ export async function runDoctor(config: ResolvedConfig, thresholds: DoctorThresh
   try {
     // the bound of every read below, decided once: databases at once, and the deadline of each
     const bound = await readBound(admin, config.read)
-    const status = await estateStatus(config, bound)
+    // the capacity check's late-start threshold is the doctor's --max-start-delay
+    const status = await estateStatus(config, bound, thresholds.maxStartDelaySeconds)
     unreadableOnes.push(...status.unreadable)
     checks.push(...databaseChecks(status))
     const {discoverEstate} = await import('../estate/targets.js')
@@ -49,6 +52,19 @@ export async function runDoctor(config: ResolvedConfig, thresholds: DoctorThresh
           return jobChecks(jobs)
         } finally {
           await ctx.close()
+        }
+      })),
+    )
+    checks.push(...capacityChecks(status.capacity))
+    checks.push(
+      ...(await guarded('pg_cron start delay', 'singularity jobs history', async () => {
+        if (!status.server.cronPreloaded) return []
+        const cron = status.server.cronDatabase === admin.database ? admin : await connect(onDatabase(adminTarget(config), status.server.cronDatabase), {statementTimeoutMs: 15_000})
+        try {
+          const delays = await readStartDelays(cron, `${JOB_PREFIX}${estate.prefix}%`, [status.server.cronDatabase, ...estate.databases.map((d) => d.name)])
+          return startDelayCheck(delays, thresholds.maxStartDelaySeconds ?? 10)
+        } finally {
+          if (cron !== admin) await cron.end().catch(() => {})
         }
       })),
     )

@@ -13,6 +13,7 @@ import type {EngineChoice} from './queue-engine.js'
 import type {RolePlan} from './roles.js'
 import {preflightProblems, type ServerFacts} from './server.js'
 import {lackingError} from '../reconcile/managed.js'
+import {mapBounded, readConcurrency} from '../estate/visit.js'
 
 export interface InitOptions {
   config: ResolvedConfig
@@ -24,7 +25,15 @@ export interface InitOptions {
   schedules: ScheduleSpec[]
   env?: NodeJS.ProcessEnv
   progress?: (message: string) => void
+  /** databases provisioned at once (default: the reading commands' bound, capped by the server's free connections) */
+  concurrency?: number
 }
+
+/** Up to this many databases, db init reports each step on stderr; beyond, one line per database. */
+const STEP_BY_STEP_DATABASES = 5
+
+/** pg_cron jobs sent to the server per round trip (one statement each, in the one transaction). */
+const CRON_STATEMENTS_PER_ROUND_TRIP = 200
 
 export interface DatabaseReport {
   name: string
@@ -177,28 +186,47 @@ export async function initEstate(options: InitOptions): Promise<InitResult> {
     }
     await run(plan.actions.filter((a) => a.area === 'server' || a.area === 'roles' || a.area === 'databases'))
 
-    // Each database: its areas in order, observed again after a step that changed it.
-    const perDatabase = await Promise.all(
-      e.databases.map(async (db) => {
-        const mine: Action[] = []
-        const notes: string[] = []
-        let observed: DatabaseObservation = plan.observation.databases.get(db.name)!
-        const client = await conns.database(db.name)
-        if (!observed.exists) observed = await observeDatabase(client, db)
-        for (const area of DATABASE_AREAS) {
-          const {actions, warnings: w} = diffDatabase(db, observed, plan.observation.server, planContext, [area])
-          notes.push(...w)
-          const outcome = await applyActions(conns, e, plan.server.cronDatabase, actions, {progress: options.progress})
-          mine.push(...outcome.applied)
-          notes.push(...outcome.warnings)
-          if (outcome.applied.length > 0 && area !== 'cdc') observed = await observeDatabase(client, db)
-        }
-        return {mine, notes}
-      }),
-    )
+    // Each database: its areas in order, observed again after a step that changed it; a bounded
+    // number of databases at once, each on its own connection, released when done. Results keep
+    // the estate's order, so the report does not depend on which database finished first.
+    const capacity = plan.observation.server.facts.capacity
+    const bound = readConcurrency(options.concurrency, capacity ? capacity.maxConnections - capacity.reservedConnections - capacity.usedConnections : undefined)
+    const stepByStep = e.databases.length <= STEP_BY_STEP_DATABASES
+    let finished = 0
+    const inDatabase = DATABASE_AREAS.filter((area) => area !== 'cdc')
+    const perDatabase = await mapBounded(e.databases, bound, async (db) => {
+      const mine: Action[] = []
+      const notes: string[] = []
+      let observed: DatabaseObservation = plan.observation.databases.get(db.name)!
+      const client = await conns.database(db.name)
+      if (!observed.exists) observed = await observeDatabase(client, db)
+      for (const area of inDatabase) {
+        const {actions, warnings: w} = diffDatabase(db, observed, plan.observation.server, planContext, [area])
+        notes.push(...w)
+        const outcome = await applyActions(conns, e, plan.server.cronDatabase, actions, {progress: stepByStep ? options.progress : undefined})
+        mine.push(...outcome.applied)
+        notes.push(...outcome.warnings)
+        if (outcome.applied.length > 0) observed = await observeDatabase(client, db)
+      }
+      if (db.name !== plan.server.cronDatabase) await conns.release(db.name)
+      finished++
+      if (!stepByStep && mine.length > 0) options.progress?.(`${db.name}: ${mine.length} change(s) applied (${finished}/${e.databases.length} databases)`)
+      return {db, observed, mine, notes}
+    })
     for (const d of perDatabase) {
       applied.push(...d.mine)
       warnings.push(...d.notes)
+    }
+
+    // CDC slots one database at a time, after every database's transactions ended: creating a
+    // logical slot waits for the transactions running on the whole server, so slots created
+    // among other databases' migrations wait for them.
+    for (const d of perDatabase) {
+      const {actions, warnings: w} = diffDatabase(d.db, d.observed, plan.observation.server, planContext, ['cdc'])
+      warnings.push(...w)
+      if (actions.length === 0) continue
+      await run(actions)
+      if (d.db.name !== plan.server.cronDatabase) await conns.release(d.db.name)
     }
 
     // pg_cron: the extension, then the jobs in one transaction (serialised with installSchedules).
@@ -215,14 +243,18 @@ export async function initEstate(options: InitOptions): Promise<InitResult> {
       await cron.query('BEGIN')
       try {
         await cron.query("SELECT pg_advisory_xact_lock(hashtext('singularity.cron-install'))")
-        await run(jobs.actions)
+        // many jobs (an estate of many instances): a few round trips instead of one per job
+        const outcome = await applyActions(conns, e, plan.server.cronDatabase, jobs.actions, {progress: stepByStep ? options.progress : undefined, batch: CRON_STATEMENTS_PER_ROUND_TRIP})
+        applied.push(...outcome.applied)
+        warnings.push(...outcome.warnings)
+        if (!stepByStep) options.progress?.(`pg_cron: ${outcome.applied.length} job(s) scheduled or updated in ${server.cron.database}`)
         await cron.query('COMMIT')
       } catch (error) {
         await cron.query('ROLLBACK').catch(() => {})
         throw error
       }
     }
-    return report(applied, applied.length > 0 ? 'applied' : 'up-to-date', [...new Set(warnings)])
+    return report(applied, applied.length > 0 ? 'applied' : 'up-to-date', [...new Set([...warnings, ...(plan.capacity?.warnings ?? [])])])
   } finally {
     if (locked) await conns.admin.query(`SELECT pg_advisory_unlock(${INIT_LOCK})`).catch(() => {})
     await conns.close()

@@ -25,6 +25,7 @@ import {adaptToAdmin, creatableBy, manageableBy} from './managed.js'
 import {diffServer, serverWarnings} from './server.js'
 import {diffSql, fileStates} from './sql.js'
 import type {CopyInfo} from '../backup/copies.js'
+import {capacityReport, lateStartSecondsFrom, type CapacityReport} from './capacity.js'
 
 /** Connections of one reconciliation: the admin one and, lazily, one per database (as the admin). */
 export class Connections {
@@ -64,6 +65,14 @@ export class Connections {
     client.then(hangUp, () => {})
   }
 
+  /** Ends the client of one database (asked for again, it reconnects): db init keeps only the bound's worth open. */
+  async release(name: string): Promise<void> {
+    const client = this.clients.get(name)
+    if (!client) return
+    this.clients.delete(name)
+    await client.then((c) => c.end()).catch(() => {})
+  }
+
   async close(): Promise<void> {
     const all = await Promise.allSettled([...this.clients.values()])
     await Promise.all(all.map((c) => (c.status === 'fulfilled' ? c.value.end().catch(() => {}) : undefined)))
@@ -78,6 +87,8 @@ export interface DiffContext {
   /** the declared schedules (pg_cron ones are reconciled) */
   schedules: ScheduleSpec[]
   roles: {plans: RolePlan[]; passwords: Record<string, string>}
+  /** the capacity check's late-start threshold (SINGULARITY_LATE_START_SECONDS, default 10 s) */
+  lateStartSeconds?: number
 }
 
 /** Without a reading command's deadline (db init), one database may take this long to be observed. */
@@ -242,6 +253,20 @@ export interface Plan {
   observation: EstateObservation
   /** what the diffs were given (with the passwords decided for new roles: never printed) */
   context: DiffContext
+  /** the server's connection and pg_cron limits against the estate (its warnings are in `warnings`) */
+  capacity: CapacityReport | null
+}
+
+/**
+ * The capacity check of the server-settings area: the estate's pg_cron jobs (staggered, as they
+ * are installed) that can start in one minute against cron.max_running_jobs, and its connections
+ * against max_connections.
+ */
+export function estateCapacity(server: ServerObservation, ctx: DiffContext): CapacityReport | null {
+  if (!server.facts.capacity) return null
+  const schedules = schedulesForPgCron(ctx.schedules as JobSpec[], server.cron?.version)
+  const planned = plannedCronJobs(ctx.estate, schedules, server.facts.cronDatabase)
+  return capacityReport(ctx.estate, server.facts.capacity, planned.map((j) => j.schedule), ctx.lateStartSeconds)
 }
 
 /** Per-database facts for the status views, from the same observation. */
@@ -274,6 +299,7 @@ export function diffContext(estate: Estate, observation: EstateObservation, opti
     queueEngine: options.queueEngine ?? 'auto',
     schedules: options.schedules,
     roles: planPasswords(estate.roles, exists, fromFile, options.env ?? process.env),
+    lateStartSeconds: lateStartSecondsFrom(options.env ?? process.env),
   }
 }
 
@@ -282,6 +308,8 @@ export async function planOn(conns: Connections, estate: Estate, options: Omit<P
   const observation = await observeEstate(conns, estate, {tolerateUnreachable: options.tolerateUnreachable, bound: options.bound})
   const ctx = diffContext(estate, observation, options)
   let {actions, warnings, provider, lacking} = diffEstate(observation, ctx)
+  const capacity = estateCapacity(observation.server, ctx)
+  if (capacity) warnings = [...warnings, ...capacity.warnings]
   let databases = estate.databases
   if (options.databases && options.databases.length > 0) {
     databases = selectDatabases(estate.databases, options.databases)
@@ -304,6 +332,7 @@ export async function planOn(conns: Connections, estate: Estate, options: Omit<P
     databases: databases.map((db) => databaseInfo(db, observation, ctx, actions)),
     observation,
     context: ctx,
+    capacity,
   }
 }
 
@@ -338,6 +367,8 @@ export function planDocument(plan: Plan): {
   copies: CopyInfo[]
   /** estate databases that could not be read (refused, failed, or past --db-timeout): their part of the plan is unknown */
   unreadable: Unreadable[]
+  /** the server's connection and pg_cron limits against the estate */
+  capacity: CapacityReport | null
 } {
   const byArea: Partial<Record<Area, number>> = {}
   for (const a of plan.actions) byArea[a.area] = (byArea[a.area] ?? 0) + 1
@@ -354,6 +385,7 @@ export function planDocument(plan: Plan): {
     warnings: plan.warnings,
     copies: plan.observation.server.copies ?? [],
     unreadable: unreadableOf(plan),
+    capacity: plan.capacity,
   }
 }
 

@@ -19,7 +19,6 @@ export const JOB_COLUMNS: Column<JobRow>[] = [
   {key: 'job', header: 'job', priority: 0, text: (j) => (j.runner === 'system-cron' ? j.name : j.job)},
   {key: 'status', header: 'status', priority: 1, text: (j) => j.lastRun?.status, tone: (j) => (isFailing(j) ? 'fail' : statusTone(j.lastRun?.status))},
   {key: 'schedule', header: 'schedule', priority: 2, min: Number.MAX_SAFE_INTEGER, text: (j) => j.schedule},
-  {key: 'offset', header: 'offset', priority: 6, align: 'right', text: (j) => (j.offsetMinutes ? `+${j.offsetMinutes} min` : j.offsetMinutes === 0 ? '0' : null), raw: (j) => j.offsetMinutes ?? null},
   {
     key: 'streak',
     header: 'streak',
@@ -37,6 +36,8 @@ export const JOB_COLUMNS: Column<JobRow>[] = [
     tone: () => 'warn',
   },
   {key: 'next-run', header: 'next run (UTC)', priority: 5, min: Number.MAX_SAFE_INTEGER, text: (j) => (j.schedule?.startsWith('@reboot') ? 'at startup' : shortTime(j.nextRun)), raw: (j) => j.nextRun},
+  // a singularity instance's copy runs this many minutes after the declared time (staggered schedules)
+  {key: 'offset', header: 'offset', priority: 6, align: 'right', text: (j) => (j.offsetMinutes ? `+${j.offsetMinutes} min` : j.offsetMinutes === 0 ? '0' : null), raw: (j) => j.offsetMinutes ?? null},
   {
     key: 'last-run',
     header: 'last run (UTC)',
@@ -55,7 +56,9 @@ export const JOB_COLUMNS: Column<JobRow>[] = [
 /** The table and summary lines of a jobs list, for people. */
 export function renderJobs(result: JobsListResult, options: TableOptions): string[] {
   if (result.jobs.length === 0) return ['no jobs match; see `singularity jobs list` without filters']
-  const lines = formatTable(JOB_COLUMNS, result.jobs, options).lines
+  // the offset column where some copy is staggered (several instances), always in CSV/TSV for scripts
+  const staggered = result.jobs.some((j) => j.offsetMinutes) || options.format === 'csv' || options.format === 'tsv'
+  const lines = formatTable(staggered ? JOB_COLUMNS : JOB_COLUMNS.filter((c) => c.key !== 'offset'), result.jobs, options).lines
   if (options.format === 'csv' || options.format === 'tsv') return lines
   const c = result.counts
   const paint = options.paint

@@ -1,5 +1,6 @@
 import type pg from 'pg'
 
+import {parseCron, previousRun, type CronExpression} from '../cron/expression.js'
 import type {CapacityReport} from '../reconcile/capacity.js'
 import type {CheckResult} from './types.js'
 
@@ -40,45 +41,72 @@ export function capacityChecks(capacity: CapacityReport | null): CheckResult[] {
 /** What pg_cron recorded about start delays over a window. */
 export interface StartDelays {
   runs: number
-  /** 95th percentile of the seconds between the scheduled minute and the start */
+  /** 95th percentile of the seconds between the minute a run was due and its start */
   p95Seconds: number | null
-  /** the minute whose last job started latest, with how many started in it */
+  /** the due minute whose last job started latest, with how many runs were due in it */
   worst: {minute: string; jobs: number; maxDelaySeconds: number} | null
 }
 
 /**
- * Start delays of the estate's pg_cron jobs over the last `windowMinutes`: a job's delay is its
- * start_time after the minute it was scheduled for (pg_cron starts a job in its minute, or later
- * when cron.max_running_jobs are busy). Interval ('N seconds') jobs have no minute and are left out.
+ * Start delays of the estate's pg_cron jobs over the last `windowMinutes`: a run's delay is its
+ * start_time after the minute its job's schedule last fired at or before it (pg_cron records the
+ * start, not the minute it was due; a job held up past its minute still counts from that minute).
+ * Interval ('N seconds') and @reboot jobs have no minute and are left out; runs still waiting for a
+ * slot have no start yet and are not counted.
  */
 export async function readStartDelays(cron: pg.Client, jobPattern: string, databases: string[], windowMinutes = 60): Promise<StartDelays> {
-  const {rows} = await cron.query<{runs: number; p95: number | null; worst: {minute: string; jobs: number; max: number} | null}>(
-    `WITH runs AS (
-       SELECT date_trunc('minute', d.start_time) AS minute,
-              extract(epoch FROM d.start_time - date_trunc('minute', d.start_time))::float8 AS delay
-         FROM cron.job_run_details d JOIN cron.job j ON j.jobid = d.jobid
-        WHERE d.start_time > now() - make_interval(mins => $3)
-          AND j.jobname LIKE $1 AND j.database = ANY($2) AND j.schedule NOT LIKE '%second%'
-     )
-     SELECT (SELECT count(*) FROM runs)::int AS runs,
-            (SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY delay) FROM runs) AS p95,
-            (SELECT json_build_object('minute', to_char(minute AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), 'jobs', count(*), 'max', max(delay))
-               FROM runs GROUP BY minute ORDER BY max(delay) DESC, minute DESC LIMIT 1) AS worst`,
+  const {rows} = await cron.query<{schedule: string; start_time: Date}>(
+    `SELECT j.schedule, d.start_time
+       FROM cron.job_run_details d JOIN cron.job j ON j.jobid = d.jobid
+      WHERE d.start_time > now() - make_interval(mins => $3)
+        AND j.jobname LIKE $1 AND j.database = ANY($2) AND j.schedule NOT LIKE '%second%' AND j.schedule NOT LIKE '@%'`,
     [jobPattern, databases, windowMinutes],
   )
-  const r = rows[0]
-  return {
-    runs: r.runs,
-    p95Seconds: r.p95 === null ? null : Number(r.p95.toFixed(2)),
-    worst: r.worst ? {minute: `${r.worst.minute} UTC`, jobs: r.worst.jobs, maxDelaySeconds: Number(r.worst.max.toFixed(2))} : null,
+  const parsed = new Map<string, CronExpression | null>()
+  const delays: number[] = []
+  const byMinute = new Map<number, {jobs: number; max: number}>()
+  for (const r of rows) {
+    if (!parsed.has(r.schedule)) {
+      try {
+        parsed.set(r.schedule, parseCron(r.schedule))
+      } catch {
+        parsed.set(r.schedule, null)
+      }
+    }
+    const expression = parsed.get(r.schedule)
+    const due = expression ? previousRun(expression, r.start_time, 24 * 60) : null
+    if (!due) continue
+    const delay = (r.start_time.getTime() - due.getTime()) / 1000
+    delays.push(delay)
+    const minute = byMinute.get(due.getTime()) ?? {jobs: 0, max: 0}
+    minute.jobs++
+    minute.max = Math.max(minute.max, delay)
+    byMinute.set(due.getTime(), minute)
   }
+  if (delays.length === 0) return {runs: 0, p95Seconds: null, worst: null}
+  let worst: [number, {jobs: number; max: number}] | null = null
+  for (const entry of byMinute) if (!worst || entry[1].max > worst[1].max || (entry[1].max === worst[1].max && entry[0] > worst[0])) worst = entry
+  return {
+    runs: delays.length,
+    p95Seconds: Number(percentile(delays, 0.95).toFixed(2)),
+    worst: worst ? {minute: `${new Date(worst[0]).toISOString().slice(0, 16).replace('T', ' ')} UTC`, jobs: worst[1].jobs, maxDelaySeconds: Number(worst[1].max.toFixed(2))} : null,
+  }
+}
+
+/** The p-th percentile of values, interpolated between the closest ranks (as percentile_cont). */
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const rank = p * (sorted.length - 1)
+  const low = Math.floor(rank)
+  const high = Math.ceil(rank)
+  return sorted[low] + (sorted[high] - sorted[low]) * (rank - low)
 }
 
 /** The late-start row: warn when the p95 start delay of the last hour exceeds the threshold, naming the minute that stampeded. */
 export function startDelayCheck(delays: StartDelays, thresholdSeconds: number): CheckResult {
   const base = {check: 'pg_cron start delay', next: 'singularity jobs history'}
   if (delays.runs === 0 || delays.p95Seconds === null) return {...base, status: 'ok', detail: 'no pg_cron run of the estate in the last hour'}
-  const worst = delays.worst ? `; latest minute ${delays.worst.minute}: ${delays.worst.jobs} job(s) started, the last ${delays.worst.maxDelaySeconds.toFixed(1)} s late` : ''
+  const worst = delays.worst ? `; latest minute ${delays.worst.minute}: ${delays.worst.jobs} job(s) due, the last ${delays.worst.maxDelaySeconds.toFixed(1)} s late` : ''
   if (delays.p95Seconds > thresholdSeconds) {
     return {
       ...base,

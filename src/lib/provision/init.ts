@@ -25,7 +25,7 @@ export interface InitOptions {
   schedules: ScheduleSpec[]
   env?: NodeJS.ProcessEnv
   progress?: (message: string) => void
-  /** databases provisioned at once (default: the reading commands' bound, capped by the server's free connections) */
+  /** databases provisioned at once (default: the reading commands' bound, SINGULARITY_CONCURRENCY or the config, capped by the server's free connections) */
   concurrency?: number
 }
 
@@ -190,7 +190,7 @@ export async function initEstate(options: InitOptions): Promise<InitResult> {
     // number of databases at once, each on its own connection, released when done. Results keep
     // the estate's order, so the report does not depend on which database finished first.
     const capacity = plan.observation.server.facts.capacity
-    const bound = readConcurrency(options.concurrency, capacity ? capacity.maxConnections - capacity.reservedConnections - capacity.usedConnections : undefined)
+    const bound = readConcurrency(options.concurrency ?? options.config.read.concurrency, capacity ? capacity.maxConnections - capacity.reservedConnections - capacity.usedConnections : undefined)
     const stepByStep = e.databases.length <= STEP_BY_STEP_DATABASES
     let finished = 0
     const inDatabase = DATABASE_AREAS.filter((area) => area !== 'cdc')

@@ -12,7 +12,7 @@ import {parseWatchInterval, runWatch, watchFlag, withWatchDefault} from '../lib/
 
 export default class Doctor extends BaseCommand<typeof Doctor> {
   static override summary = 'One health verdict for the on-call engineer: every check ok / warn / fail, with the command to look closer.'
-  static override description = `Checks: every database reachable; migrations current and without drift; pg_cron running; failed pg_cron jobs and failure streaks; Oban workers that missed their schedule; queue backlog and oldest message; replication slots (invalidated by the cap: fail, naming the fix; retaining more than --max-slot-retained: fail; without a consumer for longer than --max-slot-idle, past --slot-cap-warn percent of max_slot_wal_keep_size, or with no cap at all: warn); the newest verified backup of each kind; WAL archiving (the last archived segment's age against --max-archive-age, archive_command failing since its last success) and the newest physical backup of each type; the session encryption key.
+  static override description = `Checks: every database reachable; migrations current and without drift; pg_cron running; failed pg_cron jobs and failure streaks; Oban workers that missed their schedule; queue backlog and oldest message; replication slots (invalidated by the cap: fail, naming the fix; retaining more than --max-slot-retained: fail; without a consumer for longer than --max-slot-idle, past --slot-cap-warn percent of max_slot_wal_keep_size, or with no cap at all: warn); the newest verified backup of each kind; WAL archiving (the last archived segment's age against --max-archive-age, archive_command failing since its last success) and the newest physical backup of each type; the session encryption key; capacity: pg_cron jobs that can start in the same minute against cron.max_running_jobs, the estate's connections against max_connections, and the p95 start delay pg_cron recorded over the last hour against --max-start-delay (warn, naming the minute that stampedes).
 
 The databases are read at once, at most --concurrency at a time (default 8, never more than a quarter of the server's free connections), each within --db-timeout (default 10s): a database that refuses or does not answer in time fails "databases reachable" by name, is listed under "unreadable" in --json ({database, reason, timed_out}), and every other database is still checked.
 
@@ -35,6 +35,7 @@ Exit 0 when nothing fails (warnings allowed), 3 when any check fails (an unreada
     'max-slot-idle': Flags.string({description: 'A replication slot without a consumer for longer warns (e.g. 30m, 1h).', default: '1h'}),
     'slot-cap-warn': Flags.integer({description: 'A replication slot retaining more than this percentage of max_slot_wal_keep_size warns.', default: 50, min: 1, max: 100}),
     'max-archive-age': Flags.string({description: 'WAL archiving fails when the last archived segment is older than this while WAL is waiting (e.g. 5m).', default: '5m'}),
+    'max-start-delay': Flags.string({description: 'Warns when the p95 start delay of the estate’s pg_cron jobs over the last hour (start after the scheduled minute) is longer, naming the minute that stampedes; also the threshold of the pg_cron capacity check (e.g. 10s).', default: '10s'}),
     'backup-dir': Flags.string({description: 'Where backups live (default SINGULARITY_BACKUP_DIR or the config).'}),
     ...tableFlags,
     watch: watchFlag,
@@ -54,6 +55,8 @@ Exit 0 when nothing fails (warnings allowed), 3 when any check fails (an unreada
     if (maxSlotIdleSeconds === undefined) throw new UsageError(`invalid --max-slot-idle '${this.flags['max-slot-idle']}'`, {hint: 'a duration such as 30m, 1h, 1d'})
     const maxArchiveAgeSeconds = parseDuration(this.flags['max-archive-age'])
     if (maxArchiveAgeSeconds === undefined) throw new UsageError(`invalid --max-archive-age '${this.flags['max-archive-age']}'`, {hint: 'a duration such as 60s, 5m, 1h'})
+    const maxStartDelaySeconds = parseDuration(this.flags['max-start-delay'])
+    if (maxStartDelaySeconds === undefined || maxStartDelaySeconds <= 0) throw new UsageError(`invalid --max-start-delay '${this.flags['max-start-delay']}'`, {hint: 'a duration such as 5s, 10s, 1m'})
     const config = resolveConfig(this.flags)
     if (this.flags['backup-dir']) config.backupDir = this.flags['backup-dir']
     const thresholds = {
@@ -63,6 +66,7 @@ Exit 0 when nothing fails (warnings allowed), 3 when any check fails (an unreada
       maxSlotIdleSeconds,
       slotCapWarnFraction: this.flags['slot-cap-warn'] / 100,
       maxArchiveAgeSeconds,
+      maxStartDelaySeconds,
     }
     if (this.flags.watch !== undefined) {
       // The doctor's checks open their connections per run (a lost one is simply opened again).

@@ -28,7 +28,12 @@ export interface JobRow {
   name: string
   /** pg_cron job name, Oban worker module, or the host command */
   job: string
+  /** as pg_cron runs it: for a singularity instance's copy, the declared schedule staggered (stagger.ts) */
   schedule: string | null
+  /** the seeds' schedule, when this copy runs staggered from it */
+  declaredSchedule?: string
+  /** pg_cron: minutes after the declared time this instance's copy runs (0: as declared; stagger.ts) */
+  offsetMinutes?: number
   /** next run in UTC (ISO 8601); null for @reboot (startup) and never-firing schedules */
   nextRun: string | null
   database: string | null
@@ -163,7 +168,9 @@ async function pgCronRows(ctx: JobsContext, specs: JobSpec[], options: ListOptio
       name: job.spec.name,
       job: job.jobname,
       schedule: job.schedule,
-      nextRun: nextRunOf(job.spec as JobSpec, now),
+      declaredSchedule: job.spec.schedule,
+      offsetMinutes: job.offsetMinutes,
+      nextRun: nextRunOf({schedule: job.schedule, maxDayOfMonth: (job.spec as JobSpec).maxDayOfMonth}, now),
       database: job.database,
       active: current ? current.active : null,
       lastRun,

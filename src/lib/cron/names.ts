@@ -1,6 +1,7 @@
 import {UsageError} from '../cli/errors.js'
 import {SEED_JOB_ALIASES} from '../../schedules.js'
 import {JOB_PREFIX, type ConcreteDatabase, type Estate, type ScheduleSpec} from '../../topology.js'
+import {staggerIndex, staggerSchedule} from './stagger.js'
 
 /**
  * pg_cron job names of an estate: JOB_PREFIX + estate prefix + schedule name, plus ":<n>" for
@@ -37,7 +38,10 @@ export interface PlannedCronJob {
   database: string
   /** the concrete database (undefined for the cron database) */
   target?: ConcreteDatabase
+  /** the schedule pg_cron runs: the declared one staggered for this instance (stagger.ts) */
   schedule: string
+  /** minutes after the declared time this copy runs (0: as declared) */
+  offsetMinutes: number
   command: string
 }
 
@@ -57,16 +61,19 @@ export function plannedCronJobs(estate: Estate, schedules: ScheduleSpec[], cronD
   for (const spec of schedules) {
     if (spec.runner !== 'pg_cron') continue
     if (spec.database === 'cron') {
-      out.push({jobname: cronJobName(estate.prefix, spec.name), spec, database: cronDatabase, schedule: spec.schedule, command: spec.command})
+      out.push({jobname: cronJobName(estate.prefix, spec.name), spec, database: cronDatabase, schedule: spec.schedule, offsetMinutes: 0, command: spec.command})
       continue
     }
     for (const db of estate.databases.filter((d) => d.kind === spec.database)) {
+      // each instance's copy at its own offset: the instances do not all start in the same minute
+      const staggered = staggerSchedule(spec.schedule, staggerIndex(db.instance))
       out.push({
         jobname: cronJobName(estate.prefix, spec.name, db.instance),
         spec,
         database: db.name,
         target: db,
-        schedule: spec.schedule,
+        schedule: staggered.schedule,
+        offsetMinutes: staggered.offsetMinutes,
         command: spec.command,
       })
     }

@@ -1,9 +1,11 @@
 import {MAIN_SERVER, type ResolvedConfig} from '../config/resolve.js'
 import {connect} from '../db/connect.js'
-import {adminTarget, configuredEstate, databaseTarget, serverTarget} from '../estate/targets.js'
+import {adminTarget, configuredEstate, databaseTarget, onDatabase, serverTarget} from '../estate/targets.js'
 import {readBound, unreadable, visitWithClient, type Unreadable} from '../estate/visit.js'
 import {estateStatus, type EstateStatus} from '../provision/status.js'
 import {activeKeyCount, cronLauncherCheck, databaseChecks, encryptionKeyCheck} from './estate-checks.js'
+import {capacityChecks, readStartDelays, startDelayCheck} from './capacity-checks.js'
+import {JOB_PREFIX} from '../../topology.js'
 import {backupCheck, jobChecks, queueChecks, slotCheck} from './operations-checks.js'
 import {worst, type CheckResult, type CheckStatus, type DoctorThresholds} from './types.js'
 
@@ -49,7 +51,8 @@ export async function runDoctor(config: ResolvedConfig, thresholds: DoctorThresh
   const boundAdmin = await connect(adminTarget(config), {applicationName: 'singularity doctor', statementTimeoutMs: 15_000})
   const bound = await readBound(boundAdmin, config.read).finally(() => boundAdmin.end().catch(() => {}))
   const unreadableOnes: Unreadable[] = []
-  const status = await estateStatus(config, bound)
+  // the capacity check's late-start threshold is the doctor's --max-start-delay
+  const status = await estateStatus(config, bound, thresholds.maxStartDelaySeconds)
   unreadableOnes.push(...status.unreadable)
   const several = status.servers.length > 1 || status.servers.some((s) => s.name !== MAIN_SERVER)
   const checks: CheckResult[] = [...(several ? [serversCheck(status)] : []), ...databaseChecks(status)]
@@ -97,13 +100,29 @@ export async function runDoctor(config: ResolvedConfig, thresholds: DoctorThresh
               return archiveChecks(admin, config.backupDir, readPhysicalSetup(config.backupDir), thresholds.maxArchiveAgeSeconds ?? 300)
             })
           : []
-      perServer.set(server, {cron, jobs, slots, archive})
+      // pg_cron's run history is the admin server's cron database (the estate's start delays)
+      const delays =
+        server === MAIN_SERVER
+          ? await guarded('pg_cron start delay', 'singularity jobs history', async () => {
+              if (!status.server.cronPreloaded) return []
+              const cron = status.server.cronDatabase === admin.database ? admin : await connect(onDatabase(serverTarget(config, server), status.server.cronDatabase), {statementTimeoutMs: 15_000})
+              try {
+                const rows = await readStartDelays(cron, `${JOB_PREFIX}${estate.prefix}%`, [status.server.cronDatabase, ...estate.databases.map((d) => d.name)])
+                return startDelayCheck(rows, thresholds.maxStartDelaySeconds ?? 10)
+              } finally {
+                if (cron !== admin) await cron.end().catch(() => {})
+              }
+            })
+          : []
+      perServer.set(server, {cron, jobs: [...jobs, ...delays], slots, archive})
     } finally {
       await admin.end().catch(() => {})
     }
   }
   const all = (key: 'cron' | 'jobs' | 'slots' | 'archive') => [...perServer.values()].flatMap((p) => p[key])
-  checks.push(...all('cron'), ...all('jobs'))
+  checks.push(...all('cron'), ...all('jobs').filter((c) => !c.check.startsWith('pg_cron start delay')))
+  checks.push(...capacityChecks(status.capacity))
+  checks.push(...all('jobs').filter((c) => c.check.startsWith('pg_cron start delay')))
   checks.push(...(await guarded('queue backlog', 'singularity queue stats', () => queueChecks(config, reachable, thresholds, bound, unreadableOnes))))
   checks.push(...all('slots'))
   checks.push(

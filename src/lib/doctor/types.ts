@@ -22,6 +22,8 @@ export interface DoctorThresholds {
   slotCapWarnFraction: number
   /** seconds since the last archived WAL over which archiving fails (when WAL is waiting) */
   maxArchiveAgeSeconds?: number
+  /** p95 start delay (seconds) of pg_cron jobs over the last hour above which the doctor warns; also the capacity check's threshold */
+  maxStartDelaySeconds?: number
 }
 
 export const DEFAULT_THRESHOLDS: DoctorThresholds = {
@@ -31,6 +33,7 @@ export const DEFAULT_THRESHOLDS: DoctorThresholds = {
   maxSlotIdleSeconds: 3600,
   slotCapWarnFraction: 0.5,
   maxArchiveAgeSeconds: 300,
+  maxStartDelaySeconds: 10,
 }
 
 export function worst(results: CheckResult[]): CheckStatus {

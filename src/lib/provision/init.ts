@@ -9,7 +9,7 @@ import {driftError} from '../migrate/runner.js'
 import {publicAction, type Action, type PublicAction} from '../reconcile/action.js'
 import {applyActions} from '../reconcile/apply.js'
 import {observeDatabase, observeServer, type DatabaseObservation} from '../reconcile/observe.js'
-import {closeParts, Connections, DATABASE_AREAS, diffDatabase, diffEstate, diffSchedules, engineOf, openParts, planParts, type PartPlan, type ServerInfo, type ServerPart} from '../reconcile/plan.js'
+import {closeParts, Connections, DATABASE_AREAS, diffDatabase, diffEstate, diffSchedules, engineOf, estateCapacity, openParts, planParts, type PartPlan, type ServerInfo, type ServerPart} from '../reconcile/plan.js'
 import {passwordEnvName, readPasswordFile, writePasswordFile} from './passwords.js'
 import type {EngineChoice} from './queue-engine.js'
 import type {RolePlan} from './roles.js'
@@ -26,7 +26,15 @@ export interface InitOptions {
   schedules: ScheduleSpec[]
   env?: NodeJS.ProcessEnv
   progress?: (message: string) => void
+  /** databases provisioned at once (default: the reading commands' bound, SINGULARITY_CONCURRENCY or the config, capped by the server's free connections) */
+  concurrency?: number
 }
+
+/** Up to this many databases, db init reports each step on stderr; beyond, one line per database. */
+const STEP_BY_STEP_DATABASES = 5
+
+/** pg_cron jobs sent to the server per round trip (one statement each, in the one transaction). */
+const CRON_STATEMENTS_PER_ROUND_TRIP = 200
 
 export interface DatabaseReport {
   name: string
@@ -216,7 +224,8 @@ export async function initEstate(options: InitOptions): Promise<InitResult> {
     const outcomes = await mapBounded(plan.parts, readConcurrency(undefined), (part) => applyPart(part, options, several))
     const applied = outcomes.flatMap((o) => o.applied)
     const warnings = outcomes.flatMap((o) => o.warnings)
-    return report(applied, applied.length > 0 ? 'applied' : 'up-to-date', [...new Set(warnings)])
+    const capacityWarnings = plan.parts.flatMap((p) => (estateCapacity(p.observation.server, p.context)?.warnings ?? []).map((w) => (several ? `${p.part.name}: ${w}` : w)))
+    return report(applied, applied.length > 0 ? 'applied' : 'up-to-date', [...new Set([...warnings, ...capacityWarnings])])
   } finally {
     await Promise.all(locked.map((c) => c.admin.query(`SELECT pg_advisory_unlock(${INIT_LOCK})`).catch(() => {})))
     await closeParts(parts, main)
@@ -245,28 +254,48 @@ async function applyPart({part, observation, context}: PartPlan, options: InitOp
   const serverWide = diffEstate(observation, context).actions
   await run(serverWide.filter((a) => a.area === 'server' || a.area === 'roles' || a.area === 'databases'))
 
-  // Each database: its areas in order, observed again after a step that changed it.
-  const perDatabase = await Promise.all(
-    e.databases.map(async (db) => {
-      const mine: Action[] = []
-      const notes: string[] = []
-      let observed: DatabaseObservation = observation.databases.get(db.name)!
-      const client = await conns.database(db.name)
-      if (!observed.exists) observed = await observeDatabase(client, db)
-      for (const area of DATABASE_AREAS) {
-        const {actions, warnings: w} = diffDatabase(db, observed, observation.server, context, [area])
-        notes.push(...w.map(note))
-        const outcome = await applyActions(conns, e, cronDatabase, actions, {progress})
-        mine.push(...outcome.applied.map(tag))
-        notes.push(...outcome.warnings.map(note))
-        if (outcome.applied.length > 0 && area !== 'cdc') observed = await observeDatabase(client, db)
-      }
-      return {mine, notes}
-    }),
-  )
+  // Each database: its areas in order, observed again after a step that changed it; a bounded
+  // number of databases at once, each on its own connection, released when done. Results keep
+  // the estate's order, so the report does not depend on which database finished first.
+  const capacity = observation.server.facts.capacity
+  const bound = readConcurrency(options.concurrency ?? options.config.read.concurrency, capacity ? capacity.maxConnections - capacity.reservedConnections - capacity.usedConnections : undefined)
+  const stepByStep = e.databases.length <= STEP_BY_STEP_DATABASES
+  const stepProgress = stepByStep ? progress : undefined
+  let finished = 0
+  const inDatabase = DATABASE_AREAS.filter((area) => area !== 'cdc')
+  const perDatabase = await mapBounded(e.databases, bound, async (db) => {
+    const mine: Action[] = []
+    const notes: string[] = []
+    let observed: DatabaseObservation = observation.databases.get(db.name)!
+    const client = await conns.database(db.name)
+    if (!observed.exists) observed = await observeDatabase(client, db)
+    for (const area of inDatabase) {
+      const {actions, warnings: w} = diffDatabase(db, observed, observation.server, context, [area])
+      notes.push(...w.map(note))
+      const outcome = await applyActions(conns, e, cronDatabase, actions, {progress: stepProgress})
+      mine.push(...outcome.applied.map(tag))
+      notes.push(...outcome.warnings.map(note))
+      if (outcome.applied.length > 0) observed = await observeDatabase(client, db)
+    }
+    if (db.name !== cronDatabase) await conns.release(db.name)
+    finished++
+    if (!stepByStep && mine.length > 0) progress?.(`${db.name}: ${mine.length} change(s) applied (${finished}/${e.databases.length} databases)`)
+    return {db, observed, mine, notes}
+  })
   for (const d of perDatabase) {
     applied.push(...d.mine)
     warnings.push(...d.notes)
+  }
+
+  // CDC slots one database at a time, after every database's transactions ended: creating a
+  // logical slot waits for the transactions running on the whole server, so slots created
+  // among other databases' migrations wait for them.
+  for (const d of perDatabase) {
+    const {actions, warnings: w} = diffDatabase(d.db, d.observed, observation.server, context, ['cdc'])
+    warnings.push(...w.map(note))
+    if (actions.length === 0) continue
+    await run(actions)
+    if (d.db.name !== cronDatabase) await conns.release(d.db.name)
   }
 
   // pg_cron: the extension, then the jobs in one transaction (serialised with installSchedules).
@@ -283,7 +312,11 @@ async function applyPart({part, observation, context}: PartPlan, options: InitOp
     await cron.query('BEGIN')
     try {
       await cron.query("SELECT pg_advisory_xact_lock(hashtext('singularity.cron-install'))")
-      await run(jobs.actions)
+      // many jobs (an estate of many instances): a few round trips instead of one per job
+      const outcome = await applyActions(conns, e, cronDatabase, jobs.actions, {progress: stepProgress, batch: CRON_STATEMENTS_PER_ROUND_TRIP})
+      applied.push(...outcome.applied.map(tag))
+      warnings.push(...outcome.warnings.map(note))
+      if (!stepByStep) progress?.(`pg_cron: ${outcome.applied.length} job(s) scheduled or updated in ${server.cron.database}`)
       await cron.query('COMMIT')
     } catch (error) {
       await cron.query('ROLLBACK').catch(() => {})

@@ -25,11 +25,27 @@ export interface ServerFacts {
   outputPluginLibraries: string[] | null
   /** max_slot_wal_keep_size as the server reports it ('-1': unlimited) */
   maxSlotWalKeepSize: string | null
+  /** what the capacity checks compare the estate with (absent where not read) */
+  capacity?: ServerCapacity
+}
+
+/** Connection and pg_cron limits of the server, and what is in use now. */
+export interface ServerCapacity {
+  maxConnections: number
+  /** superuser_reserved_connections: the slots ordinary roles can never take */
+  reservedConnections: number
+  /** client backends connected now */
+  usedConnections: number
+  /** cron.max_running_jobs; null when pg_cron is not loaded */
+  cronMaxRunningJobs: number | null
+  /** cron.use_background_workers: jobs run as background workers instead of opening a connection each */
+  cronBackgroundWorkers: boolean
 }
 
 export async function serverFacts(client: pg.Client): Promise<ServerFacts> {
   const {rows} = await client.query<{
     version: string; num: string; superuser: boolean; createrole: boolean; createdb: boolean; replication: boolean; usr: string; wal_level: string; slots: string; preload: string; cron_db: string | null; opl: string | null; slot_cap: string | null
+    max_connections: number; reserved_connections: number; used_connections: number; cron_max_running: number | null; cron_workers: boolean
   }>(`SELECT current_setting('server_version') AS version,
              current_setting('server_version_num') AS num,
              (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser,
@@ -43,7 +59,12 @@ export async function serverFacts(client: pg.Client): Promise<ServerFacts> {
              coalesce((SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries'), '') AS preload,
              (SELECT setting FROM pg_settings WHERE name = 'cron.database_name') AS cron_db,
              (SELECT setting FROM pg_settings WHERE name = 'output_plugin_libraries') AS opl,
-             current_setting('max_slot_wal_keep_size', true) AS slot_cap`)
+             current_setting('max_slot_wal_keep_size', true) AS slot_cap,
+             current_setting('max_connections')::int AS max_connections,
+             current_setting('superuser_reserved_connections')::int AS reserved_connections,
+             (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int AS used_connections,
+             (SELECT setting::int FROM pg_settings WHERE name = 'cron.max_running_jobs') AS cron_max_running,
+             coalesce((SELECT setting FROM pg_settings WHERE name = 'cron.use_background_workers'), 'off') = 'on' AS cron_workers`)
   const available = await client.query<{name: string; default_version: string; trusted: boolean}>(
     `SELECT e.name, e.default_version, coalesce(v.trusted OR NOT v.superuser, false) AS trusted
        FROM pg_available_extensions e LEFT JOIN pg_available_extension_versions v ON v.name = e.name AND v.version = e.default_version`,
@@ -65,6 +86,13 @@ export async function serverFacts(client: pg.Client): Promise<ServerFacts> {
     trusted: new Set(available.rows.filter((e) => e.trusted).map((e) => e.name)),
     outputPluginLibraries: r.opl === null ? null : r.opl.split(',').map((s) => s.trim()).filter(Boolean),
     maxSlotWalKeepSize: r.slot_cap,
+    capacity: {
+      maxConnections: r.max_connections,
+      reservedConnections: r.reserved_connections,
+      usedConnections: r.used_connections,
+      cronMaxRunningJobs: r.cron_max_running,
+      cronBackgroundWorkers: r.cron_workers,
+    },
   }
 }
 

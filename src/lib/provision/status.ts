@@ -44,6 +44,8 @@ export interface EstateStatus {
   copies: ReturnType<typeof planDocument>['copies']
   /** databases that could not be read (refused, failed, or past the per-database timeout), in estate order */
   unreadable: Unreadable[]
+  /** the server's connection and pg_cron limits against the estate (warnings in plan.warnings) */
+  capacity: ReturnType<typeof planDocument>['capacity']
   verdict: Verdict
 }
 
@@ -110,14 +112,16 @@ export function statusFromPlan(plan: Plan): EstateStatus {
     plan: {summary: document.summary, actions: plan.actions.map(publicAction), warnings: plan.warnings, providerSteps: document.providerSteps},
     copies: document.copies,
     unreadable: document.unreadable,
+    capacity: document.capacity,
     verdict,
   }
 }
 
 /** `db status`: the plan of the estate as found on the server, as verdicts per database. */
-export async function estateStatus(config: ResolvedConfig, bound?: Pick<ReadBound, 'concurrency' | 'timeoutMs'>): Promise<EstateStatus> {
+export async function estateStatus(config: ResolvedConfig, bound?: Pick<ReadBound, 'concurrency' | 'timeoutMs'>, lateStartSeconds?: number): Promise<EstateStatus> {
   const plan = await planEstate({
     bound,
+    env: lateStartSeconds === undefined ? process.env : {...process.env, SINGULARITY_LATE_START_SECONDS: String(lateStartSeconds)},
     config,
     instances: config.instances,
     passwordsFile: process.env.SINGULARITY_PASSWORDS_FILE ?? defaultPasswordsFile(config),

@@ -20,10 +20,11 @@ export async function applyActions(
   estate: Estate,
   cronDatabase: string,
   actions: Action[],
-  options: {progress?: (message: string) => void} = {},
+  options: {progress?: (message: string) => void; batch?: number} = {},
 ): Promise<ApplyOutcome> {
   const outcome: ApplyOutcome = {applied: [], warnings: []}
   const ledgers = new Set<string>()
+  if (options.batch && options.batch > 1) return applySqlBatched(conns, cronDatabase, actions, options.batch, options.progress)
   for (const action of actions) {
     if (!isApplicable(action)) {
       outcome.warnings.push(`not applied (${action.step.kind === 'manual' ? 'a manual step' : 'refused'}): ${action.description}`)
@@ -57,5 +58,36 @@ export async function applyActions(
     }
     outcome.applied.push(action)
   }
+  return outcome
+}
+
+/**
+ * Plain SQL actions sent several statements per round trip (one simple query each batch), for
+ * long lists of small statements such as an estate's pg_cron jobs. Run inside a transaction by
+ * the caller: a failing batch fails the whole list, as one statement at a time would.
+ */
+async function applySqlBatched(conns: Connections, cronDatabase: string, actions: Action[], batch: number, progress?: (message: string) => void): Promise<ApplyOutcome> {
+  const outcome: ApplyOutcome = {applied: [], warnings: []}
+  let pending: {client: Awaited<ReturnType<Connections['database']>>; statements: string[]; actions: Action[]} | null = null
+  const flush = async () => {
+    if (!pending || pending.statements.length === 0) return
+    await pending.client.query(pending.statements.map((s) => s.replace(/;\s*$/, '')).join(';\n'))
+    outcome.applied.push(...pending.actions)
+    pending = null
+  }
+  for (const action of actions) {
+    if (!isApplicable(action)) {
+      outcome.warnings.push(`not applied (${action.step.kind === 'manual' ? 'a manual step' : 'refused'}): ${action.description}`)
+      continue
+    }
+    if (action.step.kind !== 'sql') throw new Error(`batched apply takes plain SQL steps only, not ${action.step.kind} (${action.description})`)
+    progress?.(action.database ? `${action.database}: ${action.description}` : action.description)
+    const client = action.step.on === 'admin' ? conns.admin : await conns.database(action.step.on === 'cron' ? cronDatabase : action.database!)
+    if (pending && (pending.client !== client || pending.statements.length >= batch)) await flush()
+    pending ??= {client, statements: [], actions: []}
+    pending.statements.push(...action.step.statements)
+    pending.actions.push(action)
+  }
+  await flush()
   return outcome
 }

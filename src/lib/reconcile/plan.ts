@@ -27,6 +27,7 @@ import {adaptToAdmin, creatableBy, manageableBy} from './managed.js'
 import {diffServer, serverWarnings} from './server.js'
 import {diffSql, fileStates} from './sql.js'
 import type {CopyInfo} from '../backup/copies.js'
+import {capacityReport, lateStartSecondsFrom, type CapacityReport} from './capacity.js'
 
 /** Connections of one reconciliation: the admin one and, lazily, one per database (as the admin). */
 export class Connections {
@@ -70,6 +71,14 @@ export class Connections {
     client.then(hangUp, () => {})
   }
 
+  /** Ends the client of one database (asked for again, it reconnects): db init keeps only the bound's worth open. */
+  async release(name: string): Promise<void> {
+    const client = this.clients.get(name)
+    if (!client) return
+    this.clients.delete(name)
+    await client.then((c) => c.end()).catch(() => {})
+  }
+
   async close(): Promise<void> {
     const all = await Promise.allSettled([...this.clients.values()])
     await Promise.all(all.map((c) => (c.status === 'fulfilled' ? c.value.end().catch(() => {}) : undefined)))
@@ -84,6 +93,8 @@ export interface DiffContext {
   /** the declared schedules (pg_cron ones are reconciled) */
   schedules: ScheduleSpec[]
   roles: {plans: RolePlan[]; passwords: Record<string, string>; verifiers?: Record<string, {verifier: string; from: string}>}
+  /** the capacity check's late-start threshold (SINGULARITY_LATE_START_SECONDS, default 10 s) */
+  lateStartSeconds?: number
 }
 
 /** Without a reading command's deadline (db init), one database may take this long to be observed. */
@@ -255,6 +266,20 @@ export interface Plan {
   servers: ServerInfo[]
   /** per server: its part of the estate, observation and context (db init applies each) */
   parts: PartPlan[]
+  /** the server's connection and pg_cron limits against the estate (its warnings are in `warnings`) */
+  capacity: CapacityReport | null
+}
+
+/**
+ * The capacity check of the server-settings area: the estate's pg_cron jobs (staggered, as they
+ * are installed) that can start in one minute against cron.max_running_jobs, and its connections
+ * against max_connections.
+ */
+export function estateCapacity(server: ServerObservation, ctx: DiffContext): CapacityReport | null {
+  if (!server.facts.capacity) return null
+  const schedules = schedulesForPgCron(ctx.schedules as JobSpec[], server.cron?.version)
+  const planned = plannedCronJobs(ctx.estate, schedules, server.facts.cronDatabase)
+  return capacityReport(ctx.estate, server.facts.capacity, planned.map((j) => j.schedule), ctx.lateStartSeconds)
 }
 
 /** Per-database facts for the status views, from the same observation. */
@@ -288,6 +313,7 @@ export function diffContext(estate: Estate, observation: EstateObservation, opti
     queueEngine: options.queueEngine ?? 'auto',
     schedules: options.schedules,
     roles: planPasswords(estate.roles, exists, fromFile, options.env ?? process.env),
+    lateStartSeconds: lateStartSecondsFrom(options.env ?? process.env),
   }
 }
 
@@ -393,23 +419,32 @@ export async function planParts(parts: ServerPart[], estate: Estate, options: Om
   const partPlans: PartPlan[] = observed.map(({part, observation}) => ({
     part,
     observation,
-    context: {estate: part.estate, queueEngine: options.queueEngine ?? 'auto', schedules: options.schedules, roles: {...roles, plans: roles.plans.filter((p) => part.estate.roles.some((r) => r.name === p.name))}},
+    context: {
+      estate: part.estate,
+      queueEngine: options.queueEngine ?? 'auto',
+      schedules: options.schedules,
+      roles: {...roles, plans: roles.plans.filter((p) => part.estate.roles.some((r) => r.name === p.name))},
+      lateStartSeconds: lateStartSecondsFrom(options.env ?? process.env),
+    },
   }))
   const tag = (name: string) => (a: Action): Action => ({...a, server: several ? name : null})
   let actions: Action[] = []
   let provider: Action[] = []
   let lacking: Action[] = []
   const warnings: string[] = []
+  const capacities = new Map<string, CapacityReport | null>()
   for (const {part, observation, context} of partPlans) {
     if (!part.conns) {
       warnings.push(`server ${part.name} could not be reached (${part.unreachable}): its databases (${part.estate.databases.map((d) => d.name).join(', ')}) were not read`)
       continue
     }
     const diff = diffEstate(observation, context)
+    const capacity = estateCapacity(observation.server, context)
+    capacities.set(part.name, capacity)
     actions.push(...diff.actions.map(tag(part.name)))
     provider.push(...diff.provider.map(tag(part.name)))
     lacking.push(...diff.lacking.map(tag(part.name)))
-    warnings.push(...diff.warnings.map((w) => (several ? `${part.name}: ${w}` : w)))
+    warnings.push(...[...diff.warnings, ...(capacity?.warnings ?? [])].map((w) => (several ? `${part.name}: ${w}` : w)))
   }
   let databases = estate.databases
   if (options.databases && options.databases.length > 0) {
@@ -453,6 +488,7 @@ export async function planParts(parts: ServerPart[], estate: Estate, options: Om
     observation: first.observation,
     context: first.context,
     parts: partPlans,
+    capacity: capacities.get(first.part.name) ?? null,
   }
 }
 
@@ -539,6 +575,8 @@ export function planDocument(plan: Plan): {
   copies: CopyInfo[]
   /** estate databases that could not be read (refused, failed, or past --db-timeout): their part of the plan is unknown */
   unreadable: Unreadable[]
+  /** the server's connection and pg_cron limits against the estate */
+  capacity: CapacityReport | null
 } {
   const byArea: Partial<Record<Area, number>> = {}
   for (const a of plan.actions) byArea[a.area] = (byArea[a.area] ?? 0) + 1
@@ -556,6 +594,7 @@ export function planDocument(plan: Plan): {
     warnings: plan.warnings,
     copies: plan.parts.flatMap((p) => p.observation.server.copies ?? []),
     unreadable: unreadableOf(plan),
+    capacity: plan.capacity,
   }
 }
 

@@ -36,6 +36,8 @@ export const JOB_COLUMNS: Column<JobRow>[] = [
     tone: () => 'warn',
   },
   {key: 'next-run', header: 'next run (UTC)', priority: 5, min: Number.MAX_SAFE_INTEGER, text: (j) => (j.schedule?.startsWith('@reboot') ? 'at startup' : shortTime(j.nextRun)), raw: (j) => j.nextRun},
+  // a singularity instance's copy runs this many minutes after the declared time (staggered schedules)
+  {key: 'offset', header: 'offset', priority: 6, align: 'right', text: (j) => (j.offsetMinutes ? `+${j.offsetMinutes} min` : j.offsetMinutes === 0 ? '0' : null), raw: (j) => j.offsetMinutes ?? null},
   {
     key: 'last-run',
     header: 'last run (UTC)',
@@ -54,9 +56,12 @@ export const JOB_COLUMNS: Column<JobRow>[] = [
 /** The table and summary lines of a jobs list, for people. */
 export function renderJobs(result: JobsListResult, options: TableOptions, several = false): string[] {
   if (result.jobs.length === 0) return ['no jobs match; see `singularity jobs list` without filters']
+  // the offset column where some copy is staggered (several instances), always in CSV/TSV for scripts
+  const staggered = result.jobs.some((j) => j.offsetMinutes) || options.format === 'csv' || options.format === 'tsv'
+  const shown = staggered ? JOB_COLUMNS : JOB_COLUMNS.filter((c) => c.key !== 'offset')
   // several servers: which server runs each job (the host's system cron is the admin server's)
   const server: Column<JobRow> = {key: 'server', header: 'server', priority: 1, text: (j) => (j as JobRow & {server?: string}).server ?? 'main'}
-  const columns = several ? [JOB_COLUMNS[0], server, ...JOB_COLUMNS.slice(1)] : JOB_COLUMNS
+  const columns = several ? [shown[0], server, ...shown.slice(1)] : shown
   const lines = formatTable(columns, result.jobs, options).lines
   if (options.format === 'csv' || options.format === 'tsv') return lines
   const c = result.counts

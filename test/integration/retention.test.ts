@@ -6,7 +6,7 @@ import type pg from 'pg'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {runCli} from '../helpers/cli.js'
-import {connect, createTestDatabase, installComponents, urlFor, withClient} from '../helpers/db.js'
+import {connect, createTestDatabase, installComponents, provisionedEstate, urlFor, withClient} from '../helpers/db.js'
 
 /**
  * Issue 18: retention where the seeds imply it, observable: rows older than their window are gone
@@ -157,8 +157,8 @@ describe('retention jobs in a provisioned estate', () => {
   const P = 't_ret_'
   const secrets = mkdtempSync(join(tmpdir(), 'sing-ret-'))
   beforeAll(async () => {
-    const init = await runCli(['db', 'init', '--prefix', P, '--passwords-file', join(secrets, 'pw.json')], {timeoutMs: 180_000})
-    expect(init.exitCode, init.stderr).toBe(0)
+    // a copy of the run's template estate completed by `db init` (throws on failure)
+    await provisionedEstate(P, join(secrets, 'pw.json'))
   })
 
   it('db init partitions metrics_events with pg_partman (the server has it) and names it in the features', async () => {

@@ -7,7 +7,8 @@ import type pg from 'pg'
 import {beforeAll, describe, expect, it} from 'vitest'
 
 import {quoteIdent} from '../../src/lib/sql/quote.js'
-import {runCli} from '../helpers/cli.js'
+// in process: the same argv, output and exit codes as a child process, without a node start per run
+import {runCliInProcess as runCli} from '../helpers/cli.js'
 import {adminUrl, connect, provisionedEstate, urlFor, withClient} from '../helpers/db.js'
 
 /**

@@ -5,7 +5,8 @@ import {join} from 'node:path'
 import type pg from 'pg'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {runCli} from '../helpers/cli.js'
+// in process: the same argv, output and exit codes as a child process, without a node start per run
+import {runCliInProcess as runCli} from '../helpers/cli.js'
 import {connect, createTestDatabase, installComponents, provisionedEstate, urlFor, withClient} from '../helpers/db.js'
 
 /**

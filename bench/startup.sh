@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# Start-up speed of a one-query command vs psql running the same query against the same server.
-# `singularity ping --json` runs exactly one query (version + server time); psql -Atc runs it too.
-# Each round runs both, interleaved, after warm-ups; prints the medians and the ratio (target <= 3x).
+# Start-up speed, side by side on the same estate: `psql -c 'select 1'`, `singularity ping` (one
+# query: version + server time) and `singularity queue stats` (discovers the estate, reads every queue
+# database). Each round runs the three, interleaved, after warm-ups; prints the medians and the ratios.
+# Targets: ping <= 3x psql (issue 15); queue stats <= 1.5x ping (issue 12).
 #
 # Usage: bash bench/startup.sh [N]        N runs each (default 15, or $N), after 2 warm-ups ($WARMUP).
-# Server: SINGULARITY_ADMIN_URL when set; else the default local cluster when it is running; else a
-# throwaway local cluster in a temporary --data-dir, which this script starts and removes (and only it).
+# Server: SINGULARITY_ADMIN_URL when set; else the default local cluster when it is running (both must
+# hold an estate: `singularity db init`); else a throwaway local cluster in a temporary --data-dir with
+# an estate made by `db init`, which this script starts and removes (and only it).
+# Figures are wall time on a shared machine: the script prints the load average next to them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 runs=${1:-${N:-15}}
 warmup=${WARMUP:-2}
-# The same query as src/commands/ping.ts.
-query="SELECT version() AS version, current_setting('server_version_num') AS version_num, to_json(now())#>>'{}' AS now"
 
 [ -f dist/commands/ping.js ] && [ -f oclif.manifest.json ] || npm run build >/dev/null
 command -v psql >/dev/null || { echo "psql not found (apt-get install postgresql-client)" >&2; exit 1; }
@@ -37,17 +38,21 @@ else
   chmod 755 "$tmpdir"
   node bin/run.js local start --data-dir "$tmpdir" >/dev/null
   eval "$(node bin/run.js local env --data-dir "$tmpdir")"
-  server="a throwaway local cluster ($tmpdir)"
+  export SINGULARITY_LOCAL_DIR="$tmpdir"
+  node bin/run.js db init --passwords-file "$tmpdir/role-passwords.json" >/dev/null 2>&1 || { echo "db init failed on the throwaway cluster" >&2; exit 1; }
+  server="a throwaway local cluster with a fresh estate ($tmpdir)"
 fi
 url=$SINGULARITY_ADMIN_URL
 
-cli_run() { node bin/run.js ping --json >/dev/null 2>&1; }
-psql_run() { psql "$url" -X -Atc "$query" >/dev/null 2>&1; }
+psql_run() { psql "$url" -X -Atc 'select 1' >/dev/null 2>&1; }
+ping_run() { node bin/run.js ping >/dev/null 2>&1; }
+stats_run() { node bin/run.js queue stats >/dev/null 2>&1; }
 node_run() { node -e 0; }
 
-# Both must work before anything is timed.
+# All must work before anything is timed.
+psql "$url" -X -Atc 'select 1' >/dev/null || { echo "psql failed against $server" >&2; exit 1; }
 node bin/run.js ping >/dev/null || { echo "singularity ping failed against $server" >&2; exit 1; }
-psql "$url" -X -Atc "$query" >/dev/null || { echo "psql failed against $server" >&2; exit 1; }
+node bin/run.js queue stats >/dev/null || { echo "singularity queue stats failed against $server (no estate? run \`singularity db init\`)" >&2; exit 1; }
 
 # Wall time of one call in seconds (bash's EPOCHREALTIME: no extra process in the measurement).
 elapsed() {
@@ -59,22 +64,27 @@ elapsed() {
 
 median() { sort -g | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
-for ((i = 0; i < warmup; i++)); do cli_run; psql_run; node_run; done
-cli_times=() psql_times=() node_times=()
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+for ((i = 0; i < warmup; i++)); do psql_run; ping_run; stats_run; node_run; done
+psql_times=() ping_times=() stats_times=() node_times=()
 for ((i = 0; i < runs; i++)); do
-  cli_times+=("$(elapsed cli_run)")
   psql_times+=("$(elapsed psql_run)")
+  ping_times+=("$(elapsed ping_run)")
+  stats_times+=("$(elapsed stats_run)")
   node_times+=("$(elapsed node_run)")
 done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-cli_median=$(printf '%s\n' "${cli_times[@]}" | median)
 psql_median=$(printf '%s\n' "${psql_times[@]}" | median)
+ping_median=$(printf '%s\n' "${ping_times[@]}" | median)
+stats_median=$(printf '%s\n' "${stats_times[@]}" | median)
 node_median=$(printf '%s\n' "${node_times[@]}" | median)
 
-echo "server: $server; $runs runs each after $warmup warm-ups; one query: version + server time"
-awk -v c="$cli_median" -v p="$psql_median" -v n="$node_median" 'BEGIN {
-  printf "  singularity ping --json   median %6.3f s\n", c
-  printf "  psql -Atc (same query)    median %6.3f s\n", p
-  printf "  node -e 0 (reference)     median %6.3f s\n", n
-  printf "ratio singularity / psql: %.1fx   (target <= 3x)\n", c / p
+echo "server: $server; $runs runs each after $warmup warm-ups, interleaved"
+echo "load average (1/5/15 min): $load_before before, $load_after after"
+awk -v p="$psql_median" -v g="$ping_median" -v s="$stats_median" -v n="$node_median" 'BEGIN {
+  printf "  psql -c '"'"'select 1'"'"'          median %6.3f s\n", p
+  printf "  singularity ping             median %6.3f s   %4.2fx psql   (target <= 3x)\n", g, g / p
+  printf "  singularity queue stats      median %6.3f s   %4.2fx ping   (target <= 1.5x)\n", s, s / g
+  printf "  node -e 0 (reference)        median %6.3f s\n", n
 }'

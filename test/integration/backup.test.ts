@@ -7,11 +7,12 @@ import {fileURLToPath} from 'node:url'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {runCli, type CliOptions} from '../helpers/cli.js'
-import {adminUrl, urlFor, withClient} from '../helpers/db.js'
+import {adminUrl, provisionedEstate, urlFor, withClient} from '../helpers/db.js'
+import {TEMPLATE_QUEUE_ENGINE} from '../helpers/estate-template.js'
 
 /**
- * Backups against the real test server, on an estate of this file's own (prefix t_bk_) made by
- * `db init` (a failing db init fails the suite), plus test data in schema bk_test of each
+ * Backups against the real test server, on an estate of this file's own (prefix t_bk_) copied from
+ * the run's template estate and completed by `db init` (a failure fails the suite), plus test data in schema bk_test of each
  * database. The estate's pg_cron jobs are paused so row counts stay still while we compare.
  */
 const P = 't_bk_'
@@ -48,9 +49,9 @@ async function dropEstate(): Promise<void> {
 }
 
 async function makeEstate(): Promise<void> {
-  // the engine is named: this file's own queue tests cover both (see below)
-  const init = await cli(['db', 'init', '--prefix', P, '--queue-engine', 'bundled', '--passwords-file', join(root, 'passwords.json')], {timeoutMs: 180_000})
-  if (init.exitCode !== 0) throw new Error(`db init --prefix ${P} failed (exit ${init.exitCode}): ${init.stderr}`)
+  // a copy of the run's template estate completed by `db init` (bundled engine, named: this file's own
+  // queue tests cover both, see below); throws, naming the step, when it fails
+  await provisionedEstate(P, join(root, 'passwords.json'))
   // pause the estate's scheduled jobs: they would change row counts while we compare
   await admin((c) => c.query("UPDATE cron.job SET active = false WHERE jobname LIKE 'singularity:t\\_bk\\_%' OR database LIKE 't\\_bk\\_%'")).catch(() => {})
   await withClient(urlFor(`${P}singularity`), async (c) => {
@@ -709,8 +710,13 @@ describe.each(ENGINES)('queues survive backup → restore (%s engine)', (engine)
 
   beforeAll(async () => {
     await dropQueueEstate()
-    const init = await cli(['db', 'init', '--prefix', Q, '--queue-engine', engine, '--passwords-file', join(root, `passwords-${engine}.json`)], {timeoutMs: 240_000})
-    if (init.exitCode !== 0) throw new Error(`db init --prefix ${Q} --queue-engine ${engine} failed (exit ${init.exitCode}): ${init.stderr}`)
+    // the template estate's engine: a copy of it (test/helpers/estate-template.ts); the other: its own db init
+    if (engine === TEMPLATE_QUEUE_ENGINE) {
+      await provisionedEstate(Q, join(root, `passwords-${engine}.json`))
+    } else {
+      const init = await cli(['db', 'init', '--prefix', Q, '--queue-engine', engine, '--passwords-file', join(root, `passwords-${engine}.json`)], {timeoutMs: 240_000})
+      if (init.exitCode !== 0) throw new Error(`db init --prefix ${Q} --queue-engine ${engine} failed (exit ${init.exitCode}): ${init.stderr}`)
+    }
     await admin((c) => c.query('UPDATE cron.job SET active = false WHERE jobname LIKE $1 OR database LIKE $2', [`singularity:${Q.replaceAll('_', '\\_')}%`, `${Q.replaceAll('_', '\\_')}%`]))
     // a partitioned queue (pg_partman is a test prerequisite), by msg_id in partitions of 5
     await withClient(urlFor(SQ), async (c) => {

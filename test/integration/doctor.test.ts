@@ -3,7 +3,8 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {beforeAll, describe, expect, it} from 'vitest'
 
-import {runCli} from '../helpers/cli.js'
+// in process: the same argv, output and exit codes as a child process, without a node start per run
+import {runCliInProcess as runCli} from '../helpers/cli.js'
 import {adminUrl, provisionedEstate, urlFor, withClient} from '../helpers/db.js'
 
 const P = 't_doc_'

@@ -6,7 +6,7 @@ import {fileURLToPath} from 'node:url'
 import {beforeAll, describe, expect, it} from 'vitest'
 
 import {runCli} from '../helpers/cli.js'
-import {adminUrl, connect, urlFor, withClient} from '../helpers/db.js'
+import {adminUrl, connect, provisionedEstate, urlFor, withClient} from '../helpers/db.js'
 
 /**
  * `singularity metrics` on an estate of this file's own (prefix t_m_), validated by a real
@@ -34,8 +34,7 @@ function sample(text: string, name: string, labels: string): number | undefined 
 
 beforeAll(async () => {
   // Set-up failure fails the suite.
-  const init = await runCli(['db', 'init', '--prefix', P, '--queue-engine', 'bundled', '--passwords-file', join(scratch, 'passwords.json')], {timeoutMs: 180_000})
-  if (init.exitCode !== 0) throw new Error(`db init --prefix ${P} failed (exit ${init.exitCode}):\n${init.stderr}`)
+  await provisionedEstate(P, join(scratch, 'passwords.json'))
   await withClient(urlFor(SQ), async (c) => {
     await c.query(`SELECT pgmq.send_batch('question_responses', array(SELECT jsonb_build_object('request_id', g, 'response', 'ok') FROM generate_series(1, 7) g))`)
     await c.query(`SELECT * FROM pgmq.read('question_responses', 0, 2)`)

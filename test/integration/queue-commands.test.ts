@@ -5,13 +5,15 @@ import type pg from 'pg'
 import {beforeAll, describe, expect, it} from 'vitest'
 
 import {quoteIdent} from '../../src/lib/sql/quote.js'
-import {runCli} from '../helpers/cli.js'
-import {urlFor, withClient} from '../helpers/db.js'
+// in process: the same argv, output and exit codes as a child process, without a node start per run
+import {runCliInProcess as runCli} from '../helpers/cli.js'
+import {provisionedEstate, urlFor, withClient} from '../helpers/db.js'
 import {waitFor} from '../helpers/wait.js'
 
 /**
  * queue stats / peek / purge / send against the real test server, on an estate of this file's own
- * (prefix t_q_: databases t_q_shared_queue and t_q_singularity, made by `db init`).
+ * (prefix t_q_: databases t_q_shared_queue and t_q_singularity, copied from the run's template estate
+ * and completed by `db init`: test/helpers/estate-template.ts).
  */
 const P = 't_q_'
 const SQ = `${P}shared_queue`
@@ -51,8 +53,7 @@ const snapshot = (url: string, queue: string) => q(url, `SELECT msg_id, read_ct,
 
 beforeAll(async () => {
   // Set-up failure fails the suite: these tests are about the queues db init makes.
-  const init = await runCli(['db', 'init', '--prefix', P, '--queue-engine', 'bundled', '--passwords-file', join(scratch, 'passwords.json')], {timeoutMs: 180_000})
-  if (init.exitCode !== 0) throw new Error(`db init --prefix ${P} failed (exit ${init.exitCode}):\n${init.stderr}`)
+  await provisionedEstate(P, join(scratch, 'passwords.json'))
 }, 240_000)
 
 describe('queue stats', () => {

@@ -7,12 +7,14 @@ import type pg from 'pg'
 import {beforeAll, describe, expect, it} from 'vitest'
 
 import {quoteIdent} from '../../src/lib/sql/quote.js'
-import {runCli} from '../helpers/cli.js'
-import {adminUrl, connect, urlFor, withClient} from '../helpers/db.js'
+// in process: the same argv, output and exit codes as a child process, without a node start per run
+import {runCliInProcess as runCli} from '../helpers/cli.js'
+import {adminUrl, connect, provisionedEstate, urlFor, withClient} from '../helpers/db.js'
 
 /**
  * Dead letters, redrive and peek filters against the real test server, on an estate of this
- * file's own (prefix t_qo_, made by `db init` with the bundled engine). The queues used here have
+ * file's own (prefix t_qo_, copied from the run's template estate and completed by `db init`, bundled engine:
+ * test/helpers/estate-template.ts). The queues used here have
  * no dead-letter policy in the topology (llm_requests and job_requests do: their pg_cron jobs would
  * move messages while a test looks), except where the policy itself is under test.
  */
@@ -52,8 +54,7 @@ async function acl(relation: string): Promise<string[]> {
 
 beforeAll(async () => {
   // Set-up failure fails the suite.
-  const init = await runCli(['db', 'init', '--prefix', P, '--queue-engine', 'bundled', '--passwords-file', passwordsFile], {timeoutMs: 180_000})
-  if (init.exitCode !== 0) throw new Error(`db init --prefix ${P} failed (exit ${init.exitCode}):\n${init.stderr}`)
+  await provisionedEstate(P, passwordsFile)
 }, 240_000)
 
 describe('poison detection', () => {

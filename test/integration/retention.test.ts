@@ -5,8 +5,9 @@ import {join} from 'node:path'
 import type pg from 'pg'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {runCli} from '../helpers/cli.js'
-import {connect, createTestDatabase, installComponents, urlFor, withClient} from '../helpers/db.js'
+// in process: the same argv, output and exit codes as a child process, without a node start per run
+import {runCliInProcess as runCli} from '../helpers/cli.js'
+import {connect, createTestDatabase, installComponents, provisionedEstate, urlFor, withClient} from '../helpers/db.js'
 
 /**
  * Issue 18: retention where the seeds imply it, observable: rows older than their window are gone
@@ -157,8 +158,8 @@ describe('retention jobs in a provisioned estate', () => {
   const P = 't_ret_'
   const secrets = mkdtempSync(join(tmpdir(), 'sing-ret-'))
   beforeAll(async () => {
-    const init = await runCli(['db', 'init', '--prefix', P, '--passwords-file', join(secrets, 'pw.json')], {timeoutMs: 180_000})
-    expect(init.exitCode, init.stderr).toBe(0)
+    // a copy of the run's template estate completed by `db init` (throws on failure)
+    await provisionedEstate(P, join(secrets, 'pw.json'))
   })
 
   it('db init partitions metrics_events with pg_partman (the server has it) and names it in the features', async () => {

@@ -8,7 +8,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {validateMessage} from '../../src/lib/queue/contracts.js'
 import {SHARED_QUEUE_ACCESS, type RoleKey} from '../../src/topology.js'
 import {runCli} from '../helpers/cli.js'
-import {connect, urlFor, withClient} from '../helpers/db.js'
+import {connect, provisionedEstate, urlFor, withClient} from '../helpers/db.js'
 
 /**
  * Issue 18, the platform's own flows end to end on a real server: each step as the service's own
@@ -56,8 +56,8 @@ async function one<T extends pg.QueryResultRow>(c: pg.Client, sql: string, param
 }
 
 beforeAll(async () => {
-  const init = await runCli(['db', 'init', '--prefix', P, '--passwords-file', passwordsFile, '--queue-engine', 'bundled', '--json'], {timeoutMs: 240_000})
-  expect(init.exitCode, init.stdout + init.stderr).toBe(0)
+  // the template's copy completed by `db init` (test/helpers/estate-template.ts); throws on failure
+  await provisionedEstate(P, passwordsFile)
   // one message waiting in every shared queue, so that a consume attempt has something to move
   await withClient(urlFor(SQ), async (c) => {
     for (const {queue} of SHARED_QUEUE_ACCESS) await c.query(`SELECT pgmq.send($1, '{"seeded": true}'::jsonb)`, [queue])

@@ -3,8 +3,9 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {runCli} from '../helpers/cli.js'
-import {adminUrl, withClient} from '../helpers/db.js'
+// in process: the same argv, output and exit codes as a child process, without a node start per run
+import {runCliInProcess as runCli} from '../helpers/cli.js'
+import {adminUrl, provisionedEstate, withClient} from '../helpers/db.js'
 import {Terminal, type Screen} from '../helpers/tmux.js'
 import {displayWidth} from '../../src/lib/cli/table.js'
 
@@ -48,8 +49,8 @@ describe('tables in a real terminal (tmux) at 80 and 120 columns', () => {
   const terminal = new Terminal()
 
   beforeAll(async () => {
-    const init = await runCli(['db', 'init', '--prefix', P, '--passwords-file', join(root, 'pw.json')], {timeoutMs: 240_000})
-    expect(init.exitCode, init.stderr + init.stdout).toBe(0)
+    // a copy of the run's template estate completed by `db init` (throws on failure)
+    await provisionedEstate(P, join(root, 'pw.json'))
     await withClient(adminUrl(), async (c) => {
       // The estate's own jobs stay still; the runs below are the history the tables show.
       await c.query("UPDATE cron.job SET active = false WHERE jobname LIKE 'singularity:' || $1 || '%'", [P])

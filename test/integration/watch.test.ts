@@ -6,7 +6,7 @@ import {fileURLToPath} from 'node:url'
 import {beforeAll, describe, expect, it} from 'vitest'
 
 import {runCli} from '../helpers/cli.js'
-import {adminUrl, urlFor, withClient} from '../helpers/db.js'
+import {adminUrl, provisionedEstate, urlFor, withClient} from '../helpers/db.js'
 
 /**
  * --watch on queue stats, jobs list, cdc slots and doctor: NDJSON ticks (with --json or a pipe),
@@ -51,8 +51,7 @@ function watch(args: string[]) {
 
 beforeAll(async () => {
   // Set-up failure fails the suite.
-  const init = await runCli(['db', 'init', '--prefix', P, '--queue-engine', 'bundled', '--passwords-file', join(scratch, 'passwords.json')], {timeoutMs: 180_000})
-  if (init.exitCode !== 0) throw new Error(`db init --prefix ${P} failed (exit ${init.exitCode}):\n${init.stderr}`)
+  await provisionedEstate(P, join(scratch, 'passwords.json'))
 }, 240_000)
 
 describe('--watch', () => {

@@ -1,7 +1,8 @@
 import {createServer, type Server, type Socket} from 'node:net'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {runCli} from '../helpers/cli.js'
+// in process: the same argv, output and exit codes as a child process, without a node start per run
+import {runCliInProcess} from '../helpers/cli.js'
 
 // A server that accepts connections and never answers: a command that got past its flags and
 // tried to connect would hang here until runCli times out (and fails naming the command), so exit 2
@@ -42,7 +43,7 @@ describe('a blank name filter exits 2 before connecting, never read as "no filte
   for (const [command, flag] of cases) {
     for (const value of ['', ' ', ' , ']) {
       it(`${command.join(' ')} ${flag} ${JSON.stringify(value)}`, async () => {
-        const r = await runCli([...command, flag, value, '--json'], {noAdmin: true, env: {SINGULARITY_ADMIN_URL: url}, timeoutMs: 90_000})
+        const r = await runCliInProcess([...command, flag, value, '--json'], {noAdmin: true, env: {SINGULARITY_ADMIN_URL: url}, timeoutMs: 90_000})
         expect(r.exitCode).toBe(2)
         const error = r.json().error
         expect(error.exitCode).toBe(2)
@@ -52,7 +53,7 @@ describe('a blank name filter exits 2 before connecting, never read as "no filte
   }
 
   it('a real value is accepted and the command goes on to connect (here: to a server that refuses)', async () => {
-    const r = await runCli(['queue', 'stats', '--db', 'shared_queue', '--json'], {noAdmin: true, env: {SINGULARITY_ADMIN_URL: 'postgres://nobody@127.0.0.1:1/postgres'}, timeoutMs: 20_000})
+    const r = await runCliInProcess(['queue', 'stats', '--db', 'shared_queue', '--json'], {noAdmin: true, env: {SINGULARITY_ADMIN_URL: 'postgres://nobody@127.0.0.1:1/postgres'}, timeoutMs: 20_000})
     expect(r.exitCode).toBe(1)
     expect(r.json().error.message).toMatch(/cannot connect/)
   })

@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
 
-import {formatBytes, formatDuration, parseDuration, parseSize} from '../../src/lib/cli/format.js'
+import {formatBytes, formatDuration, groupDigits, parseDuration, parseSize} from '../../src/lib/cli/format.js'
 
 describe('durations and sizes', () => {
   it('parses durations in every unit and refuses garbage', () => {
@@ -29,5 +29,14 @@ describe('durations and sizes', () => {
     expect(formatDuration(600)).toBe('10m')
     expect(formatDuration(3 * 3600 + 120)).toBe('3h2m')
     expect(formatDuration(2 * 86_400)).toBe('2d')
+  })
+})
+
+describe('groupDigits', () => {
+  it("writes integers exactly as toLocaleString('en-US') does, and leaves anything else to it", () => {
+    const values = [0, -0, 1, 12, 999, 1000, -1000, 9999, 10_000, 123_456, 1_000_000, -98_765_432, 2 ** 31, Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER]
+    for (let n = 1; n < 1e15; n = n * 7 + 3) values.push(n, -n)
+    values.push(0.5, 1234.5678, 2 ** 60, Number.NaN, Number.POSITIVE_INFINITY)
+    for (const n of values) expect(groupDigits(n), String(n)).toBe(n.toLocaleString('en-US'))
   })
 })

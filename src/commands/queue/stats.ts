@@ -3,7 +3,7 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../../base-command.js'
 import {connectionFlags, nonBlank, readFlags, tableFlags} from '../../flags.js'
 import {ExitCode, NotFoundError, UsageError} from '../../lib/cli/errors.js'
-import {formatDuration, parseDuration} from '../../lib/cli/format.js'
+import {formatDuration, groupDigits, parseDuration} from '../../lib/cli/format.js'
 import {resolveConfig} from '../../lib/config/resolve.js'
 import {severalServers} from '../../lib/estate/targets.js'
 import {closestNames, globToRegExp} from '../../lib/queue/catalog.js'
@@ -47,11 +47,11 @@ export default class QueueStatsCommand extends BaseCommand<typeof QueueStatsComm
   static override summary = 'Length, visible, in flight, oldest/newest age, total sent, archive size and poison count of every queue.'
   static override description = `Reads every database of the estate that has queues (shared_queue and each singularity database), or those named with --db.
 
-Fast by default and flat in queue size, also on queues of millions of messages: a queue whose msg_id span (highest − lowest id, two index probes: an upper bound of its length) is under ${DEFAULT_COUNT_LIMIT.toLocaleString('en-US')} is counted exactly; in a bigger one the in-flight messages are counted exactly up to ${DEFAULT_COUNT_LIMIT.toLocaleString('en-US')} (a bounded range of the vt index) and nothing else is read: beyond that, length comes from the statistics collector (n_live_tup, else pg_class.reltuples scaled to the table's size), clamped by the msg_id span, and the figure is marked as an estimate ("~" in the table; "estimated": true and "estimated_fields" under --json). Its error is that of PostgreSQL's statistics: typically within a few percent after ANALYZE or autovacuum. Ages come from the lowest/highest msg_id, total sent from the msg_id sequence (exact). --exact counts every row in one snapshot, as pgmq.metrics does.
+Fast by default and flat in queue size, also on queues of millions of messages: a queue whose msg_id span (highest − lowest id, two index probes: an upper bound of its length) is under ${groupDigits(DEFAULT_COUNT_LIMIT)} is counted exactly; in a bigger one the in-flight messages are counted exactly up to ${groupDigits(DEFAULT_COUNT_LIMIT)} (a bounded range of the vt index) and nothing else is read: beyond that, length comes from the statistics collector (n_live_tup, else pg_class.reltuples scaled to the table's size), clamped by the msg_id span, and the figure is marked as an estimate ("~" in the table; "estimated": true and "estimated_fields" under --json). Its error is that of PostgreSQL's statistics: typically within a few percent after ANALYZE or autovacuum. Ages come from the lowest/highest msg_id, total sent from the msg_id sequence (exact). --exact counts every row in one snapshot, as pgmq.metrics does.
 
 Poison: messages read at least max_reads times (the queue's policy in the topology, default 5; \`queue dead-letter\` moves them aside). Counted exactly by a scan that stops after the count limit, so exact on small queues; on bigger ones the share of poison in a ~500-page sample times the length (marked as an estimate), never below what the bounded scan counted.
 
-Thresholds for cron/CI alerting: --fail-if-length-gt N and --fail-if-oldest-gt DURATION exit 3 after printing when any queue breaches them. A length threshold up to ${MAX_THRESHOLD_COUNT.toLocaleString('en-US')} is decided by an exact bounded count, so estimates never cause a false alarm below it.
+Thresholds for cron/CI alerting: --fail-if-length-gt N and --fail-if-oldest-gt DURATION exit 3 after printing when any queue breaches them. A length threshold up to ${groupDigits(MAX_THRESHOLD_COUNT)} is decided by an exact bounded count, so estimates never cause a false alarm below it.
 
 The databases are read at once, at most --concurrency at a time (default 8, never more than a quarter of the server's free connections), each within --db-timeout (default 10s; 10m with --exact). A database that refuses, fails or does not answer in time is named on stderr and under "unreadable" in --json ({database, reason, timed_out}); the others are still shown.
 
@@ -178,10 +178,10 @@ Exit codes: 0 ok, 1 a database (or a server) could not be read (the others are p
     if (result.queues.length === 0) this.out('no queues; `singularity db init` creates the estate\'s queues')
     else this.outTable(this.table)
     if (result.queues.some((q) => q.estimated)) {
-      this.outFolded(`~ estimate from PostgreSQL statistics (counted exactly up to ${result.count_limit?.toLocaleString('en-US')} rows); --exact counts every row`)
+      this.outFolded(`~ estimate from PostgreSQL statistics (counted exactly up to ${result.count_limit === null ? undefined : groupDigits(result.count_limit)} rows); --exact counts every row`)
     }
     for (const b of result.breaches) {
-      const shown = b.check === 'length' ? `length ${b.estimated ? '~' : ''}${b.value.toLocaleString('en-US')} > ${b.threshold.toLocaleString('en-US')}` : `oldest message ${formatDuration(b.value)} old > ${formatDuration(b.threshold)}`
+      const shown = b.check === 'length' ? `length ${b.estimated ? '~' : ''}${groupDigits(b.value)} > ${groupDigits(b.threshold)}` : `oldest message ${formatDuration(b.value)} old > ${formatDuration(b.threshold)}`
       this.outFolded(`BREACHED ${b.database}.${b.queue}: ${shown}`)
     }
   }

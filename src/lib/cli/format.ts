@@ -12,6 +12,17 @@ export function formatBytes(bytes: number | null | undefined): string {
   return `${bytes < 0 ? '-' : ''}${unit === 0 ? value : value.toFixed(value >= 10 ? 0 : 1)} ${units[unit]}`
 }
 
+/**
+ * An integer with a comma between groups of three digits, as toLocaleString('en-US') writes it, without
+ * ICU: the first toLocaleString of a process initialises ICU's number formatting (tens of ms of
+ * start-up, bench/startup.sh). Anything but a safe integer goes to toLocaleString.
+ */
+export function groupDigits(n: number): string {
+  if (!Number.isSafeInteger(n) || Object.is(n, -0)) return n.toLocaleString('en-US')
+  const digits = String(Math.abs(n)).replace(/\B(?=(\d{3})+$)/g, ',')
+  return n < 0 ? `-${digits}` : digits
+}
+
 export function formatDuration(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined || Number.isNaN(seconds)) return '-'
   const s = Math.round(seconds)

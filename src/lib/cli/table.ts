@@ -63,7 +63,10 @@ const NONE = '-'
 // ---------------------------------------------------------------------------------------------
 // Widths of text as a terminal shows it.
 
-const segmenter = new Intl.Segmenter(undefined, {granularity: 'grapheme'})
+// Made on first use: creating it initialises ICU (tens of ms), which plain ASCII text never needs, and
+// every command loads this module at start-up (bench/startup.sh).
+let segmenter: Intl.Segmenter | undefined
+const graphemes = (text: string) => (segmenter ??= new Intl.Segmenter(undefined, {granularity: 'grapheme'})).segment(text)
 const WIDE = /[\u1100-\u115F\u2E80-\uA4CF\uAC00-\uD7A3\uF900-\uFAFF\uFE30-\uFE4F\uFF00-\uFF60\uFFE0-\uFFE6]|\p{Extended_Pictographic}/u
 const ZERO_WIDTH = /^\p{Mark}+$|^[\u200B-\u200F\uFEFF]$/u
 const isAscii = (text: string) => /^[\u0020-\u007E]*$/.test(text)
@@ -72,7 +75,7 @@ const isAscii = (text: string) => /^[\u0020-\u007E]*$/.test(text)
 export function displayWidth(text: string): number {
   if (isAscii(text)) return text.length
   let width = 0
-  for (const {segment} of segmenter.segment(text)) width += ZERO_WIDTH.test(segment) ? 0 : WIDE.test(segment) ? 2 : 1
+  for (const {segment} of graphemes(text)) width += ZERO_WIDTH.test(segment) ? 0 : WIDE.test(segment) ? 2 : 1
   return width
 }
 
@@ -84,7 +87,7 @@ export function cut(text: string, width: number): string {
   if (isAscii(text)) return text.slice(0, width - 1) + '…'
   let out = ''
   let used = 0
-  for (const {segment} of segmenter.segment(text)) {
+  for (const {segment} of graphemes(text)) {
     const w = displayWidth(segment)
     if (used + w > width - 1) break
     out += segment

@@ -1,9 +1,9 @@
 /** How `queue stats` looks to people: one row per queue, "~" marking estimates. */
-import {formatDuration} from '../cli/format.js'
+import {formatDuration, groupDigits} from '../cli/format.js'
 import {formatTable, type Column, type TableOptions} from '../cli/table.js'
 import type {EstimatedField, QueueStats} from '../queue/stats.js'
 
-const count = (field: EstimatedField) => (q: QueueStats) => `${q.estimated_fields.includes(field) ? '~' : ''}${q[field].toLocaleString('en-US')}`
+const count = (field: EstimatedField) => (q: QueueStats) => `${q.estimated_fields.includes(field) ? '~' : ''}${groupDigits(q[field])}`
 
 // Shown in the familiar order (database, queue, counts, ages); dropped by priority when narrow.
 export const QUEUE_STATS_COLUMNS: Column<QueueStats>[] = [
@@ -14,7 +14,7 @@ export const QUEUE_STATS_COLUMNS: Column<QueueStats>[] = [
   {key: 'in-flight', header: 'in flight', priority: 3, align: 'right', text: count('in_flight'), raw: (q) => q.in_flight},
   {key: 'oldest', header: 'oldest', priority: 2, align: 'right', text: (q) => formatDuration(q.oldest_age_sec), raw: (q) => q.oldest_age_sec},
   {key: 'newest', header: 'newest', priority: 5, align: 'right', text: (q) => formatDuration(q.newest_age_sec), raw: (q) => q.newest_age_sec},
-  {key: 'total-sent', header: 'total sent', priority: 6, align: 'right', text: (q) => q.total_sent.toLocaleString('en-US'), raw: (q) => q.total_sent},
+  {key: 'total-sent', header: 'total sent', priority: 6, align: 'right', text: (q) => groupDigits(q.total_sent), raw: (q) => q.total_sent},
   {key: 'archive', header: 'archive', priority: 7, align: 'right', text: count('archive_length'), raw: (q) => q.archive_length},
   {key: 'poison', header: 'poison', priority: 3, align: 'right', text: count('poison'), raw: (q) => q.poison, tone: (q) => (q.poison > 0 ? 'warn' : undefined)},
 ]

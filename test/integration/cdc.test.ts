@@ -123,6 +123,38 @@ describe('ensureCdcSlot (what db init calls)', () => {
   })
 })
 
+describe('ensureCdcSlot waits for the running transactions', () => {
+  it("waits past the session's short lock_timeout for a transaction running on the server, then creates the slot", async () => {
+    const {name, url} = await createTestDatabase('cdc_wait')
+    const template = estate({prefix: 'x_'}).databases.find((d) => d.kind === 'singularity')!
+    const target = {...template, name, cdcSlot: `${name}_centralcloud_cdc`}
+    const client = await connect(url)
+    const holder = await connect(url)
+    try {
+      // db init's sessions carry a lock_timeout for DDL; here a short one makes the difference visible
+      await client.query("SET lock_timeout = '500ms'")
+      await holder.query('BEGIN')
+      await holder.query('CREATE TABLE held_open (n int)') // a transaction with an xid, still running
+      const creating = ensureCdcSlot(client, target)
+      const waited = await waitFor('the slot creation to wait on the open transaction', async () => {
+        const {rows} = await admin.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE '%pg_create_logical_replication_slot%'", [name])
+        return rows[0].n > 0
+      })
+      expect(waited).toBe(true)
+      await new Promise((resolve) => setTimeout(resolve, 1500)) // three times the session's lock_timeout
+      await holder.query('COMMIT')
+      expect(await creating).toMatchObject({slot: target.cdcSlot, created: true})
+      // the session's own lock_timeout is back afterwards
+      expect((await client.query('SHOW lock_timeout')).rows[0].lock_timeout).toBe('500ms')
+    } finally {
+      await holder.end()
+      await client.end()
+      await admin.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1', [name])
+      await admin.query(`DROP DATABASE "${name}"`)
+    }
+  })
+})
+
 describe('cdc tail (temporary slot)', () => {
   it('streams inserts, updates and deletes of learned_patterns in order with the right fields; other tables are filtered out', async () => {
     const estateBefore = await slotRow(ESTATE_SLOT)

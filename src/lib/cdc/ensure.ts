@@ -1,5 +1,6 @@
 import type pg from 'pg'
 
+import {CliError} from '../cli/errors.js'
 import {DATABASES, type ConcreteDatabase} from '../../topology.js'
 import {pluginRefused, readCdcSettings, readSlot} from './checks.js'
 import {PLUGIN_NOT_ALLOWED_HINT, WAL_LEVEL_HINT, cdcError, pluginMissingHint} from './errors.js'
@@ -72,10 +73,11 @@ export async function ensureCdcSlot(client: pg.Client, db: ConcreteDatabase): Pr
   // A reload reaches this backend asynchronously: retry briefly while the old list still applies.
   for (let attempt = 0; ; attempt++) {
     try {
-      await client.query(`SELECT slot_name FROM pg_create_logical_replication_slot($1, 'wal2json')`, [slot])
+      await createSlotWaitingForTransactions(client, slot)
       return {...result(true), consumerNote: await consumerNote(client, spec?.consumer ?? 'its consumer')}
     } catch (error) {
       const message = String((error as Error).message ?? error)
+      if (error instanceof CliError) throw error
       if ((error as {code?: string}).code === '42710') return result(false) // created meanwhile by a concurrent init
       if (/may not be used as an output plugin/.test(message) && attempt < 20) {
         await new Promise((resolve) => setTimeout(resolve, 100))
@@ -88,6 +90,36 @@ export async function ensureCdcSlot(client: pg.Client, db: ConcreteDatabase): Pr
       }
       throw mapped
     }
+  }
+}
+
+/** How long creating a slot may wait for the transactions already running on the server. */
+const SLOT_CREATE_WAIT = '10min'
+
+/**
+ * Creates the slot. PostgreSQL first waits for every transaction running on the whole server to
+ * end (it needs a consistent starting point): that wait is bounded by the session's lock_timeout,
+ * which guards DDL in seconds, so for this one statement it is minutes, and a transaction that
+ * holds it longer is named.
+ */
+async function createSlotWaitingForTransactions(client: pg.Client, slot: string): Promise<void> {
+  const {rows: saved} = await client.query<{was: string}>("SELECT current_setting('lock_timeout') AS was")
+  await client.query("SELECT set_config('lock_timeout', $1, false)", [SLOT_CREATE_WAIT])
+  try {
+    await client.query(`SELECT slot_name FROM pg_create_logical_replication_slot($1, 'wal2json')`, [slot])
+  } catch (error) {
+    if ((error as {code?: string}).code !== '55P03') throw error
+    const {rows} = await client.query<{pid: number; app: string; since: Date}>(
+      `SELECT pid, coalesce(nullif(application_name, ''), usename::text, '?') AS app, xact_start AS since
+         FROM pg_stat_activity WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() ORDER BY xact_start LIMIT 3`,
+    )
+    const oldest = rows.map((r) => `pid ${r.pid} (${r.app}, since ${r.since.toISOString()})`).join(', ')
+    throw new CliError(`slot ${slot} was not created: a transaction ran through the ${SLOT_CREATE_WAIT} wait for running transactions${oldest ? `; oldest: ${oldest}` : ''}`, {
+      code: 'SLOT_WAIT_TIMEOUT',
+      hint: 'let that transaction finish (or end it: SELECT pg_terminate_backend(<pid>)), then run db init again',
+    })
+  } finally {
+    await client.query("SELECT set_config('lock_timeout', $1, false)", [saved[0].was]).catch(() => {})
   }
 }
 

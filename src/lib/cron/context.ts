@@ -3,7 +3,7 @@ import type pg from 'pg'
 import type {ResolvedConfig} from '../config/resolve.js'
 import {connect} from '../db/connect.js'
 import {adminTarget, databaseTarget, discoverEstate, onDatabase} from '../estate/targets.js'
-import {readBound, visitWithClient, type ReadBound, type Visit} from '../estate/visit.js'
+import {readBound, visitWithClient, type ReadBound, type SharedClients, type Visit} from '../estate/visit.js'
 import type {ConcreteDatabase, Estate} from '../../topology.js'
 import {schedulesForPgCron, type JobSpec} from '../../schedules.js'
 import {cronDatabaseInfo, validateSchedules, type CronDatabaseInfo} from './install.js'
@@ -37,7 +37,7 @@ export interface JobsContext {
 export async function openJobsContext(
   config: ResolvedConfig,
   schedules: JobSpec[],
-  options: {statementTimeoutMs?: number; bound?: Pick<ReadBound, 'concurrency' | 'timeoutMs'>} = {},
+  options: {statementTimeoutMs?: number; bound?: Pick<ReadBound, 'concurrency' | 'timeoutMs'>; shared?: SharedClients} = {},
 ): Promise<JobsContext> {
   const target = adminTarget(config)
   const settings = {statementTimeoutMs: options.statementTimeoutMs ?? 30_000, lockTimeoutMs: 5000, applicationName: 'singularity jobs'}
@@ -97,6 +97,7 @@ export async function openJobsContext(
           concurrency: bound.concurrency,
           timeoutMs: bound.timeoutMs,
           connect: {lockTimeoutMs: 5000, applicationName: 'singularity jobs'},
+          shared: options.shared,
         }),
       close: async () => {
         await Promise.all(clients.map((c) => c.end().catch(() => {})))

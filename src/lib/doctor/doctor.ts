@@ -1,7 +1,7 @@
 import type {ResolvedConfig} from '../config/resolve.js'
 import {connect} from '../db/connect.js'
 import {adminTarget, databaseTarget} from '../estate/targets.js'
-import {readBound, unreadable, visitWithClient, type Unreadable} from '../estate/visit.js'
+import {readBound, SharedClients, unreadable, visitWithClient, type Unreadable} from '../estate/visit.js'
 import {estateStatus} from '../provision/status.js'
 import {activeKeyCount, cronLauncherCheck, databaseChecks, encryptionKeyCheck} from './estate-checks.js'
 import {backupCheck, jobChecks, queueChecks, slotCheck} from './operations-checks.js'
@@ -29,10 +29,13 @@ export async function runDoctor(config: ResolvedConfig, thresholds: DoctorThresh
   const admin = await connect(adminTarget(config), {applicationName: 'singularity doctor', statementTimeoutMs: 15_000})
   const checks: CheckResult[] = []
   const unreadableOnes: Unreadable[] = []
+  // one connection per database for the checks that read every database (Oban jobs, queues,
+  // encryption keys): connection set-up, not the queries, is most of what a database costs
+  const shared = new SharedClients({applicationName: 'singularity doctor'})
   try {
     // the bound of every read below, decided once: databases at once, and the deadline of each
     const bound = await readBound(admin, config.read)
-    const status = await estateStatus(config, bound)
+    const status = await estateStatus(config, bound, shared)
     unreadableOnes.push(...status.unreadable)
     checks.push(...databaseChecks(status))
     const {discoverEstate} = await import('../estate/targets.js')
@@ -42,7 +45,7 @@ export async function runDoctor(config: ResolvedConfig, thresholds: DoctorThresh
     checks.push(
       ...(await guarded('pg_cron jobs', 'singularity jobs list', async () => {
         const [{openJobsContext}, {listJobs}, {schedulesFor}] = await Promise.all([import('../cron/context.js'), import('../cron/jobs.js'), import('../../schedules.js')])
-        const ctx = await openJobsContext(config, schedulesFor(process.env), {statementTimeoutMs: 15_000, bound})
+        const ctx = await openJobsContext(config, schedulesFor(process.env), {statementTimeoutMs: 15_000, bound, shared})
         try {
           const jobs = await listJobs(ctx)
           unreadableOnes.push(...jobs.unreadable)
@@ -52,7 +55,7 @@ export async function runDoctor(config: ResolvedConfig, thresholds: DoctorThresh
         }
       })),
     )
-    checks.push(...(await guarded('queue backlog', 'singularity queue stats', () => queueChecks(config, reachable, thresholds, bound, unreadableOnes))))
+    checks.push(...(await guarded('queue backlog', 'singularity queue stats', () => queueChecks(config, reachable, thresholds, bound, unreadableOnes, shared))))
     checks.push(
       ...(await guarded('replication slots', 'singularity cdc slots', () =>
         slotCheck(
@@ -90,6 +93,7 @@ export async function runDoctor(config: ResolvedConfig, thresholds: DoctorThresh
         const visits = await visitWithClient(singularity, (db) => databaseTarget(config, db), (db) => db.name, activeKeyCount, {
           ...bound,
           connect: {applicationName: 'singularity doctor'},
+          shared,
         })
         const read = visits.flatMap((v, i) => (v.ok ? [{name: singularity[i].name, activeKeys: v.value}] : []))
         for (const [i, v] of visits.entries()) if (!v.ok) unreadableOnes.push(unreadable(singularity[i].name, v))
@@ -97,6 +101,7 @@ export async function runDoctor(config: ResolvedConfig, thresholds: DoctorThresh
       })),
     )
   } finally {
+    await shared.close()
     await admin.end().catch(() => {})
   }
   return {verdict: worst(checks), checks, unreadable: firstPerDatabase(unreadableOnes)}

@@ -2,7 +2,7 @@ import type pg from 'pg'
 
 import type {ResolvedConfig, Target} from '../config/resolve.js'
 import {connect, type ConnectOptions} from '../db/connect.js'
-import {DEFAULT_DATABASE_TIMEOUT_MS, hangUp, readBound, visitEach, type ReadBound, type Unreadable} from '../estate/visit.js'
+import {DEFAULT_DATABASE_TIMEOUT_MS, hangUp, readBound, visitEach, type ReadBound, type SharedClients, type Unreadable} from '../estate/visit.js'
 import {adminTarget, configuredEstate, discoverEstate, onDatabase, selectDatabases} from '../estate/targets.js'
 import {plannedCronJobs} from '../cron/names.js'
 import {validateSchedules} from '../cron/install.js'
@@ -34,19 +34,27 @@ export class Connections {
     readonly admin: pg.Client,
     private readonly target: Target,
     private readonly settings: ConnectOptions,
+    private readonly shared?: SharedClients,
   ) {}
 
   /** `settings` bound each database session (a reading command's deadline); db init's lock timeout stays. */
-  static async open(config: ResolvedConfig, applicationName: string, settings: Pick<ConnectOptions, 'statementTimeoutMs' | 'connectTimeoutMs'> = {}): Promise<Connections> {
+  static async open(
+    config: ResolvedConfig,
+    applicationName: string,
+    settings: Pick<ConnectOptions, 'statementTimeoutMs' | 'connectTimeoutMs'> = {},
+    shared?: SharedClients,
+  ): Promise<Connections> {
     const target = adminTarget(config)
     const all = {applicationName, lockTimeoutMs: 30_000, ...settings}
     const admin = await connect(target, all)
-    return new Connections(admin, target, all)
+    return new Connections(admin, target, all, shared)
   }
 
   /** A client on a database of the server (the admin client when it is the admin's database). */
   async database(name: string): Promise<pg.Client> {
     if (name === this.admin.database) return this.admin
+    // a reading command's connections kept for its other reads (doctor): opened there, closed by their owner
+    if (this.shared) return this.shared.client(onDatabase(this.target, name), this.settings.statementTimeoutMs ?? DEFAULT_DATABASE_TIMEOUT_MS)
     let client = this.clients.get(name)
     if (!client) {
       client = connect(onDatabase(this.target, name), this.settings)
@@ -58,6 +66,10 @@ export class Connections {
 
   /** Hangs up one database's client at once (its deadline passed); a later database() opens another. */
   drop(name: string): void {
+    if (this.shared && name !== this.admin.database) {
+      this.shared.cut(onDatabase(this.target, name))
+      return
+    }
     const client = this.clients.get(name)
     if (!client || name === this.admin.database) return
     this.clients.delete(name)
@@ -209,6 +221,8 @@ export interface PlanOptions {
   applicationName?: string
   /** a reading command's bound (doctor and metrics decide it once); else read from the server here */
   bound?: Pick<ReadBound, 'concurrency' | 'timeoutMs'>
+  /** connections to keep open for the command's other reads of the same databases (doctor) */
+  shared?: SharedClients
 }
 
 export interface DatabasePlanInfo {
@@ -311,7 +325,7 @@ export async function planOn(conns: Connections, estate: Estate, options: Omit<P
 export async function planEstate(options: PlanOptions & {tolerateUnreachable?: boolean}): Promise<Plan> {
   // a reading command: every database session ends at the per-database deadline
   const timeoutMs = options.bound?.timeoutMs ?? options.config.read.timeoutMs ?? DEFAULT_DATABASE_TIMEOUT_MS
-  const conns = await Connections.open(options.config, options.applicationName ?? 'singularity db plan', {statementTimeoutMs: timeoutMs, connectTimeoutMs: timeoutMs})
+  const conns = await Connections.open(options.config, options.applicationName ?? 'singularity db plan', {statementTimeoutMs: timeoutMs, connectTimeoutMs: timeoutMs}, options.shared)
   try {
     const estate = options.instances ? configuredEstate(options.config, options.instances) : await discoverEstate(options.config, conns.admin)
     const bound = options.bound ?? (await readBound(conns.admin, options.config.read))

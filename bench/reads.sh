@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Issue 19 (reads): wall time of each reading command over 1 and 20 singularity instances, on a
+# Issue 19 (reads): wall time of each reading command over 1, 20 (and 60) singularity instances, on a
 # throwaway local cluster this script creates and removes. Each command runs 3 times; the median is
-# printed, with the default bound (8 at once) and with --concurrency 1 (one database after another,
-# as before issue 19). BEFORE=<dir of another built checkout> adds a column timed with that build.
-# Usage: bash bench/reads.sh
+# printed, with the default bound (8 at once); SEQUENTIAL=1 adds --concurrency 1 on the largest estate (one
+# database after another, as before issue 19). BEFORE=<dir of another built checkout> adds columns timed with that build.
+# Usage: bash bench/reads.sh   INSTANCES="1 20 60" BEFORE=/path/to/other/build SEQUENTIAL=1 COMMANDS="doctor|db status"
+# The ratio columns are the largest estate's time over the smallest's (issue 19: <= 2x at 60).
 # Target (issue 19, measured fully by bench/scale.sh): reads flat in instance count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +17,12 @@ trap cleanup EXIT
 node bin/run.js local start --data-dir "$dir" >/dev/null 2>&1
 unset SINGULARITY_ADMIN_URL PGHOST PGPORT PGUSER PGDATABASE PGSERVICE PGPASSFILE SINGULARITY_PREFIX SINGULARITY_CONCURRENCY SINGULARITY_DB_TIMEOUT
 export SINGULARITY_LOCAL_DIR="$dir" NODE_NO_WARNINGS=1
-node bin/run.js db init --prefix one_ --queue-engine bundled --passwords-file "$dir/pw1.json" >/dev/null 2>&1
-node bin/run.js db init --prefix twenty_ --instances 20 --queue-engine bundled --passwords-file "$dir/pw20.json" >/dev/null 2>&1
+# INSTANCES: the estate sizes timed (default 1 and 20; the issue's target is 1, 20 and 60)
+read -r -a sizes <<<"${INSTANCES:-1 20}"
+largest=${sizes[-1]}
+for n in "${sizes[@]}"; do
+  node bin/run.js db init --prefix "i${n}_" --instances "$n" --queue-engine bundled --passwords-file "$dir/pw$n.json" >/dev/null 2>&1
+done
 
 # median wall time of 3 runs of: <bin> <command…>
 median() {
@@ -33,15 +38,37 @@ median() {
   printf '%s\n' "${times[@]}" | sort -n | sed -n 2p
 }
 
-commands=("doctor" "queue stats" "jobs list" "db status" "db plan" "cdc slots --sample 0" "metrics")
-printf '%-22s %10s %10s %14s%s\n' command "1 inst" "20 inst" "20, conc. 1" "${BEFORE:+   20, before}"
+# COMMANDS: a |-separated list to time instead of all of them, e.g. COMMANDS="doctor|db status"
+IFS='|' read -r -a commands <<<"${COMMANDS:-doctor|queue stats|jobs list|db status|db plan|cdc slots --sample 0|metrics}"
+header=$(printf '%-22s' command)
+for n in "${sizes[@]}"; do
+  header+=$(printf ' %9s' "$n inst")
+  [ -n "${BEFORE:-}" ] && header+=$(printf ' %9s' "$n before")
+done
+header+=$(printf ' %9s' "${largest}/1")
+[ -n "${BEFORE:-}" ] && header+=$(printf ' %9s' "before")
+[ -n "${SEQUENTIAL:-}" ] && header+=$(printf ' %12s' "$largest conc.1")
+echo "$header"
 for c in "${commands[@]}"; do
   read -r -a args <<<"$c"
-  one=$(median bin/run.js "${args[@]}" --prefix one_)
-  twenty=$(median bin/run.js "${args[@]}" --prefix twenty_)
-  case "$c" in cdc*) seq=-;; *) seq=$(median bin/run.js "${args[@]}" --prefix twenty_ --concurrency 1);; esac
-  before=""
-  [ -n "${BEFORE:-}" ] && before=$(printf '%13ss' "$(median "$BEFORE/bin/run.js" "${args[@]}" --prefix twenty_)")
-  printf '%-22s %9ss %9ss %13ss%s\n' "$c" "$one" "$twenty" "$seq" "$before"
+  line=$(printf '%-22s' "$c")
+  declare -A now=() was=()
+  for n in "${sizes[@]}"; do
+    now[$n]=$(median bin/run.js "${args[@]}" --prefix "i${n}_")
+    line+=$(printf ' %8ss' "${now[$n]}")
+    if [ -n "${BEFORE:-}" ]; then
+      was[$n]=$(median "$BEFORE/bin/run.js" "${args[@]}" --prefix "i${n}_")
+      line+=$(printf ' %8ss' "${was[$n]}")
+    fi
+  done
+  first=${sizes[0]}
+  line+=$(printf ' %8sx' "$(echo "scale=2; ${now[$largest]} / ${now[$first]}" | bc)")
+  [ -n "${BEFORE:-}" ] && line+=$(printf ' %8sx' "$(echo "scale=2; ${was[$largest]} / ${was[$first]}" | bc)")
+  if [ -n "${SEQUENTIAL:-}" ]; then
+    case "$c" in cdc*) seq=-;; *) seq=$(median bin/run.js "${args[@]}" --prefix "i${largest}_" --concurrency 1);; esac
+    line+=$(printf ' %11ss' "$seq")
+  fi
+  echo "$line"
+  unset now was
 done
 echo "(2-core machine shared with other work: figures are noisy; load average $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -3,7 +3,7 @@ import type pg from 'pg'
 import {MAIN_SERVER, type ResolvedConfig} from '../config/resolve.js'
 import {connect} from '../db/connect.js'
 import {databaseTarget, discoverEstate, onDatabase, serverTarget, severalServers} from '../estate/targets.js'
-import {readBound, visitWithClient, type ReadBound, type Visit} from '../estate/visit.js'
+import {readBound, visitWithClient, type ReadBound, type SharedClients, type Visit} from '../estate/visit.js'
 import type {ConcreteDatabase, Estate} from '../../topology.js'
 import {schedulesForPgCron, type JobSpec} from '../../schedules.js'
 import {cronDatabaseInfo, validateSchedules, type CronDatabaseInfo} from './install.js'
@@ -42,7 +42,7 @@ export interface JobsContext {
 export async function openJobsContext(
   config: ResolvedConfig,
   schedules: JobSpec[],
-  options: {statementTimeoutMs?: number; bound?: Pick<ReadBound, 'concurrency' | 'timeoutMs'>; server?: string; estate?: Estate} = {},
+  options: {statementTimeoutMs?: number; bound?: Pick<ReadBound, 'concurrency' | 'timeoutMs'>; server?: string; estate?: Estate; shared?: SharedClients} = {},
 ): Promise<JobsContext> {
   const server = options.server ?? MAIN_SERVER
   const target = serverTarget(config, server)
@@ -105,6 +105,7 @@ export async function openJobsContext(
           concurrency: bound.concurrency,
           timeoutMs: bound.timeoutMs,
           connect: {lockTimeoutMs: 5000, applicationName: 'singularity jobs'},
+          shared: options.shared,
         }),
       close: async () => {
         await Promise.all(clients.map((c) => c.end().catch(() => {})))

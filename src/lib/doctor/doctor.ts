@@ -1,7 +1,7 @@
 import {MAIN_SERVER, type ResolvedConfig} from '../config/resolve.js'
 import {connect} from '../db/connect.js'
 import {adminTarget, configuredEstate, databaseTarget, onDatabase, serverTarget} from '../estate/targets.js'
-import {readBound, unreadable, visitWithClient, type Unreadable} from '../estate/visit.js'
+import {readBound, SharedClients, unreadable, visitWithClient, type ReadBound, type Unreadable} from '../estate/visit.js'
 import {estateStatus, type EstateStatus} from '../provision/status.js'
 import {activeKeyCount, cronLauncherCheck, databaseChecks, encryptionKeyCheck} from './estate-checks.js'
 import {capacityChecks, readStartDelays, startDelayCheck} from './capacity-checks.js'
@@ -51,8 +51,19 @@ export async function runDoctor(config: ResolvedConfig, thresholds: DoctorThresh
   const boundAdmin = await connect(adminTarget(config), {applicationName: 'singularity doctor', statementTimeoutMs: 15_000})
   const bound = await readBound(boundAdmin, config.read).finally(() => boundAdmin.end().catch(() => {}))
   const unreadableOnes: Unreadable[] = []
+  // one connection per database for the checks that read every database (status, Oban jobs,
+  // queues, encryption keys): connection set-up, not the queries, is most of what a database costs
+  const shared = new SharedClients({applicationName: 'singularity doctor'})
+  try {
+    return await doctorChecks(config, thresholds, bound, shared, unreadableOnes)
+  } finally {
+    await shared.close()
+  }
+}
+
+async function doctorChecks(config: ResolvedConfig, thresholds: DoctorThresholds, bound: ReadBound, shared: SharedClients, unreadableOnes: Unreadable[]): Promise<DoctorReport> {
   // the capacity check's late-start threshold is the doctor's --max-start-delay
-  const status = await estateStatus(config, bound, thresholds.maxStartDelaySeconds)
+  const status = await estateStatus(config, bound, thresholds.maxStartDelaySeconds, shared)
   unreadableOnes.push(...status.unreadable)
   const several = status.servers.length > 1 || status.servers.some((s) => s.name !== MAIN_SERVER)
   const checks: CheckResult[] = [...(several ? [serversCheck(status)] : []), ...databaseChecks(status)]
@@ -70,7 +81,7 @@ export async function runDoctor(config: ResolvedConfig, thresholds: DoctorThresh
       const jobs = rename(
         await guarded('pg_cron jobs', 'singularity jobs list', async () => {
           const [{openJobsContext}, {listJobs}, {schedulesFor}] = await Promise.all([import('../cron/context.js'), import('../cron/jobs.js'), import('../../schedules.js')])
-          const ctx = await openJobsContext(config, schedulesFor(process.env), {statementTimeoutMs: 15_000, bound, server, estate})
+          const ctx = await openJobsContext(config, schedulesFor(process.env), {statementTimeoutMs: 15_000, bound, server, estate, shared})
           try {
             const listed = await listJobs(ctx)
             unreadableOnes.push(...listed.unreadable)
@@ -123,7 +134,7 @@ export async function runDoctor(config: ResolvedConfig, thresholds: DoctorThresh
   checks.push(...all('cron'), ...all('jobs').filter((c) => !c.check.startsWith('pg_cron start delay')))
   checks.push(...capacityChecks(status.capacity))
   checks.push(...all('jobs').filter((c) => c.check.startsWith('pg_cron start delay')))
-  checks.push(...(await guarded('queue backlog', 'singularity queue stats', () => queueChecks(config, reachable, thresholds, bound, unreadableOnes))))
+  checks.push(...(await guarded('queue backlog', 'singularity queue stats', () => queueChecks(config, reachable, thresholds, bound, unreadableOnes, shared))))
   checks.push(...all('slots'))
   checks.push(
     ...(await guarded('backups', 'singularity backup list', async () => {
@@ -145,6 +156,7 @@ export async function runDoctor(config: ResolvedConfig, thresholds: DoctorThresh
       const visits = await visitWithClient(singularity, (db) => databaseTarget(config, db), (db) => db.name, activeKeyCount, {
         ...bound,
         connect: {applicationName: 'singularity doctor'},
+        shared,
       })
       const read = visits.flatMap((v, i) => (v.ok ? [{name: singularity[i].name, activeKeys: v.value}] : []))
       for (const [i, v] of visits.entries()) if (!v.ok) unreadableOnes.push(unreadable(singularity[i].name, v))

@@ -5,7 +5,7 @@ import type {ResolvedConfig} from '../config/resolve.js'
 import type {JobsListResult} from '../cron/jobs.js'
 import type {BackupEntry} from '../backup/store.js'
 import type {ConcreteDatabase} from '../../topology.js'
-import {DEFAULT_DATABASE_TIMEOUT_MS, DEFAULT_READ_CONCURRENCY, type ReadBound, type Unreadable} from '../estate/visit.js'
+import {DEFAULT_DATABASE_TIMEOUT_MS, DEFAULT_READ_CONCURRENCY, type ReadBound, type SharedClients, type Unreadable} from '../estate/visit.js'
 import type {CheckResult, DoctorThresholds} from './types.js'
 
 /** pg_cron jobs whose last run failed (with their failure streak), declared jobs missing, Oban runs missed. */
@@ -47,13 +47,14 @@ export async function queueChecks(
   thresholds: DoctorThresholds,
   bound?: Pick<ReadBound, 'concurrency' | 'timeoutMs'>,
   unreadableOnes: Unreadable[] = [],
+  shared?: SharedClients,
 ): Promise<CheckResult> {
   const [{readQueueDatabases}, {queueStats}] = await Promise.all([import('../queue/locate.js'), import('../queue/stats.js')])
   const {read, unavailable, unreadable} = await readQueueDatabases(
     config,
     databases.filter((d) => d.spec.queues.length > 0),
     (client, db, catalog) => queueStats(client, catalog.queues, {database: db.name}),
-    {bound: bound ?? {concurrency: DEFAULT_READ_CONCURRENCY, timeoutMs: DEFAULT_DATABASE_TIMEOUT_MS}, connect: {applicationName: 'singularity doctor'}},
+    {bound: bound ?? {concurrency: DEFAULT_READ_CONCURRENCY, timeoutMs: DEFAULT_DATABASE_TIMEOUT_MS}, connect: {applicationName: 'singularity doctor'}, shared},
   )
   unreadableOnes.push(...unreadable)
   const stats = read.flatMap((r) => r.value)

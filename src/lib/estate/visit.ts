@@ -103,15 +103,21 @@ export async function visitWithClient<I, T>(
   target: (item: I) => Target,
   describe: (item: I) => string,
   fn: (client: pg.Client, item: I) => Promise<T>,
-  options: VisitOptions & {connect?: ConnectOptions} = {},
+  options: VisitOptions & {connect?: ConnectOptions; shared?: SharedClients} = {},
 ): Promise<Visit<T>[]> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_DATABASE_TIMEOUT_MS
+  const shared = options.shared
   return visitEach(
     items,
     describe,
     async (item, signal) => {
-      const client = await connect(target(item), {statementTimeoutMs: timeoutMs, connectTimeoutMs: timeoutMs, ...options.connect})
-      const cut = () => hangUp(client)
+      const client = shared
+        ? await shared.client(target(item), timeoutMs)
+        : await connect(target(item), {statementTimeoutMs: timeoutMs, connectTimeoutMs: timeoutMs, ...options.connect})
+      const cut = () => {
+        shared?.forget(target(item))
+        hangUp(client)
+      }
       if (signal.aborted) {
         cut()
         throw new CliError(`${describe(item)}: abandoned after the deadline`, {code: 'DATABASE_TIMEOUT'})
@@ -119,13 +125,62 @@ export async function visitWithClient<I, T>(
       signal.addEventListener('abort', cut, {once: true})
       try {
         return await fn(client, item)
+      } catch (error) {
+        // a kept session that failed may be left mid-transaction: the next read gets a fresh one
+        shared?.forget(target(item))
+        if (shared) await client.end().catch(() => {})
+        throw error
       } finally {
         signal.removeEventListener('abort', cut)
-        await client.end().catch(() => {})
+        if (!shared) await client.end().catch(() => {})
       }
     },
     options,
   )
+}
+
+/**
+ * Connections kept open across several visits of one command (doctor reads the same databases for
+ * several checks): one per target, opened on first use, so each database costs one connection
+ * set-up (authentication is most of a short read's cost) instead of one per check. A connection cut
+ * at a deadline is forgotten and reopened by the next visit. The owner closes them all.
+ */
+export class SharedClients {
+  private readonly open = new Map<string, Promise<pg.Client>>()
+  constructor(private readonly options: ConnectOptions = {}) {}
+
+  /** The open connection to this target, or a new one (statement and connect timeout = the deadline). */
+  client(target: Target, timeoutMs: number): Promise<pg.Client> {
+    const key = SharedClients.key(target)
+    let client = this.open.get(key)
+    if (!client) {
+      client = connect(target, {statementTimeoutMs: timeoutMs, connectTimeoutMs: timeoutMs, ...this.options})
+      this.open.set(key, client)
+      client.catch(() => this.open.delete(key))
+    }
+    return client
+  }
+
+  forget(target: Target): void {
+    this.open.delete(SharedClients.key(target))
+  }
+
+  /** Hangs up this target's connection, if one is open (its deadline passed); the next use reopens. */
+  cut(target: Target): void {
+    const client = this.open.get(SharedClients.key(target))
+    this.forget(target)
+    client?.then(hangUp, () => {})
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.open.values()]
+    this.open.clear()
+    await Promise.all(all.map(async (c) => (await c).end()).map((p) => p.catch(() => {})))
+  }
+
+  private static key(target: Target): string {
+    return `${target.url ?? ''}\u0000${target.database ?? ''}`
+  }
 }
 
 /** Ends a client at once, also in the middle of a query (the socket goes; the server ends the backend). */

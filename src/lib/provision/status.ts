@@ -4,7 +4,7 @@ import {publicAction, type Action, type PublicAction} from '../reconcile/action.
 import {planDocument, planEstate, type Plan, type ServerInfo} from '../reconcile/plan.js'
 import {schedulesFor} from '../../schedules.js'
 import {OPTIONAL_EXTENSIONS} from '../../topology.js'
-import type {ReadBound, Unreadable} from '../estate/visit.js'
+import type {ReadBound, SharedClients, Unreadable} from '../estate/visit.js'
 import {defaultPasswordsFile} from './passwords.js'
 
 export type Verdict = 'ok' | 'pending' | 'drifted' | 'missing' | 'unreachable' | 'misowned'
@@ -118,9 +118,10 @@ export function statusFromPlan(plan: Plan): EstateStatus {
 }
 
 /** `db status`: the plan of the estate as found on the server, as verdicts per database. */
-export async function estateStatus(config: ResolvedConfig, bound?: Pick<ReadBound, 'concurrency' | 'timeoutMs'>, lateStartSeconds?: number): Promise<EstateStatus> {
+export async function estateStatus(config: ResolvedConfig, bound?: Pick<ReadBound, 'concurrency' | 'timeoutMs'>, lateStartSeconds?: number, shared?: SharedClients): Promise<EstateStatus> {
   const plan = await planEstate({
     bound,
+    shared,
     env: lateStartSeconds === undefined ? process.env : {...process.env, SINGULARITY_LATE_START_SECONDS: String(lateStartSeconds)},
     config,
     instances: config.instances,

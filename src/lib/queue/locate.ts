@@ -5,7 +5,7 @@ import type {ResolvedConfig} from '../config/resolve.js'
 import {connect, type ConnectOptions} from '../db/connect.js'
 import {disabledParts} from '../estate/disabled.js'
 import {adminTarget, configuredEstate, databaseTarget, discoverEstate, placementOf, selectDatabases, severalServers} from '../estate/targets.js'
-import {readBound, unreadable, visitWithClient, type ReadBound, type Unreadable} from '../estate/visit.js'
+import {readBound, unreadable, visitWithClient, type ReadBound, type SharedClients, type Unreadable} from '../estate/visit.js'
 import type {ConcreteDatabase} from '../../topology.js'
 import {closestNames, findQueue, listQueues, type QueueCatalog, type QueueRef} from './catalog.js'
 
@@ -56,7 +56,7 @@ export async function readQueueDatabases<T>(
   config: ResolvedConfig,
   databases: ConcreteDatabase[],
   read: (client: pg.Client, db: ConcreteDatabase, catalog: QueueCatalog) => Promise<T>,
-  options: {bound: Pick<ReadBound, 'concurrency' | 'timeoutMs'>; connect?: ConnectOptions},
+  options: {bound: Pick<ReadBound, 'concurrency' | 'timeoutMs'>; connect?: ConnectOptions; shared?: SharedClients},
 ): Promise<{read: QueueDatabaseRead<T>[]; unavailable: Unavailable[]; unreadable: Unreadable[]}> {
   const visits = await visitWithClient(
     databases,
@@ -66,7 +66,7 @@ export async function readQueueDatabases<T>(
       const catalog = await listQueues(client)
       return catalog.engine === null ? {catalog, value: null} : {catalog, value: {v: await read(client, db, catalog)}}
     },
-    {...options.bound, connect: options.connect},
+    {...options.bound, connect: options.connect, shared: options.shared},
   )
   const out: QueueDatabaseRead<T>[] = []
   const unavailable: Unavailable[] = []

@@ -4,7 +4,7 @@ import type {ResolvedConfig, Target} from '../config/resolve.js'
 import {connect, type ConnectOptions} from '../db/connect.js'
 import {CliError} from '../cli/errors.js'
 import {MAIN_SERVER} from '../config/resolve.js'
-import {DEFAULT_DATABASE_TIMEOUT_MS, hangUp, mapBounded, readBound, readConcurrency, visitEach, type ReadBound, type Unreadable} from '../estate/visit.js'
+import {DEFAULT_DATABASE_TIMEOUT_MS, hangUp, mapBounded, readBound, readConcurrency, visitEach, type ReadBound, type SharedClients, type Unreadable} from '../estate/visit.js'
 import {adminTarget, configuredEstate, discoverEstate, instancesFrom, onDatabase, selectDatabases, serverNames, serverTarget, severalServers} from '../estate/targets.js'
 import {plannedCronJobs} from '../cron/names.js'
 import {validateSchedules} from '../cron/install.js'
@@ -37,23 +37,36 @@ export class Connections {
     readonly admin: pg.Client,
     private readonly target: Target,
     private readonly settings: ConnectOptions,
+    private readonly shared?: SharedClients,
   ) {}
 
   /** `settings` bound each database session (a reading command's deadline); db init's lock timeout stays. */
-  static async open(config: ResolvedConfig, applicationName: string, settings: Pick<ConnectOptions, 'statementTimeoutMs' | 'connectTimeoutMs'> = {}): Promise<Connections> {
-    return Connections.openTarget(adminTarget(config), applicationName, settings)
+  static async open(
+    config: ResolvedConfig,
+    applicationName: string,
+    settings: Pick<ConnectOptions, 'statementTimeoutMs' | 'connectTimeoutMs'> = {},
+    shared?: SharedClients,
+  ): Promise<Connections> {
+    return Connections.openTarget(adminTarget(config), applicationName, settings, shared)
   }
 
   /** The connections of one server of the estate (its admin URL). */
-  static async openTarget(target: Target, applicationName: string, settings: Pick<ConnectOptions, 'statementTimeoutMs' | 'connectTimeoutMs'> = {}): Promise<Connections> {
+  static async openTarget(
+    target: Target,
+    applicationName: string,
+    settings: Pick<ConnectOptions, 'statementTimeoutMs' | 'connectTimeoutMs'> = {},
+    shared?: SharedClients,
+  ): Promise<Connections> {
     const all = {applicationName, lockTimeoutMs: 30_000, ...settings}
     const admin = await connect(target, all)
-    return new Connections(admin, target, all)
+    return new Connections(admin, target, all, shared)
   }
 
   /** A client on a database of the server (the admin client when it is the admin's database). */
   async database(name: string): Promise<pg.Client> {
     if (name === this.admin.database) return this.admin
+    // a reading command's connections kept for its other reads (doctor): opened there, closed by their owner
+    if (this.shared) return this.shared.client(onDatabase(this.target, name), this.settings.statementTimeoutMs ?? DEFAULT_DATABASE_TIMEOUT_MS)
     let client = this.clients.get(name)
     if (!client) {
       client = connect(onDatabase(this.target, name), this.settings)
@@ -65,6 +78,10 @@ export class Connections {
 
   /** Hangs up one database's client at once (its deadline passed); a later database() opens another. */
   drop(name: string): void {
+    if (this.shared && name !== this.admin.database) {
+      this.shared.cut(onDatabase(this.target, name))
+      return
+    }
     const client = this.clients.get(name)
     if (!client || name === this.admin.database) return
     this.clients.delete(name)
@@ -226,6 +243,8 @@ export interface PlanOptions {
   applicationName?: string
   /** a reading command's bound (doctor and metrics decide it once); else read from the server here */
   bound?: Pick<ReadBound, 'concurrency' | 'timeoutMs'>
+  /** connections to keep open for the command's other reads of the same databases (doctor) */
+  shared?: SharedClients
 }
 
 export interface DatabasePlanInfo {
@@ -533,7 +552,7 @@ export async function planEstate(options: PlanOptions & Tolerance): Promise<Plan
   let main: Connections | undefined
   let mainError: string | undefined
   try {
-    main = await Connections.open(options.config, applicationName, settings)
+    main = await Connections.open(options.config, applicationName, settings, options.shared)
   } catch (error) {
     // the admin server down: with several servers the others are still shown (when the estate is known)
     if (!(options.tolerateUnreachable || options.tolerateDownServers) || !severalServers(options.config)) throw error

@@ -23,7 +23,7 @@ import {estate} from '../../src/topology.js'
  *     of isolation (42501) see exactly the access `db init --prefix` gives.
  * The role list is the topology's (estate()), so roles added to the estate are mapped without a
  * change here. The template's databases are owned by the superuser and closed to connections, its
- * pg_cron jobs removed and its slot dropped: nothing runs in them, and step 3 never touches them.
+ * pg_cron jobs removed and its slots dropped: nothing runs in them, and step 3 never touches them.
  * The template uses the bundled queue engine (named, so a pgmq extension on the server changes
  * nothing); a file that tests the extension engine runs its own `db init --queue-engine extension`.
  */
@@ -74,7 +74,9 @@ export async function createEstateTemplate(adminUrl: string, passwordsFile: stri
   await withAdmin(adminUrl, async (c) => {
     await c.query("SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE 'singularity:' || $1 || '%'", [prefix])
     for (const db of template.databases) {
-      if (db.cdcSlot) await c.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [db.cdcSlot])
+      // both slots (CentralCloud's and the CDC bridge's): unread for the whole run, they would retain its WAL
+      const slots = [db.cdcSlot, db.cdcBridgeSlot].filter((s): s is string => Boolean(s))
+      if (slots.length > 0) await c.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = ANY($1)', [slots])
       await c.query(`ALTER DATABASE ${quoteIdent(db.name)} OWNER TO CURRENT_USER`)
       await c.query(`ALTER DATABASE ${quoteIdent(db.name)} WITH ALLOW_CONNECTIONS false`)
       // the template roles keep no right on the template databases (shared objects): so the copies'

@@ -123,6 +123,10 @@ describe('db init', {timeout: 300_000}, () => {
     expect(s.verdict).toBe('ok')
     expect(s.databases.map((d: {verdict: string}) => d.verdict)).toEqual(['ok', 'ok', 'ok', 'ok', 'ok'])
     expect(s.databases.find((d: {kind: string}) => d.kind === 'shared_queue').queueEngine).toBe('bundled')
+    // where the agent sessions' key lives (no key service: inside each singularity database), and that backups hold it
+    expect(s.sessionKey).toMatchObject({location: expect.stringContaining('singularity_private.encryption_keys'), keyService: null, inBackups: expect.stringContaining('encrypted')})
+    const humanStatus = await runCli(['db', 'status', '--prefix', P, '--wide'])
+    expect(humanStatus.stdout).toMatch(/session key: singularity_private\.encryption_keys, inside each singularity database \(no key service\)/)
   })
 
   it("holds seed 003's isolation matrix cell by cell, with CentralCloud's two roles into singularity only", async () => {

@@ -1,5 +1,6 @@
 import type pg from 'pg'
 
+import {SESSION_KEY} from '../provision/session-key.js'
 import type {EstateStatus} from '../provision/status.js'
 import type {CheckResult} from './types.js'
 
@@ -80,7 +81,7 @@ export function encryptionKeyCheck(read: {name: string; activeKeys: number | nul
     detail:
       missing.length > 0 || unread.length > 0
         ? [missing.length > 0 ? `no active key in ${missing.join(', ')}` : '', unread.length > 0 ? `could not read ${unread.join(', ')}` : ''].filter(Boolean).join('; ')
-        : `active key present in ${read.length} singularity database(s); it lives in singularity_private.encryption_keys inside each database (no key service), so backups hold it — encrypted unless taken with --no-encrypt`,
+        : `active key present in ${read.length} singularity database(s); it lives in ${SESSION_KEY.location} (no key service), so backups hold it — encrypted unless taken with --no-encrypt`,
     next: 'singularity db init',
   }
 }

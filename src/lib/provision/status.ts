@@ -6,6 +6,7 @@ import {schedulesFor} from '../../schedules.js'
 import {OPTIONAL_EXTENSIONS} from '../../topology.js'
 import type {ReadBound, SharedClients, Unreadable} from '../estate/visit.js'
 import {defaultPasswordsFile} from './passwords.js'
+import {SESSION_KEY} from './session-key.js'
 
 export type Verdict = 'ok' | 'pending' | 'drifted' | 'missing' | 'unreachable' | 'misowned'
 
@@ -46,6 +47,8 @@ export interface EstateStatus {
   unreadable: Unreadable[]
   /** the server's connection and pg_cron limits against the estate (warnings in plan.warnings) */
   capacity: ReturnType<typeof planDocument>['capacity']
+  /** where the agent sessions' encryption key lives, and that backups hold it (only with singularity databases) */
+  sessionKey: typeof SESSION_KEY | null
   verdict: Verdict
 }
 
@@ -113,6 +116,7 @@ export function statusFromPlan(plan: Plan): EstateStatus {
     copies: document.copies,
     unreadable: document.unreadable,
     capacity: document.capacity,
+    sessionKey: databases.some((d) => d.kind === 'singularity') ? SESSION_KEY : null,
     verdict,
   }
 }

@@ -1,5 +1,6 @@
 /** How `db status` looks to people: the server line, one row per database, folded free text. */
 import {fold, formatTable, type Column, type TableOptions} from '../cli/table.js'
+import {sessionKeyLine} from '../provision/session-key.js'
 import type {DatabaseStatus, EstateStatus} from '../provision/status.js'
 
 const sqlFiles = (d: DatabaseStatus) =>
@@ -62,6 +63,7 @@ export function renderDbStatus(s: EstateStatus, options: TableOptions): {table: 
   if (s.plan.providerSteps.length > 0) after.push(...fold(`provider steps: ${s.plan.providerSteps.length} waiting for the server's provider; \`singularity db plan\` lists them`, width, '  '))
   const fallbacks = s.databases.find((d) => d.fallbacks.length > 0)?.fallbacks ?? []
   if (fallbacks.length > 0) after.push(...fold(`features: ${fallbacks.map((f) => `${f.feature} → ${f.implementation}`).join('; ')}`, width, '  '))
+  if (s.sessionKey) after.push(...fold(sessionKeyLine(), width, '  '))
   // the server-settings area's capacity check: the server is too small for the estate
   for (const w of s.capacity?.warnings ?? []) after.push(...fold(`warning: ${w}`, width, '  ').map((l) => (paint ? paint.tone('warn', l) : l)))
   const next = s.plan.summary.refused > 0 ? 'restore the drifted file (applied migrations are never edited), then `singularity db init`' : '`singularity db plan` to see it, `singularity db init` to apply it'

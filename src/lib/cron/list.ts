@@ -323,6 +323,17 @@ export function isFailing(row: JobRow): boolean {
 }
 
 /** Every declared job with its state on the server, plus unknown jobs under our prefix. */
+/** The summary counts of a jobs list (one server's or the whole estate's). */
+export function jobCounts(jobs: JobRow[]): JobsListResult['counts'] {
+  return {
+    jobs: jobs.length,
+    failing: jobs.filter(isFailing).length,
+    missing: jobs.filter((r) => r.drift.includes('missing')).length,
+    drifted: jobs.filter((r) => r.drift.length > 0).length,
+    unknown: jobs.filter((r) => r.drift.includes('unknown')).length,
+  }
+}
+
 export async function listJobs(ctx: JobsContext, options: ListOptions = {}): Promise<JobsListResult> {
   const now = options.now ?? new Date()
   const want = (r: Runner) => !options.runners || options.runners.length === 0 || options.runners.includes(r)
@@ -339,13 +350,7 @@ export async function listJobs(ctx: JobsContext, options: ListOptions = {}): Pro
     cronDatabase: ctx.cronInfo?.database ?? null,
     pgCron: {version: ctx.cron ? ctx.cronInfo?.version ?? null : null, problem: ctx.cronProblem ?? null},
     jobs,
-    counts: {
-      jobs: jobs.length,
-      failing: jobs.filter(isFailing).length,
-      missing: jobs.filter((r) => r.drift.includes('missing')).length,
-      drifted: jobs.filter((r) => r.drift.length > 0).length,
-      unknown: jobs.filter((r) => r.drift.includes('unknown')).length,
-    },
+    counts: jobCounts(jobs),
     unreadable: unreadableOnes,
   }
 }

@@ -11,7 +11,7 @@ import {visitEach} from '../estate/visit.js'
 import type {JobSpec} from '../../schedules.js'
 import type {Estate, Runner} from '../../topology.js'
 import {openJobsContext} from './context.js'
-import {isFailing, listJobs, type JobRow, type JobsListResult, type ListOptions} from './list.js'
+import {jobCounts, listJobs, type JobRow, type JobsListResult, type ListOptions} from './list.js'
 
 export interface ServerJobs {
   name: string
@@ -80,13 +80,7 @@ export async function listJobsAcrossServers(
     cronDatabase: main?.cronDatabase ?? null,
     pgCron: main?.pgCron ?? {version: null, problem: null},
     jobs,
-    counts: {
-      jobs: jobs.length,
-      failing: jobs.filter(isFailing).length,
-      missing: jobs.filter((r) => r.drift.includes('missing')).length,
-      drifted: jobs.filter((r) => r.drift.length > 0).length,
-      unknown: jobs.filter((r) => r.drift.includes('unknown')).length,
-    },
+    counts: jobCounts(jobs),
     servers: serverInfo,
     unreadable,
   }

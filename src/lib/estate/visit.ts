@@ -57,8 +57,8 @@ export async function mapBounded<I, O>(items: readonly I[], limit: number, fn: (
 
 /**
  * Runs fn for each item, bounded and with a deadline each. A failure or a timeout becomes that
- * item's outcome instead of failing the whole visit; `onTimeout` lets the caller cut what the
- * abandoned visit holds (its connection).
+ * item's outcome instead of failing the whole visit; fn's AbortSignal fires at the deadline, so
+ * the caller can cut what the abandoned visit holds (its connection).
  */
 export async function visitEach<I, T>(
   items: readonly I[],

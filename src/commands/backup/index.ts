@@ -12,6 +12,7 @@ import {connect} from '../../lib/db/connect.js'
 import {adminTarget, databaseTarget, discoverEstate, selectDatabases, serverNames, serverTarget, severalServers} from '../../lib/estate/targets.js'
 import {physicalBackupLines} from '../../lib/backup/physical/render.js'
 import {PHYSICAL_TYPES, takePhysicalBackup, type PhysicalBackupResult, type PhysicalType} from '../../lib/backup/physical/take.js'
+import {onInterrupt} from '../../lib/cli/interrupt.js'
 
 export interface BackupTakeResult {
   id: string
@@ -72,10 +73,7 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
     const target = adminTarget(config)
     const admin = await connect(target, {applicationName: 'singularity-backup', statementTimeoutMs: 60_000, lockTimeoutMs: 10_000})
     const others: OtherServer[] = []
-    const controller = new AbortController()
-    const onSignal = () => controller.abort()
-    process.on('SIGINT', onSignal)
-    process.on('SIGTERM', onSignal)
+    const interrupt = onInterrupt()
     try {
       const estate = await discoverEstate(config, admin)
       const databases = selectDatabases(estate.databases, this.flags.db).map((db) => ({name: db.name, kind: db.kind, target: databaseTarget(config, db), server: db.server}))
@@ -101,7 +99,7 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
         kind: this.flags.kind as BackupKind,
         prefix: config.prefix,
         jobs: this.flags.jobs,
-        signal: controller.signal,
+        signal: interrupt.signal,
         progress: (m) => progress.line(m),
       }))
       const m = taken.manifest
@@ -128,7 +126,7 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
             dir,
             id: taken.id,
             keyFile: keyFilePath(this.flags['key-file'], config.localDir),
-            restoreTest: restoreTest ? {admin, adminTarget: target, jobs: this.flags.jobs, signal: controller.signal} : undefined,
+            restoreTest: restoreTest ? {admin, adminTarget: target, jobs: this.flags.jobs, signal: interrupt.signal} : undefined,
             progress: (msg) => progress.line(`verify ${msg}`),
           }),
         )
@@ -138,8 +136,7 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
       }
       return result
     } finally {
-      process.off('SIGINT', onSignal)
-      process.off('SIGTERM', onSignal)
+      interrupt.release()
       await admin.end().catch(() => {})
       await Promise.all(others.map((o) => o.admin.end().catch(() => {})))
     }
@@ -148,15 +145,11 @@ Exit codes: 0 done · 1 a dump failed (nothing kept) or --verify failed · 2 bad
   /** `backup --physical`: its own module; Ctrl-C stops pgBackRest cleanly (exit 130, nothing listed as complete). */
   private async physical(): Promise<PhysicalBackupResult> {
     const config = resolveConfig(this.flags)
-    const controller = new AbortController()
-    const onSignal = () => controller.abort()
-    process.on('SIGINT', onSignal)
-    process.on('SIGTERM', onSignal)
+    const interrupt = onInterrupt()
     try {
-      return await takePhysicalBackup({backupDir: this.flags.dir ?? config.backupDir, target: adminTarget(config), type: (this.flags.type ?? 'incr') as PhysicalType, keyFile: this.flags['key-file'], signal: controller.signal, progress: (m) => this.note(m)})
+      return await takePhysicalBackup({backupDir: this.flags.dir ?? config.backupDir, target: adminTarget(config), type: (this.flags.type ?? 'incr') as PhysicalType, keyFile: this.flags['key-file'], signal: interrupt.signal, progress: (m) => this.note(m)})
     } finally {
-      process.off('SIGINT', onSignal)
-      process.off('SIGTERM', onSignal)
+      interrupt.release()
     }
   }
 

@@ -14,6 +14,7 @@ import {adminTarget} from '../../lib/estate/targets.js'
 import {restoreToTime, type RestoreToTimeResult} from '../../lib/backup/physical/restore.js'
 import {restoredLines} from '../../lib/backup/physical/render.js'
 import {UsageError} from '../../lib/cli/errors.js'
+import {onInterrupt} from '../../lib/cli/interrupt.js'
 
 export default class BackupRestore extends BaseCommand<typeof BackupRestore> {
   static override summary = 'Restore one database of a backup into a NEW database (default <db>_restored_<time>, or --as).'
@@ -58,10 +59,7 @@ Exit codes: 0 restored · 1 restore failed (nothing left behind) · 2 bad input 
     const dir = this.flags.dir ?? config.backupDir
     const target = adminTarget(config)
     const admin = await connect(target, {applicationName: 'singularity-backup', statementTimeoutMs: 0, lockTimeoutMs: 30_000})
-    const controller = new AbortController()
-    const onSignal = () => controller.abort()
-    process.on('SIGINT', onSignal)
-    process.on('SIGTERM', onSignal)
+    const interrupt = onInterrupt()
     try {
       return await this.withProgress('restore', (progress) => restoreBackup({
         admin,
@@ -80,12 +78,11 @@ Exit codes: 0 restored · 1 restore failed (nothing left behind) · 2 bad input 
         jobs: this.flags.jobs,
         noOwner: this.flags['no-owner'],
         keyFile: keyFilePath(this.flags['key-file'], config.localDir),
-        signal: controller.signal,
+        signal: interrupt.signal,
         progress: (m) => progress.line(m),
       }))
     } finally {
-      process.off('SIGINT', onSignal)
-      process.off('SIGTERM', onSignal)
+      interrupt.release()
       await admin.end().catch(() => {})
     }
   }
@@ -94,10 +91,7 @@ Exit codes: 0 restored · 1 restore failed (nothing left behind) · 2 bad input 
   private async toTime(): Promise<RestoreToTimeResult> {
     if (this.args.id) throw new UsageError('--to-time restores the whole cluster from the physical backups: give no backup id')
     const config = resolveConfig(this.flags)
-    const controller = new AbortController()
-    const onSignal = () => controller.abort()
-    process.on('SIGINT', onSignal)
-    process.on('SIGTERM', onSignal)
+    const interrupt = onInterrupt()
     try {
       return await restoreToTime({
         config,
@@ -115,12 +109,11 @@ Exit codes: 0 restored · 1 restore failed (nothing left behind) · 2 bad input 
             confirmFlag: this.flags.confirm,
             command: `singularity backup restore --to-time '${this.flags['to-time']}' --in-place`,
           }),
-        signal: controller.signal,
+        signal: interrupt.signal,
         progress: (m) => this.note(m),
       })
     } finally {
-      process.off('SIGINT', onSignal)
-      process.off('SIGTERM', onSignal)
+      interrupt.release()
     }
   }
 

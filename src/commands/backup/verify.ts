@@ -12,6 +12,7 @@ import {connectionFlags} from '../../flags.js'
 import {PHYSICAL_LABEL} from '../../lib/backup/physical/layout.js'
 import {verifyPhysical, type PhysicalVerifyResult} from '../../lib/backup/physical/verify.js'
 import {UsageError} from '../../lib/cli/errors.js'
+import {onInterrupt} from '../../lib/cli/interrupt.js'
 
 type VerifyResult = Verification & {path: string}
 
@@ -63,17 +64,13 @@ Exit codes: 0 verified · 1 a file is missing, changed or unreadable, a restore 
     }
     const target = adminTarget(config)
     const admin = await connect(target, {applicationName: 'singularity-backup', statementTimeoutMs: 0, lockTimeoutMs: 30_000})
-    const controller = new AbortController()
-    const onSignal = () => controller.abort()
-    process.on('SIGINT', onSignal)
-    process.on('SIGTERM', onSignal)
+    const interrupt = onInterrupt()
     try {
-      const result = await verifyBackup({dir, id, keyFile, restoreTest: {admin, adminTarget: target, jobs: this.flags.jobs, signal: controller.signal}, progress: (m) => this.note(m)})
+      const result = await verifyBackup({dir, id, keyFile, restoreTest: {admin, adminTarget: target, jobs: this.flags.jobs, signal: interrupt.signal}, progress: (m) => this.note(m)})
       if (!result.ok) this.exitAfterOutput(1)
       return result
     } finally {
-      process.off('SIGINT', onSignal)
-      process.off('SIGTERM', onSignal)
+      interrupt.release()
       await admin.end().catch(() => {})
     }
   }

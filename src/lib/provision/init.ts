@@ -9,7 +9,7 @@ import {driftError} from '../migrate/runner.js'
 import {publicAction, type Action, type PublicAction} from '../reconcile/action.js'
 import {applyActions} from '../reconcile/apply.js'
 import {observeDatabase, observeServer, type DatabaseObservation} from '../reconcile/observe.js'
-import {closeParts, Connections, DATABASE_AREAS, diffDatabase, diffEstate, diffSchedules, engineOf, estateCapacity, openParts, planParts, type PartPlan, type ServerInfo, type ServerPart} from '../reconcile/plan.js'
+import {closeParts, Connections, DATABASE_AREAS, diffDatabase, diffEstate, diffSchedules, engineOf, openParts, planParts, type PartPlan, type ServerInfo, type ServerPart} from '../reconcile/plan.js'
 import {passwordEnvName, readPasswordFile, writePasswordFile} from './passwords.js'
 import type {EngineChoice} from './queue-engine.js'
 import type {RolePlan} from './roles.js'
@@ -224,7 +224,7 @@ export async function initEstate(options: InitOptions): Promise<InitResult> {
     const outcomes = await mapBounded(plan.parts, readConcurrency(undefined), (part) => applyPart(part, options, several))
     const applied = outcomes.flatMap((o) => o.applied)
     const warnings = outcomes.flatMap((o) => o.warnings)
-    const capacityWarnings = plan.parts.flatMap((p) => (estateCapacity(p.observation.server, p.context)?.warnings ?? []).map((w) => (several ? `${p.part.name}: ${w}` : w)))
+    const capacityWarnings = plan.parts.flatMap((p) => (p.capacity?.warnings ?? []).map((w) => (several ? `${p.part.name}: ${w}` : w)))
     return report(applied, applied.length > 0 ? 'applied' : 'up-to-date', [...new Set([...warnings, ...capacityWarnings])])
   } finally {
     await Promise.all(locked.map((c) => c.admin.query(`SELECT pg_advisory_unlock(${INIT_LOCK})`).catch(() => {})))

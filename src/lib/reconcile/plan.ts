@@ -323,19 +323,6 @@ export function databaseInfo(db: ConcreteDatabase, observation: EstateObservatio
   }
 }
 
-/** The context of a plan: estate, passwords (never saved here), schedules. */
-export function diffContext(estate: Estate, observation: EstateObservation, options: Pick<PlanOptions, 'queueEngine' | 'passwordsFile' | 'env' | 'schedules'>): DiffContext {
-  const exists = new Set(observation.server.roles.map((r) => r.name))
-  const fromFile = options.passwordsFile ? readPasswordFile(options.passwordsFile) : {}
-  return {
-    estate,
-    queueEngine: options.queueEngine ?? 'auto',
-    schedules: options.schedules,
-    roles: planPasswords(estate.roles, exists, fromFile, options.env ?? process.env),
-    lateStartSeconds: lateStartSecondsFrom(options.env ?? process.env),
-  }
-}
-
 /** What a plan reports instead of failing on. */
 export interface Tolerance {
   /** a database (or a whole server) that cannot be read is marked unreachable (db status) */
@@ -376,6 +363,8 @@ export interface PartPlan {
   part: ServerPart
   observation: EstateObservation
   context: DiffContext
+  /** the server's limits against its part of the estate (null when unread or unreachable) */
+  capacity: CapacityReport | null
 }
 
 /**
@@ -445,21 +434,22 @@ export async function planParts(parts: ServerPart[], estate: Estate, options: Om
       roles: {...roles, plans: roles.plans.filter((p) => part.estate.roles.some((r) => r.name === p.name))},
       lateStartSeconds: lateStartSecondsFrom(options.env ?? process.env),
     },
+    capacity: null,
   }))
   const tag = (name: string) => (a: Action): Action => ({...a, server: several ? name : null})
   let actions: Action[] = []
   let provider: Action[] = []
   let lacking: Action[] = []
   const warnings: string[] = []
-  const capacities = new Map<string, CapacityReport | null>()
-  for (const {part, observation, context} of partPlans) {
+  for (const partPlan of partPlans) {
+    const {part, observation, context} = partPlan
     if (!part.conns) {
       warnings.push(`server ${part.name} could not be reached (${part.unreachable}): its databases (${part.estate.databases.map((d) => d.name).join(', ')}) were not read`)
       continue
     }
     const diff = diffEstate(observation, context)
     const capacity = estateCapacity(observation.server, context)
-    capacities.set(part.name, capacity)
+    partPlan.capacity = capacity
     actions.push(...diff.actions.map(tag(part.name)))
     provider.push(...diff.provider.map(tag(part.name)))
     lacking.push(...diff.lacking.map(tag(part.name)))
@@ -507,7 +497,7 @@ export async function planParts(parts: ServerPart[], estate: Estate, options: Om
     observation: first.observation,
     context: first.context,
     parts: partPlans,
-    capacity: capacities.get(first.part.name) ?? null,
+    capacity: first.capacity,
   }
 }
 

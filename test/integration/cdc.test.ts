@@ -6,6 +6,7 @@ import {fileURLToPath} from 'node:url'
 import type pg from 'pg'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import {streamingTails} from '../helpers/cdc.js'
 import {runCli} from '../helpers/cli.js'
 import {adminUrl, connect, createTestDatabase, provisionedEstate, urlFor} from '../helpers/db.js'
 import {waitFor} from '../helpers/wait.js'
@@ -159,7 +160,7 @@ describe('cdc tail (temporary slot)', () => {
   it('streams inserts, updates and deletes of learned_patterns in order with the right fields; other tables are filtered out', async () => {
     const estateBefore = await slotRow(ESTATE_SLOT)
     const tail = startCli(['cdc', 'tail', '--prefix', P, '--json', '--table', 'learned_patterns', '--limit', '4', '--timeout', '60s'])
-    await waitFor('the temporary slot', async () => (await temporarySlots()).some((s) => s.active_pid !== null))
+    await waitFor('the tail to stream', async () => (await streamingTails(admin, DB)) === 1)
     await db.query('BEGIN')
     const {rows} = await db.query(
       `INSERT INTO learned_patterns (agent_id, pattern, confidence) VALUES ('agent-cdc', '{"kind":"a"}', 0.5), (NULL, '{"kind":"b"}', 0.25) RETURNING id`,
@@ -212,7 +213,7 @@ describe('cdc tail (temporary slot)', () => {
   it('readable lines when not --json; --raw passes wal2json format-version 2 through', async () => {
     const human = startCli(['cdc', 'tail', '--prefix', P, '--table', 'public.learned_patterns', '--limit', '1', '--timeout', '60s'])
     const raw = startCli(['cdc', 'tail', '--prefix', P, '--raw', '--table', 'learned_patterns', '--limit', '1', '--timeout', '60s'])
-    await waitFor('both temporary slots', async () => (await temporarySlots()).filter((s) => s.active_pid !== null).length === 2)
+    await waitFor('both tails to stream', async () => (await streamingTails(admin, DB)) === 2)
     // transactions the table filter empties (DDL, another table) print nothing, not even BEGIN/COMMIT
     await db.query('CREATE TABLE cdc_raw_noise (n int)')
     await db.query('INSERT INTO cdc_raw_noise VALUES (1)')

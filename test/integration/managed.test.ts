@@ -6,7 +6,9 @@ import {fileURLToPath} from 'node:url'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {runCli} from '../helpers/cli.js'
+import {streamingTails} from '../helpers/cdc.js'
 import {connect, uniqueSuffix, urlFor, withClient} from '../helpers/db.js'
+import {waitFor} from '../helpers/wait.js'
 import {queueAccessMatrix} from '../../src/topology.js'
 
 /**
@@ -196,13 +198,9 @@ describe('a managed server: the whole flow as an admin without superuser', () =>
     child.stdout.on('data', (d) => (out += d))
     child.stderr.on('data', (d) => (err += d))
     const done = new Promise<number | null>((resolve) => child.on('close', resolve))
-    const deadline = Date.now() + 60_000
-    for (;;) {
-      const {rows} = await su(`SELECT 1 FROM pg_replication_slots WHERE database = '${P}singularity' AND temporary AND active_pid IS NOT NULL`)
-      if (rows.length > 0) break
-      if (Date.now() > deadline) throw new Error(`timed out waiting for cdc tail's temporary slot; stderr: ${err}`)
-      await new Promise((r) => setTimeout(r, 200))
-    }
+    await waitFor('cdc tail to stream', () => withClient(urlFor('postgres'), async (c) => (await streamingTails(c, `${P}singularity`)) === 1), {timeoutMs: 60_000}).catch((error: Error) => {
+      throw new Error(`${error.message}; its stderr: ${err}`)
+    })
     expect(await attempt(roleUrl('singularity', `${P}singularity`), `INSERT INTO learned_patterns (pattern, confidence) VALUES ('{"managed":true}', 0.5)`)).toBe('ok')
     expect(await done, err).toBe(0)
     const line = JSON.parse(out.trim().split('\n')[0])

@@ -59,17 +59,26 @@ async function waitFor(what: string, fn: () => Promise<boolean> | boolean, timeo
 
 const physical = async () => (await cli(['backup', 'list', '--json'])).json().physical
 
-/** Every regular file under a directory. */
+/** Every regular file under a directory (one removed while we walk is left out). */
 function filesUnder(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
     const path = join(dir, name)
-    const stat = lstatSync(path)
-    return stat.isDirectory() ? filesUnder(path) : stat.isFile() ? [path] : []
+    const stat = lstatSync(path, {throwIfNoEntry: false})
+    return stat?.isDirectory() ? filesUnder(path) : stat?.isFile() ? [path] : []
   })
 }
 
-/** The files under `dir` that hold `needle`. */
-const holding = (dir: string, needle: string | Buffer) => filesUnder(dir).filter((f) => readFileSync(f).includes(needle))
+/** The files under `dir` that hold `needle`. A live data directory drops files as it goes (a relcache init file, say): one gone between listing and reading holds nothing. */
+const holding = (dir: string, needle: string | Buffer) => filesUnder(dir).filter((f) => readIfPresent(f)?.includes(needle))
+
+function readIfPresent(file: string): Buffer | undefined {
+  try {
+    return readFileSync(file)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw error
+  }
+}
 
 // a row value planted before the first physical backup: it must never appear in the repository
 const CANARY = `pitr-canary-${Date.now().toString(36)}-plaintext`

@@ -193,6 +193,7 @@ describe('cdc tail (temporary slot)', () => {
     for (let i = 1; i < lines.length; i++) expect(await lsnCompare(lines[i].lsn, lines[i - 1].lsn)).toBe(1)
 
     expect(tail.stderr()).toMatch(/last confirmed LSN [0-9A-F]+\/[0-9A-F]+/)
+    expect(tail.stderr()).toMatch(new RegExp(`^tailing ${DB} \\(temporary slot singularity_tail_\\d+_[0-9a-f]+, tables public\\.learned_patterns\\); Ctrl-C to stop$`, 'm'))
     // nothing left behind; the production slot was neither held nor advanced
     await waitFor('no temporary slot', async () => (await temporarySlots()).length === 0)
     expect((await slotRow(ESTATE_SLOT))!.confirmed_flush_lsn).toBe(estateBefore!.confirmed_flush_lsn)

@@ -198,9 +198,11 @@ describe('a managed server: the whole flow as an admin without superuser', () =>
     child.stdout.on('data', (d) => (out += d))
     child.stderr.on('data', (d) => (err += d))
     const done = new Promise<number | null>((resolve) => child.on('close', resolve))
-    await waitFor('cdc tail to stream', () => withClient(urlFor('postgres'), async (c) => (await streamingTails(c, `${P}singularity`)) === 1), {timeoutMs: 60_000}).catch((error: Error) => {
+    // the line a script waits for: the stream has started (what commits before it is not streamed)
+    await waitFor(`cdc tail's "tailing" line on stderr`, () => /^tailing /m.test(err), {timeoutMs: 60_000}).catch((error: Error) => {
       throw new Error(`${error.message}; its stderr: ${err}`)
     })
+    expect(await withClient(urlFor('postgres'), (c) => streamingTails(c, `${P}singularity`))).toBe(1)
     expect(await attempt(roleUrl('singularity', `${P}singularity`), `INSERT INTO learned_patterns (pattern, confidence) VALUES ('{"managed":true}', 0.5)`)).toBe('ok')
     expect(await done, err).toBe(0)
     const line = JSON.parse(out.trim().split('\n')[0])

@@ -17,7 +17,7 @@ import {DEFAULT_ACTIONS, TAIL_ACTIONS, type QualifiedTable, type TailAction} fro
 
 export default class CdcTail extends BaseCommand<typeof CdcTail> {
   static override summary = 'Stream changes as they commit (wal2json over the replication protocol), without touching the production slot.'
-  static override description = `By default a temporary slot of its own is created: the production slot is never held or advanced, and nothing is left behind, not even after SIGKILL (temporary slots die with the session). --slot <name> reads a persistent slot's backlog through a temporary copy; add --consume to read the slot itself and confirm each position only after the lines up to it were written and flushed (at-least-once across kills and restarts). The last confirmed LSN is printed on stderr at exit; Ctrl-C exits 0 after confirming.
+  static override description = `By default a temporary slot of its own is created: the production slot is never held or advanced, and nothing is left behind, not even after SIGKILL (temporary slots die with the session). --slot <name> reads a persistent slot's backlog through a temporary copy; add --consume to read the slot itself and confirm each position only after the lines up to it were written and flushed (at-least-once across kills and restarts). The last confirmed LSN is printed on stderr at exit; Ctrl-C exits 0 after confirming. Once the stream has started, a line on stderr says so ("tailing …"): a script that starts a tail and then writes should wait for it, as changes committed before it are not streamed.
 
 Output: readable lines on a terminal (time, action, table, key | changed columns); --json prints one JSON object per line {lsn, xid, commitTime, action, schema, table, columns, identity}; --raw passes wal2json's format-version 2 JSON through unchanged (BEGIN/COMMIT objects included, for the transactions that have a change passing the filters).`
 
@@ -137,10 +137,10 @@ Output: readable lines on a terminal (time, action, table, key | changed columns
           this.note(`server: ${message}${/no tuple identifier/.test(message) ? ' (the table needs a primary key or REPLICA IDENTITY for old keys)' : ''}`)
         },
         onStart: (info) => {
-          if (this.colorfulErr) {
-            const what = slot.kind === 'consume' ? `consuming slot ${info.slot}` : slot.kind === 'copy' ? `reading a temporary copy of ${slot.source}` : `temporary slot ${info.slot}`
-            this.note(`tailing ${db.name} (${what}${tables.length > 0 ? `, tables ${tables.map((t) => `${t.schema}.${t.table}`).join(', ')}` : ''}); Ctrl-C to stop`)
-          }
+          // always said (stderr): a script that starts a tail and then writes waits for this line,
+          // since what commits before the stream starts is not in it
+          const what = slot.kind === 'consume' ? `consuming slot ${info.slot}` : slot.kind === 'copy' ? `reading a temporary copy of ${slot.source}` : `temporary slot ${info.slot}`
+          this.note(`tailing ${db.name} (${what}${tables.length > 0 ? `, tables ${tables.map((t) => `${t.schema}.${t.table}`).join(', ')}` : ''}); Ctrl-C to stop`)
           progress.waiting('waiting for the first change…')
         },
         onFirstOutput: () => progress.stop(),

@@ -45,6 +45,17 @@ describe("pg's crypto on node:crypto (start-up: no WebCrypto)", () => {
     }
   })
 
+  it('derives a key once per password, salt and count (a role logs in to many databases), and still right for another salt or count', async () => {
+    const salt = Buffer.from('c2FsdHNhbHRzYWx0', 'base64')
+    const first = nodeCrypto.deriveKey('reused', salt, 4096)
+    expect(nodeCrypto.deriveKey('reused', Buffer.from(salt), 4096)).toBe(first) // the same derivation, even while it runs
+    for (const [password, otherSalt, count] of [['reused', Buffer.from('b3RoZXJzYWx0', 'base64'), 4096], ['reused', salt, 8192], ['other', salt, 4096]] as const) {
+      const key = await nodeCrypto.deriveKey(password, otherSalt, count)
+      expect(hex(key)).toBe(hex(await pgCrypto.deriveKey(password, otherSalt, count)))
+      expect(hex(key)).not.toBe(hex(await first))
+    }
+  })
+
   it('computes the same md5 password message, and random bytes of the asked length', async () => {
     const salt = Buffer.from([1, 2, 3, 4])
     expect(await nodeCrypto.postgresMd5PasswordHash('alice', 'secret', salt)).toBe(await pgCrypto.postgresMd5PasswordHash('alice', 'secret', salt))

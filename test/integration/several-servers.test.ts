@@ -220,6 +220,30 @@ describe('an estate over two servers', {timeout: 900_000}, () => {
     const verify = await cli(['backup', 'verify', r.id, '--dir', dir, '--json'])
     expect(verify.exitCode, verify.stdout).toBe(0)
     expect(verify.json().files.map((f: {file: string}) => f.file)).toContain('globals-queues.sql')
+
+    // restore: a database goes back to the server it was dumped from, or to --server
+    const home = await cli(['backup', 'restore', r.id, '--dir', dir, '--db', `${P}singularity_2`, '--as', `${P}copy_home`, '--json'])
+    expect(home.exitCode, home.stderr).toBe(0)
+    expect(home.json()).toMatchObject({server: 'queues', database: `${P}copy_home`, source: `${P}singularity_2`})
+    expect(await databasesOn(adminUrlB())).toContain(`${P}copy_home`)
+    expect(await databasesOn(adminUrl())).not.toContain(`${P}copy_home`)
+    const human = await cli(['backup', 'restore', r.id, '--dir', dir, '--db', `${P}singularity_2`, '--as', `${P}copy_main`, '--server', 'main'])
+    expect(human.exitCode, human.stderr).toBe(0)
+    expect(human.stdout).toMatch(new RegExp(`^restored ${P}copy_main on server main from ${P}singularity_2 in backup ${r.id}: \\d+ tables`, 'm'))
+    expect(await databasesOn(adminUrl())).toContain(`${P}copy_main`)
+    const unknown = await cli(['backup', 'restore', r.id, '--dir', dir, '--db', `${P}singularity_2`, '--server', 'nowhere'])
+    expect(unknown.exitCode).toBe(2)
+    expect(unknown.stderr).toMatch(/unknown server 'nowhere'.*\n.*hint: choose one of: main, queues/s)
+    // a backup whose server the config no longer names is refused, changing nothing
+    const other = join(root, 'config-main-only.json')
+    const config = JSON.parse(readFileSync(configFile, 'utf8'))
+    writeFileSync(other, JSON.stringify({...config, servers: undefined, placement: undefined}))
+    const lost = await cli(['backup', 'restore', r.id, '--dir', dir, '--db', `${P}singularity_2`, '--as', `${P}copy_lost`], {env: {SINGULARITY_CONFIG: other}})
+    expect(lost.exitCode).toBe(2)
+    expect(lost.stderr).toMatch(new RegExp(`${P}singularity_2 was dumped from server 'queues', which the config does not name; nothing was changed`))
+    expect([...(await databasesOn(adminUrl())), ...(await databasesOn(adminUrlB()))]).not.toContain(`${P}copy_lost`)
+    await query(adminUrlB(), `DROP DATABASE ${P}copy_home`)
+    await query(adminUrl(), `DROP DATABASE ${P}copy_main`)
   })
 
   it('with B down the readers report B and its databases unreachable (db status/plan, doctor: exit 3; queue stats, jobs list, cdc slots: exit 1) and still show A; B back, all is well', async () => {

@@ -14,10 +14,10 @@ import {join} from 'node:path'
 import type pg from 'pg'
 
 import {CliError, ExitCode, UsageError} from '../cli/errors.js'
-import type {Target} from '../config/resolve.js'
+import {MAIN_SERVER, type ResolvedConfig, type Target} from '../config/resolve.js'
 import {dropDatabaseForceSupported} from '../db/catalog-version.js'
 import {connect} from '../db/connect.js'
-import {onDatabase} from '../estate/targets.js'
+import {onDatabase, serverNames} from '../estate/targets.js'
 import {validateName} from '../names.js'
 import type {DatabaseEntry} from './manifest.js'
 import {applySourceAccess, markCopy, type DatabaseGrant} from './copies.js'
@@ -83,6 +83,29 @@ function pickDatabase(databases: DatabaseEntry[], wanted: string | undefined, id
   if (found.length === 1) return found[0]
   if (found.length > 1) throw new UsageError(`'${wanted}' matches ${found.map((d) => d.name).join(', ')} in backup ${id}`, {hint: 'pass the database name with --db'})
   throw new UsageError(`backup ${id} has no database '${wanted}'`, {hint: `--db one of: ${choices}`})
+}
+
+/**
+ * The server a database of a backup goes back to: `chosen` (--server) when given, else the one it
+ * was dumped from (the manifest's placement; `main` for a one-server backup), which the config must
+ * name: a database restored onto another server than its own would not be where its services look.
+ */
+export function restoreServer(config: Pick<ResolvedConfig, 'servers'>, dir: string, id: string, db: string | undefined, chosen?: string): string {
+  const configured = serverNames(config)
+  if (chosen !== undefined) {
+    if (!configured.includes(chosen)) throw new UsageError(`unknown server '${chosen}'`, {hint: `choose one of: ${configured.join(', ')}`})
+    return chosen
+  }
+  const entry = findBackup(dir, id)
+  if (!entry.manifest) return MAIN_SERVER // incomplete: restoreBackup says so
+  const source = pickDatabase(entry.manifest.databases, db, entry.id)
+  const server = entry.manifest.placement?.[source.name] ?? MAIN_SERVER
+  if (!configured.includes(server)) {
+    throw new UsageError(`${source.name} was dumped from server '${server}', which the config does not name; nothing was changed`, {
+      hint: `add servers.${server} to the config file, or restore it elsewhere with --server (one of: ${configured.join(', ')})`,
+    })
+  }
+  return server
 }
 
 async function exists(admin: pg.Client, name: string): Promise<boolean> {

@@ -302,6 +302,36 @@ describe('an estate over two servers', {timeout: 900_000}, () => {
     expect(status.exitCode, status.stdout).toBe(0)
   })
 
+  it('with the admin server (main) down, doctor, queue stats and db status still read B, naming main unreachable', async () => {
+    // main is the harness's shared cluster: it is made unreachable for these runs by pointing the admin URL at a closed port
+    const mainDown = {env: {SINGULARITY_ADMIN_URL: 'postgres://postgres@127.0.0.1:1/postgres'}}
+    const status = await cli(['db', 'status', '--json'], mainDown)
+    expect(status.exitCode, status.stderr).toBe(3)
+    expect(status.json().servers.find((x: {name: string}) => x.name === 'main')).toMatchObject({reachable: false})
+
+    const stats = await cli(['queue', 'stats', '--json'], mainDown)
+    expect(stats.exitCode, stats.stderr).toBe(1)
+    const doc = stats.json()
+    expect(doc.queues.some((q: {database: string}) => q.database === `${P}shared_queue`)).toBe(true)
+    expect(doc.queues.some((q: {database: string}) => q.database === `${P}singularity_1`)).toBe(false)
+    expect(doc.unreadable).toEqual(expect.arrayContaining([expect.objectContaining({database: `${P}singularity_1`, server: 'main'})]))
+
+    const doctor = await cli(['doctor', '--json'], mainDown)
+    expect(doctor.exitCode, doctor.stderr).toBe(3)
+    const checks = doctor.json().checks as {check: string; status: string; detail: string}[]
+    expect(checks.find((c) => c.check === 'servers')).toMatchObject({status: 'fail'})
+    expect(checks.find((c) => c.check === 'servers')!.detail).toMatch(/main/)
+    // B is still checked: its own pg_cron row
+    expect(checks.find((c) => c.check === 'pg_cron running (queues)')).toMatchObject({status: 'ok'})
+
+    // with one server only, main down is still a plain exit 1 (nothing else to show)
+    const oneServer = join(root, 'config-one-server.json')
+    writeFileSync(oneServer, '{}')
+    const alone = await cli(['queue', 'stats', '--json'], {env: {...mainDown.env, SINGULARITY_CONFIG: oneServer}})
+    expect(alone.exitCode).toBe(1)
+    expect(alone.json().error.message).toMatch(/127\.0\.0\.1:1|connect|refused/i)
+  })
+
   it('the config is validated: an unknown server or database in the placement exits 2 with a hint; passwords in URLs are never printed', async () => {
     const bad = join(root, 'bad.json')
     writeFileSync(bad, JSON.stringify({servers: {queues: adminUrlB()}, placement: {shared_queue: 'elsewhere'}}))

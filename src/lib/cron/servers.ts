@@ -6,7 +6,7 @@
  */
 import {MAIN_SERVER, type ResolvedConfig} from '../config/resolve.js'
 import {connect} from '../db/connect.js'
-import {adminTarget, configuredEstate, discoverEstate, instancesFrom, selectDatabases, serverNames} from '../estate/targets.js'
+import {adminTarget, configuredEstate, discoverEstate, estateWithoutAdmin, selectDatabases, serverNames} from '../estate/targets.js'
 import {visitEach} from '../estate/visit.js'
 import type {JobSpec} from '../../schedules.js'
 import type {Estate, Runner} from '../../topology.js'
@@ -27,7 +27,7 @@ export type JobsAcrossServers = JobsListResult & {jobs: (JobRow & {server: strin
 async function estateOf(config: ResolvedConfig): Promise<Estate> {
   if (config.instances) return configuredEstate(config)
   const admin = await connect(adminTarget(config), {statementTimeoutMs: 10_000, connectTimeoutMs: 10_000, applicationName: 'singularity jobs'}).catch(() => null)
-  if (!admin) return configuredEstate(config, instancesFrom([], config))
+  if (!admin) return estateWithoutAdmin(config)
   try {
     return await discoverEstate(config, admin)
   } finally {

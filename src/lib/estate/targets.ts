@@ -102,6 +102,14 @@ export async function discoverEstate(
 }
 
 /**
+ * The estate without the admin server (several servers, the admin server down): from the config and
+ * the placement, so a reader still shows the servers that answer.
+ */
+export function estateWithoutAdmin(config: ResolvedConfig): Estate {
+  return configuredEstate(config, instancesFrom([], config))
+}
+
+/**
  * The number of singularity instances from the database names found: the numbered ones
  * (singularity_1..N), at least the highest instance the placement names (its server may be down).
  */

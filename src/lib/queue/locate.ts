@@ -4,7 +4,7 @@ import {CliError, NotFoundError, UsageError} from '../cli/errors.js'
 import type {ResolvedConfig} from '../config/resolve.js'
 import {connect, type ConnectOptions} from '../db/connect.js'
 import {disabledParts} from '../estate/disabled.js'
-import {adminTarget, configuredEstate, databaseTarget, discoverEstate, placementOf, selectDatabases, severalServers} from '../estate/targets.js'
+import {adminTarget, configuredEstate, databaseTarget, discoverEstate, estateWithoutAdmin, placementOf, selectDatabases, severalServers} from '../estate/targets.js'
 import {readBound, unreadable, visitWithClient, type ReadBound, type SharedClients, type Unreadable} from '../estate/visit.js'
 import type {ConcreteDatabase} from '../../topology.js'
 import {closestNames, findQueue, listQueues, type QueueCatalog, type QueueRef} from './catalog.js'
@@ -26,12 +26,16 @@ export async function queueDatabasesToRead(config: ResolvedConfig, wanted: strin
   let estate
   let bound: ReadBound
   if (config.admin || !config.databases.shared_queue) {
-    const admin = await connect(adminTarget(config), {statementTimeoutMs: 10_000, applicationName: 'singularity queue'})
+    // several servers and the admin server down: its databases are reported unreachable, the others read
+    const admin = await connect(adminTarget(config), {statementTimeoutMs: 10_000, applicationName: 'singularity queue'}).catch((error) => {
+      if (!severalServers(config)) throw error
+      return null
+    })
     try {
-      estate = await discoverEstate(config, admin)
+      estate = admin ? await discoverEstate(config, admin) : estateWithoutAdmin(config)
       bound = await readBound(admin, config.read)
     } finally {
-      await admin.end().catch(() => {})
+      await admin?.end().catch(() => {})
     }
   } else {
     estate = configuredEstate(config)

@@ -5,7 +5,7 @@ import {connect, type ConnectOptions} from '../db/connect.js'
 import {CliError} from '../cli/errors.js'
 import {MAIN_SERVER} from '../config/resolve.js'
 import {DEFAULT_DATABASE_TIMEOUT_MS, hangUp, mapBounded, readBound, readConcurrency, visitEach, type ReadBound, type SharedClients, type Unreadable} from '../estate/visit.js'
-import {adminTarget, configuredEstate, discoverEstate, instancesFrom, onDatabase, selectDatabases, serverNames, serverTarget, severalServers} from '../estate/targets.js'
+import {adminTarget, configuredEstate, discoverEstate, estateWithoutAdmin, onDatabase, selectDatabases, serverNames, serverTarget, severalServers} from '../estate/targets.js'
 import {plannedCronJobs} from '../cron/names.js'
 import {validateSchedules} from '../cron/install.js'
 import {schedulesForPgCron, type JobSpec} from '../../schedules.js'
@@ -554,7 +554,7 @@ export async function planEstate(options: PlanOptions & Tolerance): Promise<Plan
       ? configuredEstate(options.config, options.instances)
       : main
         ? await discoverEstate(options.config, main.admin)
-        : configuredEstate(options.config, instancesFrom([], options.config))
+        : estateWithoutAdmin(options.config)
     const bound = options.bound ?? (main ? await readBound(main.admin, options.config.read) : undefined)
     parts = await openParts(options.config, estate, applicationName, {main, settings})
     if (mainError) parts = parts.map((p) => (p.name === MAIN_SERVER ? {...p, conns: undefined, unreachable: mainError} : p))

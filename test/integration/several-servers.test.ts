@@ -246,6 +246,37 @@ describe('an estate over two servers', {timeout: 900_000}, () => {
     await query(adminUrl(), `DROP DATABASE ${P}copy_main`)
   })
 
+  it('cdc slots drop finds the slot on its server; a name on both servers must be chosen with --server', async () => {
+    const slotsOn = async (url: string) => (await query<{slot_name: string}>(url, 'SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE $1 ORDER BY 1', [`${P}%`])).map((r) => r.slot_name)
+    await query(adminUrlB(`${P}shared_queue`), "SELECT pg_create_logical_replication_slot($1, 'wal2json')", [`${P}b_extra`])
+    const dry = await cli(['cdc', 'slots', 'drop', `${P}b_extra`, '--dry-run', '--json'])
+    expect(dry.exitCode, dry.stderr).toBe(0)
+    expect(dry.json()).toMatchObject({slot: `${P}b_extra`, server: 'queues', database: `${P}shared_queue`, dropped: false})
+    const dropped = await cli(['cdc', 'slots', 'drop', `${P}b_extra`, '--confirm', `${P}b_extra`])
+    expect(dropped.exitCode, dropped.stderr).toBe(0)
+    expect(dropped.stdout).toMatch(new RegExp(`^dropped slot ${P}b_extra on server queues;`, 'm'))
+    expect(await slotsOn(adminUrlB())).not.toContain(`${P}b_extra`)
+
+    const twin = `${P}twin`
+    for (const url of [adminUrl(), adminUrlB()]) await query(url, 'SELECT pg_create_physical_replication_slot($1)', [twin])
+    try {
+      const ambiguous = await cli(['cdc', 'slots', 'drop', twin, '--confirm', twin])
+      expect(ambiguous.exitCode).toBe(2)
+      expect(ambiguous.stderr).toMatch(new RegExp(`replication slot ${twin} exists on servers main and queues.*\\n.*--server`, 's'))
+      expect(await slotsOn(adminUrl())).toContain(twin)
+      const chosen = await cli(['cdc', 'slots', 'drop', twin, '--confirm', twin, '--server', 'queues', '--json'])
+      expect(chosen.exitCode, chosen.stderr).toBe(0)
+      expect(chosen.json()).toMatchObject({server: 'queues', dropped: true})
+      expect(await slotsOn(adminUrlB())).not.toContain(twin)
+      expect(await slotsOn(adminUrl())).toContain(twin)
+    } finally {
+      await query(adminUrl(), 'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [twin])
+    }
+    const missing = await cli(['cdc', 'slots', 'drop', `${P}nowhere`, '--confirm', `${P}nowhere`])
+    expect(missing.exitCode).toBe(4)
+    expect(missing.stderr).toMatch(/replication slot not found/)
+  })
+
   it('with B down the readers report B and its databases unreachable (db status/plan, doctor: exit 3; queue stats, jobs list, cdc slots: exit 1) and still show A; B back, all is well', async () => {
     await stopCluster(dirB)
     try {

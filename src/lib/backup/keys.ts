@@ -92,9 +92,10 @@ export function rotateKey(path: string): {id: string; previous: string | null; k
   return {id, previous: existing?.current ?? null, keys: Object.keys(keys).length}
 }
 
-/** For `doctor`: a one-line warning when the newest complete backup is not encrypted (null when it is, or there is none). */
-export function unencryptedBackupWarning(dir: string): string | null {
+/** For `doctor`: whether the newest complete backup is encrypted (a warning when it is not; nothing to check when there is none). */
+export function backupEncryptionCheck(dir: string): {status: 'ok' | 'warn'; detail: string} {
   const newest = listBackups(dir).find((b) => b.status === 'complete')
-  if (!newest?.manifest || newest.manifest.encryption) return null
-  return `backup ${newest.id} is not encrypted (taken with --no-encrypt or before encryption): its files hold role password hashes and the session key in clear`
+  if (!newest?.manifest) return {status: 'ok', detail: 'no backup yet: nothing to check'}
+  if (newest.manifest.encryption) return {status: 'ok', detail: `the newest backup (${newest.id}) is encrypted (AES-256-GCM; the key file lives outside the backup directory)`}
+  return {status: 'warn', detail: `backup ${newest.id} is not encrypted (taken with --no-encrypt or before encryption): its files hold role password hashes and the session key in clear`}
 }

@@ -148,9 +148,8 @@ async function doctorChecks(config: ResolvedConfig, thresholds: DoctorThresholds
   )
   checks.push(
     ...(await guarded('backup encryption', 'singularity backup list', async () => {
-      const {unencryptedBackupWarning} = await import('../backup/keys.js')
-      const warning = unencryptedBackupWarning(config.backupDir)
-      return {check: 'backup encryption', status: warning ? 'warn' : 'ok', detail: warning ?? 'the newest backup is encrypted (AES-256-GCM; the key file lives outside the backup directory)', next: 'singularity backup list'}
+      const {backupEncryptionCheck} = await import('../backup/keys.js')
+      return {check: 'backup encryption', ...backupEncryptionCheck(config.backupDir), next: 'singularity backup list'}
     })),
   )
   checks.push(...all('archive'))

@@ -1,4 +1,4 @@
-import {spawn, spawnSync} from 'node:child_process'
+import {spawn} from 'node:child_process'
 import {mkdtempSync, readdirSync, readFileSync, statSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
@@ -6,6 +6,7 @@ import {fileURLToPath} from 'node:url'
 import {beforeAll, describe, expect, it} from 'vitest'
 
 import {runCli} from '../helpers/cli.js'
+import {promtool} from '../helpers/promtool.js'
 import {adminUrl, connect, provisionedEstate, urlFor, withClient} from '../helpers/db.js'
 
 /**
@@ -18,13 +19,6 @@ const SG = `${P}singularity`
 const scratch = mkdtempSync(join(tmpdir(), 'sing-metrics-'))
 const cli = (args: string[], options: Parameters<typeof runCli>[1] = {}) => runCli([...args, '--prefix', P], options)
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'run.js')
-
-/** promtool's verdict on an exposition: its exit code and what it said. */
-function promtool(text: string): {status: number | null; output: string} {
-  const result = spawnSync('promtool', ['check', 'metrics'], {input: text, encoding: 'utf8'})
-  if (result.error) throw new Error(`promtool could not run (Debian package prometheus, .ci/install-deps.sh): ${result.error.message}`)
-  return {status: result.status, output: `${result.stdout}${result.stderr}`}
-}
 
 /** The value of one sample, by metric name and exact label set text, e.g. {queue="x"}. */
 function sample(text: string, name: string, labels: string): number | undefined {

@@ -14,6 +14,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {destroyCluster, startCluster, stopCluster} from '../../src/lib/local-cluster/cluster.js'
 import {readLocalState} from '../../src/lib/local-cluster/paths.js'
 import {runCli, type CliOptions} from '../helpers/cli.js'
+import {promtool} from '../helpers/promtool.js'
 import {adminUrl, uniqueSuffix, urlFor} from '../helpers/db.js'
 
 const root = mkdtempSync(join(tmpdir(), 'singularity-servers-'))
@@ -201,6 +202,17 @@ describe('an estate over two servers', {timeout: 900_000}, () => {
     expect(slotRows.find((x) => x.name === `${P}singularity_1_centralcloud_cdc`)).toMatchObject({server: 'main'})
     expect(slots.json().missing).toEqual([])
 
+    // metrics: each server's slots and pg_cron, labelled with the server; promtool accepts it
+    const metrics = await cli(['metrics'])
+    expect(metrics.exitCode, metrics.stderr).toBe(0)
+    expect(promtool(metrics.stdout).status).toBe(0)
+    for (const server of ['main', 'queues']) {
+      expect(metrics.stdout).toContain(`singularity_scrape_up{section="slots",server="${server}"} 1`)
+      expect(metrics.stdout).toContain(`singularity_scrape_up{section="cron",server="${server}"} 1`)
+    }
+    expect(metrics.stdout).toContain(`singularity_replication_slot_active{slot="${P}singularity_2_centralcloud_cdc",database="${P}singularity_2",server="queues"} 0`)
+    expect(metrics.stdout).toContain(`singularity_replication_slot_active{slot="${P}singularity_1_centralcloud_cdc",database="${P}singularity_1",server="main"} 0`)
+
     // cdc tail streams from the instance's own server (singularity_2 exists on B only)
     const tail = await cli(['cdc', 'tail', '--db', `${P}singularity_2`, '--timeout', '3s'])
     expect(tail.exitCode, tail.stderr).toBe(0)
@@ -316,6 +328,13 @@ describe('an estate over two servers', {timeout: 900_000}, () => {
       expect(jobs.json().unreadable).toEqual(expect.arrayContaining([expect.objectContaining({database: `${P}shared_queue`})]))
       expect(jobs.json().servers.find((x: {name: string}) => x.name === 'queues')).toMatchObject({reachable: false})
       expect(jobs.json().jobs.some((j: {database: string}) => j.database === `${P}singularity_1`)).toBe(true)
+
+      // metrics: B's server-wide sections are down, A's still up
+      const metrics = await cli(['metrics', '--timeout', '5s'])
+      expect(metrics.stdout).toContain('singularity_scrape_up{section="slots",server="queues"} 0')
+      expect(metrics.stdout).toContain('singularity_scrape_up{section="slots",server="main"} 1')
+      expect(metrics.stdout).toContain('singularity_scrape_up{section="cron",server="queues"} 0')
+      expect(promtool(metrics.stdout).status).toBe(0)
 
       const slots = await cli(['cdc', 'slots', '--sample', '0', '--json'])
       expect(slots.exitCode, slots.stderr).toBe(1)

@@ -3,11 +3,12 @@ import type pg from 'pg'
 import {archiverStatus, type ArchiverStatus} from '../backup/physical/archiver.js'
 import {listBackups} from '../backup/store.js'
 import {listSlots, type SlotRow} from '../cdc/slots.js'
-import type {ResolvedConfig} from '../config/resolve.js'
+import {MAIN_SERVER, type ResolvedConfig} from '../config/resolve.js'
 import {openJobsContext} from '../cron/context.js'
 import {listJobs, type JobRow} from '../cron/jobs.js'
+import {listJobsAcrossServers} from '../cron/servers.js'
 import {connect} from '../db/connect.js'
-import {adminTarget, databaseTarget, discoverEstate} from '../estate/targets.js'
+import {adminTarget, databaseTarget, discoverEstate, serverNames, serverTarget, severalServers} from '../estate/targets.js'
 import {readBound, visitWithClient} from '../estate/visit.js'
 import {estateStatus} from '../provision/status.js'
 import {listQueues} from '../queue/catalog.js'
@@ -21,6 +22,8 @@ import type {MetricFamily, Sample} from './exposition.js'
 export interface SectionOutcome {
   section: 'queues' | 'cron' | 'slots' | 'backups' | 'databases'
   database?: string
+  /** several servers: the server of a server-wide section (pg_cron, slots) */
+  server?: string
   up: boolean
   /** why it is down: the error, or the scrape timeout */
   error?: string
@@ -76,10 +79,10 @@ function hangUp(clients: (pg.Client | undefined)[]): void {
 
 interface Collected {
   queues: QueueStats[]
-  jobs: JobRow[]
-  slots: SlotRow[]
-  /** pg_stat_archiver (WAL archiving for point-in-time recovery) */
-  archiver: ArchiverStatus | null
+  jobs: (JobRow & {server?: string})[]
+  slots: (SlotRow & {server?: string})[]
+  /** pg_stat_archiver (WAL archiving for point-in-time recovery), of each server read (server null: the only one) */
+  archivers: {server: string | null; status: ArchiverStatus}[]
   backups: BackupEntry[] | null
   verdicts: {database: string; verdict: string}[]
 }
@@ -95,7 +98,8 @@ export async function collectEstateMetrics(config: ResolvedConfig, options: Coll
   const ms = options.timeoutMs
   const settings = {statementTimeoutMs: ms, lockTimeoutMs: ms, applicationName: 'singularity metrics'}
   const sections: SectionOutcome[] = []
-  const collected: Collected = {queues: [], jobs: [], slots: [], archiver: null, backups: null, verdicts: []}
+  const collected: Collected = {queues: [], jobs: [], slots: [], archivers: [], backups: null, verdicts: []}
+  const several = severalServers(config)
 
   // The estate (instances) and the server-wide figures (slots) from one admin connection.
   let admin: pg.Client | undefined
@@ -134,6 +138,17 @@ export async function collectEstateMetrics(config: ResolvedConfig, options: Coll
   })()
 
   const cronWork = (async () => {
+    if (several) {
+      // each server's pg_cron, each job labelled with its server; a server down is its own section
+      const across = await withDeadline(ms, () => listJobsAcrossServers(config, schedulesFor(options.env ?? process.env), {runners: ['pg_cron']}), () => {})
+      if (!across.ok) {
+        sections.push({section: 'cron', up: false, error: across.error})
+        return
+      }
+      for (const s of across.value.servers) sections.push({section: 'cron', server: s.name, up: s.reachable, ...(s.reachable ? {} : {error: s.error})})
+      collected.jobs = across.value.jobs
+      return
+    }
     let close: (() => Promise<void>) | undefined
     const result = await withDeadline(
       ms,
@@ -151,11 +166,30 @@ export async function collectEstateMetrics(config: ResolvedConfig, options: Coll
 
   const slotWork = (async () => {
     const slots = estate.value.databases.flatMap((d) => (d.cdcSlot ? [d.cdcSlot] : []))
+    if (several) {
+      const servers = serverNames(config)
+      const slotsOn = (server: string) => estate.value.databases.filter((d) => (d.server ?? MAIN_SERVER) === server && d.cdcSlot).map((d) => d.cdcSlot!)
+      const visits = await visitWithClient(
+        servers,
+        (server) => serverTarget(config, server),
+        (server) => `server ${server}`,
+        async (client, server) => ({slots: (await listSlots(client, slotsOn(server))).slots, archiver: await archiverStatus(client)}),
+        {timeoutMs: ms, connect: settings},
+      )
+      for (const [i, visit] of visits.entries()) {
+        const server = servers[i]
+        sections.push({section: 'slots', server, up: visit.ok, ...(visit.ok ? {} : {error: visit.error.message.split('\n')[0]})})
+        if (!visit.ok) continue
+        collected.slots.push(...visit.value.slots.map((slot) => ({...slot, server})))
+        collected.archivers.push({server, status: visit.value.archiver})
+      }
+      return
+    }
     const result = await withDeadline(ms, async () => ({slots: (await listSlots(admin!, slots)).slots, archiver: await archiverStatus(admin!)}), () => hangUp([admin]))
     sections.push({section: 'slots', up: result.ok, ...(result.ok ? {} : {error: result.error})})
     if (result.ok) {
       collected.slots = result.value.slots
-      collected.archiver = result.value.archiver
+      collected.archivers = [{server: null, status: result.value.archiver}]
     }
   })()
 
@@ -188,19 +222,21 @@ function elapsed(started: bigint): number {
   return Number(process.hrtime.bigint() - started) / 1e9
 }
 
-/** WAL archiving (doctor's archive rows): absent when the server has archive_mode off. */
-function archiverFamilies(a: ArchiverStatus | null): MetricFamily[] {
-  if (!a || a.archiveMode === 'off') return []
+/** WAL archiving (doctor's archive rows), per server read (labelled when there are several): absent where archive_mode is off. */
+function archiverFamilies(archivers: Collected['archivers']): MetricFamily[] {
+  const on = archivers.filter((a) => a.status.archiveMode !== 'off')
+  if (on.length === 0) return []
+  const each = (pick: (a: ArchiverStatus) => number | null) =>
+    on.flatMap(({server, status}) => {
+      const value = pick(status)
+      const labels: Record<string, string> = server === null ? {} : {server}
+      return value === null ? [] : [{labels, value}]
+    })
   return [
-    family('singularity_wal_archived_segments_total', 'counter', 'WAL segments archived since the statistics were reset (pg_stat_archiver).', [{labels: {}, value: a.archivedCount}]),
-    family('singularity_wal_archive_failures_total', 'counter', 'Failed WAL archive attempts since the statistics were reset (pg_stat_archiver).', [{labels: {}, value: a.failedCount}]),
-    family('singularity_wal_archive_failing', 'gauge', 'Whether the newest WAL archive attempt failed (1) or not (0).', [{labels: {}, value: a.failing ? 1 : 0}]),
-    family(
-      'singularity_wal_archive_last_success_age_seconds',
-      'gauge',
-      'Seconds since the last WAL segment was archived (absent before the first).',
-      a.lastArchivedAgeSeconds === null ? [] : [{labels: {}, value: Math.round(a.lastArchivedAgeSeconds)}],
-    ),
+    family('singularity_wal_archived_segments_total', 'counter', 'WAL segments archived since the statistics were reset (pg_stat_archiver).', each((a) => a.archivedCount)),
+    family('singularity_wal_archive_failures_total', 'counter', 'Failed WAL archive attempts since the statistics were reset (pg_stat_archiver).', each((a) => a.failedCount)),
+    family('singularity_wal_archive_failing', 'gauge', 'Whether the newest WAL archive attempt failed (1) or not (0).', each((a) => (a.failing ? 1 : 0))),
+    family('singularity_wal_archive_last_success_age_seconds', 'gauge', 'Seconds since the last WAL segment was archived (absent before the first).', each((a) => (a.lastArchivedAgeSeconds === null ? null : Math.round(a.lastArchivedAgeSeconds)))),
   ]
 }
 
@@ -214,14 +250,16 @@ const BACKUP_KINDS = ['hourly', 'daily', 'monthly'] as const
 function families(c: Collected, sections: SectionOutcome[], options: CollectOptions, started: bigint): MetricFamily[] {
   const now = (options.now ?? (() => new Date()))()
   const q = (pick: (s: QueueStats) => number) => c.queues.map((s) => ({labels: {database: s.database, queue: s.queue}, value: pick(s)}))
-  const job = (j: JobRow) => ({job: j.name, database: j.database ?? ''})
-  const slot = (s: SlotRow) => ({slot: s.name, database: s.database ?? ''})
-  const sectionLabels = (s: SectionOutcome) => ({section: s.section, ...(s.database ? {database: s.database} : {})})
+  // several servers: jobs and slots say whose they are
+  const server = (row: {server?: string}): Record<string, string> => (row.server ? {server: row.server} : {})
+  const job = (j: JobRow & {server?: string}) => ({job: j.name, database: j.database ?? '', ...server(j)})
+  const slot = (s: SlotRow & {server?: string}) => ({slot: s.name, database: s.database ?? '', ...server(s)})
+  const sectionLabels = (s: SectionOutcome) => ({section: s.section, ...(s.database ? {database: s.database} : {}), ...server(s)})
   const newestVerified = (kind: string) =>
     (c.backups ?? [])
       .filter((b) => b.kind === kind && b.status === 'complete' && b.verified === 'yes')
       .sort((a, b) => b.startedAt.localeCompare(a.startedAt))[0]
-  const sorted = [...sections].sort((a, b) => `${a.section}/${a.database ?? ''}`.localeCompare(`${b.section}/${b.database ?? ''}`))
+  const sorted = [...sections].sort((a, b) => `${a.section}/${a.server ?? ''}/${a.database ?? ''}`.localeCompare(`${b.section}/${b.server ?? ''}/${b.database ?? ''}`))
   const ran = c.jobs.filter((j) => j.lastRun?.start)
   return [
     family('singularity_scrape_up', 'gauge', 'Whether a section of the scrape answered within the timeout (1) or not (0): a database that does not answer is down.', sorted.map((s) => ({labels: sectionLabels(s), value: s.up ? 1 : 0}))),
@@ -237,7 +275,7 @@ function families(c: Collected, sections: SectionOutcome[], options: CollectOpti
     family('singularity_cron_job_last_run_success', 'gauge', 'Whether the last run of a pg_cron job succeeded (1) or not (0).', ran.map((j) => ({labels: job(j), value: j.lastRun!.status === 'succeeded' ? 1 : 0}))),
     family('singularity_cron_job_failure_streak', 'gauge', 'Consecutive failed runs of a pg_cron job, newest first.', c.jobs.filter((j) => j.failureStreak !== null).map((j) => ({labels: job(j), value: j.failureStreak!}))),
     family('singularity_replication_slot_retained_bytes', 'gauge', 'WAL kept on disk for a replication slot.', c.slots.filter((s) => s.retainedBytes !== null).map((s) => ({labels: slot(s), value: s.retainedBytes!}))),
-    ...archiverFamilies(c.archiver),
+    ...archiverFamilies(c.archivers),
     family('singularity_replication_slot_active', 'gauge', 'Whether a consumer holds the replication slot (1) or not (0).', c.slots.map((s) => ({labels: slot(s), value: s.active ? 1 : 0}))),
     family(
       'singularity_backup_newest_verified_age_seconds',

@@ -88,6 +88,7 @@ describe('an estate over two servers', {timeout: 900_000}, () => {
     const names = await databasesOn(adminUrl()).catch(() => [] as string[])
     for (const name of names) await query(adminUrl(), `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => {})
     await query(adminUrl(), `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE $1`, [`${P}%`]).catch(() => {})
+    await query(adminUrl(), `DELETE FROM cron.job_run_details WHERE jobid IN (SELECT jobid FROM cron.job WHERE jobname LIKE $1)`, [`singularity:${P}%`]).catch(() => {})
     await query(adminUrl(), `DELETE FROM cron.job WHERE jobname LIKE $1`, [`singularity:${P}%`]).catch(() => {})
     for (const role of await rolesOn(adminUrl()).catch(() => [] as string[])) await query(adminUrl(), `DROP ROLE IF EXISTS "${role}"`).catch(() => {})
     await destroyCluster(dirB).catch(() => {})
@@ -218,6 +219,61 @@ describe('an estate over two servers', {timeout: 900_000}, () => {
     expect(tail.exitCode, tail.stderr).toBe(0)
   })
 
+  it('jobs run runs a job on the server its database is placed on; jobs history reads every server\'s runs, each naming its server', async () => {
+    // the table-statistics copy of singularity_2 is B's job (it writes a row per table into B's singularity_2)
+    const list = await cli(['jobs', 'list', '--runner', 'pg_cron', '--json'])
+    expect(list.exitCode, list.stderr).toBe(0)
+    const rows = list.json().jobs as {job: string; server: string; database: string}[]
+    const jobB = rows.find((j) => j.database === `${P}singularity_2` && j.job.includes('table-statistics'))!
+    const jobA = rows.find((j) => j.database === `${P}singularity_1` && j.job.includes('table-statistics'))!
+    expect(jobB).toMatchObject({server: 'queues'})
+    expect(jobA).toMatchObject({server: 'main'})
+    const countOn = async (url: string) => (await query<{n: number}>(url, 'SELECT count(*)::int AS n FROM public.table_statistics'))[0].n
+    const beforeB = await countOn(adminUrlB(`${P}singularity_2`))
+    const beforeA = await countOn(urlFor(`${P}singularity_1`, adminUrl()))
+    const run = await cli(['jobs', 'run', jobB.job, '--json'])
+    expect(run.exitCode, run.stderr + run.stdout).toBe(0)
+    expect(run.json().runs).toEqual([expect.objectContaining({server: 'queues', database: `${P}singularity_2`, ok: true})])
+    expect(await countOn(adminUrlB(`${P}singularity_2`))).toBeGreaterThan(beforeB)
+    expect(await countOn(urlFor(`${P}singularity_1`, adminUrl()))).toBe(beforeA)
+    // by schedule name: each instance's copy on its own server; --db picks one
+    const dry = await cli(['jobs', 'run', 'table-statistics', '--dry-run', '--json'])
+    expect(dry.exitCode, dry.stderr).toBe(0)
+    expect(dry.json().runs.map((r: {server: string; database: string}) => [r.server, r.database])).toEqual([['main', `${P}singularity_1`], ['queues', `${P}singularity_2`]])
+    const human = await cli(['jobs', 'run', 'table-statistics', '--db', `${P}singularity_2`])
+    expect(human.exitCode, human.stderr).toBe(0)
+    expect(human.stdout).toMatch(new RegExp(`in ${P}singularity_2 on server queues as \\S+: SELECT 1`))
+    const elsewhere = await cli(['jobs', 'run', jobB.job, '--db', `${P}singularity_1`])
+    expect(elsewhere.exitCode).toBe(2)
+    expect(elsewhere.stderr).toMatch(/does not run in/)
+
+    // a recorded run on each server: history merges them newest first, each naming its server
+    const record = async (url: string, jobname: string, database: string, ago: string) => {
+      const [{jobid}] = await query<{jobid: string}>(url, 'SELECT jobid FROM cron.job WHERE jobname = $1', [jobname])
+      await query(
+        url,
+        `INSERT INTO cron.job_run_details (jobid, runid, job_pid, database, username, command, status, return_message, start_time, end_time)
+         VALUES ($1, nextval('cron.runid_seq'), 0, $2, 'postgres', 'SELECT 1', 'succeeded', 'SELECT 1', now() - $3::interval, now() - $3::interval + interval '1 second')`,
+        [jobid, database, ago],
+      )
+    }
+    await record(adminUrl(), jobA.job, `${P}singularity_1`, '2 minutes')
+    await record(adminUrlB(), jobB.job, `${P}singularity_2`, '1 minute')
+    const history = await cli(['jobs', 'history', 'table-statistics', '--json'])
+    expect(history.exitCode, history.stderr).toBe(0)
+    const runs = history.json().runs as {server: string; database: string; job: string; status: string}[]
+    expect(runs.map((r) => [r.server, r.database])).toEqual([['queues', `${P}singularity_2`], ['main', `${P}singularity_1`]])
+    expect(history.json().servers).toEqual([expect.objectContaining({name: 'main', reachable: true}), expect.objectContaining({name: 'queues', reachable: true})])
+    const limited = await cli(['jobs', 'history', 'table-statistics', '--limit', '1', '--json'])
+    expect(limited.json().runs.map((r: {server: string}) => r.server)).toEqual(['queues'])
+    const onlyA = await cli(['jobs', 'history', 'table-statistics', '--db', `${P}singularity_1`, '--json'])
+    expect(onlyA.json().runs.map((r: {server: string}) => r.server)).toEqual(['main'])
+    const table = await cli(['jobs', 'history', 'table-statistics', '--wide'])
+    expect(table.exitCode, table.stderr).toBe(0)
+    expect(table.stdout).toMatch(/SERVER/i)
+    expect(table.stdout).toMatch(new RegExp(`queues.*${P}singularity_2`))
+  })
+
   it('backup dumps each database from its server and saves each server\'s roles; verify checks every file', async () => {
     const dir = join(root, 'backups')
     const taken = await cli(['backup', '--kind', 'hourly', '--no-encrypt', '--dir', dir, '--json'])
@@ -289,7 +345,7 @@ describe('an estate over two servers', {timeout: 900_000}, () => {
     expect(missing.stderr).toMatch(/replication slot not found/)
   })
 
-  it('with B down the readers report B and its databases unreachable (db status/plan, doctor: exit 3; queue stats, jobs list, cdc slots: exit 1) and still show A; B back, all is well', async () => {
+  it('with B down the readers report B and its databases unreachable (db status/plan, doctor: exit 3; queue stats, jobs list/history, cdc slots: exit 1) and still show A; B back, all is well', async () => {
     await stopCluster(dirB)
     try {
       const status = await cli(['db', 'status', '--json'])
@@ -335,6 +391,24 @@ describe('an estate over two servers', {timeout: 900_000}, () => {
       expect(metrics.stdout).toContain('singularity_scrape_up{section="slots",server="main"} 1')
       expect(metrics.stdout).toContain('singularity_scrape_up{section="cron",server="queues"} 0')
       expect(promtool(metrics.stdout).status).toBe(0)
+
+      // jobs history shows main's runs and names B unreachable (exit 1, as jobs list)
+      const history = await cli(['jobs', 'history', 'table-statistics', '--json'])
+      expect(history.exitCode, history.stderr).toBe(1)
+      expect(history.json().servers.find((x: {name: string}) => x.name === 'queues')).toMatchObject({reachable: false})
+      expect(history.json().runs.length).toBeGreaterThan(0)
+      expect(history.json().runs.every((r: {server: string}) => r.server === 'main')).toBe(true)
+      const historyHuman = await cli(['jobs', 'history', 'table-statistics'])
+      expect(historyHuman.exitCode).toBe(1)
+      expect(historyHuman.stdout).toMatch(/server queues: UNREACHABLE/)
+      expect(historyHuman.stdout).toMatch(/succeeded/)
+      // jobs run of B's job stops before anything runs, naming B; A's jobs still run
+      const runB = await cli(['jobs', 'run', 'table-statistics', '--db', `${P}singularity_2`])
+      expect(runB.exitCode).toBe(1)
+      expect(runB.stderr).toMatch(/server queues is unreachable/)
+      const runA = await cli(['jobs', 'run', 'table-statistics', '--db', `${P}singularity_1`, '--json'])
+      expect(runA.exitCode, runA.stderr).toBe(0)
+      expect(runA.json().runs).toEqual([expect.objectContaining({server: 'main', ok: true})])
 
       const slots = await cli(['cdc', 'slots', '--sample', '0', '--json'])
       expect(slots.exitCode, slots.stderr).toBe(1)

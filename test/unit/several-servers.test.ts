@@ -8,6 +8,8 @@ import {redact} from '../../src/lib/cli/redact.js'
 import {resolveConfig} from '../../src/lib/config/resolve.js'
 import {configuredEstate, databaseTarget, instancesFrom, placementOf, serverNames} from '../../src/lib/estate/targets.js'
 import {serverParts} from '../../src/lib/reconcile/plan.js'
+import {selectAcrossServers} from '../../src/lib/cron/across.js'
+import {historyColumns} from '../../src/lib/render/jobs.js'
 import {estate} from '../../src/topology.js'
 
 const none = {XDG_CONFIG_HOME: '/nonexistent', SINGULARITY_LOCAL_DIR: '/nonexistent/local'}
@@ -130,5 +132,22 @@ describe('the estate per server', () => {
     expect(instancesFrom(['singularity_1', 'singularity_2'], {placement: {}, prefix: ''})).toBe(2)
     expect(instancesFrom(['singularity_1'], {placement: {singularity_3: 'b'}, prefix: ''})).toBe(3)
     expect(instancesFrom([], {placement: {p_singularity_2: 'b'}, prefix: 'p_'})).toBe(2)
+  })
+})
+
+describe('jobs over several servers', () => {
+  const config = withConfig({adminUrl: 'postgres://a@h/postgres', servers: {queues: 'postgres://a@q/postgres'}, placement: {shared_queue: 'queues', singularity_2: 'queues'}, instances: 2})
+  const e = configuredEstate(config)
+
+  it('--db: the estate\'s databases by name or kind; other names are left for a server\'s cron database', () => {
+    expect(selectAcrossServers(e, undefined)).toBeUndefined()
+    expect(selectAcrossServers(e, ['singularity', 'postgres'])).toEqual({databases: ['singularity_1', 'singularity_2'], cronNames: ['postgres'], typed: ['singularity', 'postgres']})
+    expect(selectAcrossServers(e, ['shared_queue'])).toMatchObject({databases: ['shared_queue'], cronNames: []})
+  })
+
+  it('jobs history: a server column only when asked for (several servers)', () => {
+    const result = {runner: 'pg_cron' as const, jobs: ['x'], runs: [{job: 'x', database: 'd', runid: 1, status: 'succeeded', start: null, end: null, durationSeconds: null, message: null}]}
+    expect(historyColumns(result).map((c) => c.key)).not.toContain('server')
+    expect(historyColumns(result, true).map((c) => c.key)).toEqual(['run', 'server', 'status', 'start', 'duration', 'message'])
   })
 })

@@ -4,10 +4,12 @@ import {BaseCommand} from '../../base-command.js'
 import {connectionFlags, nonBlank, readFlags, tableFlags} from '../../flags.js'
 import {UsageError} from '../../lib/cli/errors.js'
 import {parseDuration} from '../../lib/cli/format.js'
+import {resolveConfig, type ResolvedConfig} from '../../lib/config/resolve.js'
 import {openJobsContextFor} from '../../lib/cron/context.js'
+import type {HistoryAcrossServers} from '../../lib/cron/across.js'
 import {jobHistory, resolveJob, type HistoryResult} from '../../lib/cron/jobs.js'
 import {resolveJobAlias} from '../../lib/cron/names.js'
-import {selectDatabases} from '../../lib/estate/targets.js'
+import {selectDatabases, severalServers} from '../../lib/estate/targets.js'
 import {validateName} from '../../lib/names.js'
 import {renderHistory} from '../../lib/render/jobs.js'
 
@@ -23,7 +25,9 @@ export default class JobsHistory extends BaseCommand<typeof JobsHistory> {
   static override summary = 'The last runs of a job: status, start (UTC), duration, message.'
   static override description = `pg_cron jobs: from cron.job_run_details (kept 14 days by the cron-history-cleanup job). A singularity job shows the runs of every instance unless --db names one. Oban workers: their newest oban_jobs rows (state, attempt, last error).
 
-Exit codes: 0 ok (also when there are no runs yet); 2 bad input; 4 no such job.`
+Several servers (the config's servers and placement): each server's cron.job_run_details holds the runs of the jobs of the databases placed there; every server is read at once (each within twice --db-timeout), the runs merged newest first, each naming its server (a SERVER column; "server" under --json). A server that does not answer is named ("servers" under --json) and the others' runs are still shown (exit 1, as jobs list).
+
+Exit codes: 0 ok (also when there are no runs yet); 1 a server could not be read (the rest is printed); 2 bad input; 4 no such job.`
   static override examples = [
     {description: 'The last 20 runs of the task assignment', command: '<%= config.bin %> jobs history assign-tasks'},
     {description: 'Runs in the last hour, as JSON', command: '<%= config.bin %> jobs history learn-patterns --since 1h --json'},
@@ -49,6 +53,8 @@ Exit codes: 0 ok (also when there are no runs yet); 2 bad input; 4 no such job.`
   protected async execute(): Promise<HistoryResult & {alias?: string}> {
     const typed = validateName('job', this.args.name)
     const since = this.flags.since === undefined ? undefined : parseSince(this.flags.since)
+    const config = resolveConfig({'admin-url': this.flags['admin-url'], config: this.flags.config, prefix: this.flags.prefix, concurrency: this.flags.concurrency, 'db-timeout': this.flags['db-timeout']})
+    if (severalServers(config)) return this.acrossServers(config, typed, since)
     const ctx = await openJobsContextFor(this.flags)
     try {
       const {name, alias} = resolveJobAlias(typed, ctx.schedules, ctx.estate.prefix)
@@ -66,6 +72,19 @@ Exit codes: 0 ok (also when there are no runs yet); 2 bad input; 4 no such job.`
     } finally {
       await ctx.close()
     }
+  }
+
+  /** Several servers: every server's runs merged, each naming its server; a server down is named (exit 1). */
+  private async acrossServers(config: ResolvedConfig, typed: string, since: Date | undefined): Promise<HistoryAcrossServers> {
+    const [{jobHistoryAcrossServers}, {schedulesFor}] = await Promise.all([import('../../lib/cron/across.js'), import('../../schedules.js')])
+    const result = await jobHistoryAcrossServers(config, schedulesFor(process.env), typed, {limit: this.flags.limit, since, databases: this.flags.db})
+    if (result.servers.some((s) => !s.reachable || s.error)) this.exitAfterOutput(1)
+    if (!this.jsonMode) {
+      this.lines = [...(result.alias ? [`${result.alias} is the seeds' name of ${result.name}`] : []), ...renderHistory(result.name, result, await this.tableOptions(), true)]
+      for (const s of result.servers.filter((x) => !x.reachable)) this.lines.push(`server ${s.name}: UNREACHABLE (${s.error}): its runs are not shown`)
+      for (const s of result.servers.filter((x) => x.reachable && x.error)) this.lines.push(`server ${s.name}: ${s.error}: its runs are not shown`)
+    }
+    return result
   }
 
   protected override human(): void {

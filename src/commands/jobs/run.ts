@@ -2,13 +2,13 @@ import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
 import {connectionFlags, nonBlank} from '../../flags.js'
-import {UsageError} from '../../lib/cli/errors.js'
 import {renderTable, type TableOptions} from '../../lib/cli/table.js'
 import {openJobsContextFor} from '../../lib/cron/context.js'
-import {resolveJob, runCronJob, runObanJob, type RunOutcome} from '../../lib/cron/jobs.js'
+import {resolveConfig} from '../../lib/config/resolve.js'
+import {resolveJob, runResolved, type RunOutcome} from '../../lib/cron/jobs.js'
 import {resolveJobAlias} from '../../lib/cron/names.js'
 import {parseObanArgs} from '../../lib/cron/oban.js'
-import {selectDatabases} from '../../lib/estate/targets.js'
+import {selectDatabases, severalServers} from '../../lib/estate/targets.js'
 import {validateName} from '../../lib/names.js'
 
 export interface RunResult {
@@ -24,7 +24,9 @@ export default class JobsRun extends BaseCommand<typeof JobsRun> {
 
 Oban: inserts an available job into oban_jobs as Oban.insert would (UTC timestamps, state available, priority 0..9, --args a JSON object); the application's Oban picks it up.
 
-Exit codes: 0 ok; 1 the command failed (or the database/oban_jobs is absent); 2 bad input (name, --args, --priority, --db); 4 no such job (the closest names are suggested).`
+Several servers (the config's servers and placement): the job runs on the server its database is placed on (the cron database's jobs on each server); a server it needs that does not answer stops the command before anything runs (exit 1); each run names its server ("server" under --json).
+
+Exit codes: 0 ok; 1 the command failed (or the database/oban_jobs is absent, or a server it needs does not answer); 2 bad input (name, --args, --priority, --db); 4 no such job (the closest names are suggested).`
   static override examples = [
     {description: 'Assign pending tasks now', command: '<%= config.bin %> jobs run assign-tasks'},
     {description: 'What would run, without running it', command: '<%= config.bin %> jobs run prune-queue-archives --dry-run'},
@@ -50,39 +52,35 @@ Exit codes: 0 ok; 1 the command failed (or the database/oban_jobs is absent); 2 
   protected async execute(): Promise<RunResult> {
     const typed = validateName('job', this.args.name)
     const obanArgs = parseObanArgs(this.flags.args)
+    const options = {
+      argsGiven: this.flags.args !== undefined,
+      insert: {args: obanArgs, queue: this.flags.queue, priority: this.flags.priority, maxAttempts: this.flags['max-attempts']},
+      dryRun: this.flags['dry-run'],
+    }
+    const config = resolveConfig({'admin-url': this.flags['admin-url'], config: this.flags.config, prefix: this.flags.prefix})
+    if (severalServers(config)) {
+      // each job runs on the server its database is placed on
+      const [{runJobAcrossServers}, {schedulesFor}] = await Promise.all([import('../../lib/cron/across.js'), import('../../schedules.js')])
+      const {name, alias, runs} = await runJobAcrossServers(config, schedulesFor(process.env), typed, {...options, databases: this.flags.db})
+      return this.done(name, alias, runs)
+    }
     const ctx = await openJobsContextFor(this.flags, {statementTimeoutMs: 0})
     try {
       const {name, alias} = resolveJobAlias(typed, ctx.schedules, ctx.estate.prefix)
       const databases = this.flags.db && this.flags.db.length > 0 ? this.databaseNames(ctx.estate.databases, ctx.cronInfo?.database) : undefined
       const resolved = await resolveJob(ctx, name, databases)
-      const first = resolved[0]
-      if (first.runner === 'system-cron') {
-        throw new UsageError(`${first.spec.name} runs from the host's crontab, not in PostgreSQL`, {hint: `run it directly: ${first.spec.command}`})
-      }
-      if (first.runner === 'pg_cron' && this.flags.args !== undefined) {
-        throw new UsageError('--args is for Oban workers; a pg_cron job runs its own command', {hint: `see \`singularity jobs list\` for ${name}'s command`})
-      }
-      const runs: RunOutcome[] = []
-      if (first.runner === 'oban') {
-        const targets = resolved.filter((r) => r.runner === 'oban')
-        if (targets.length > 1) {
-          throw new UsageError(`${name} runs in ${targets.length} databases; choose one`, {hint: `add --db ${targets.map((t) => t.database.name).join(' or --db ')}`})
-        }
-        runs.push(
-          await runObanJob(ctx, targets[0], {args: obanArgs, queue: this.flags.queue, priority: this.flags.priority, maxAttempts: this.flags['max-attempts']}, {dryRun: this.flags['dry-run']}),
-        )
-      } else {
-        for (const job of resolved) {
-          if (job.runner !== 'pg_cron') continue
-          runs.push(await runCronJob(ctx, job, {dryRun: this.flags['dry-run']}))
-        }
-      }
-      if (runs.some((r) => !r.ok)) this.exitAfterOutput(1)
-      if (!this.jsonMode) this.lines = [...(alias ? [`${alias} is the seeds' name of ${name}`] : []), ...renderRuns(runs, await this.tableOptions())]
-      return {name, ...(alias ? {alias} : {}), runs}
+      const runs = await runResolved(name, resolved.map((job) => ({ctx, job})), options)
+      return await this.done(name, alias, runs)
     } finally {
       await ctx.close()
     }
+  }
+
+  /** Exit 1 when a run failed; the lines for people rendered here (the base command does not await human()). */
+  private async done(name: string, alias: string | undefined, runs: RunOutcome[]): Promise<RunResult> {
+    if (runs.some((r) => !r.ok)) this.exitAfterOutput(1)
+    if (!this.jsonMode) this.lines = [...(alias ? [`${alias} is the seeds' name of ${name}`] : []), ...renderRuns(runs, await this.tableOptions())]
+    return {name, ...(alias ? {alias} : {}), runs}
   }
 
   private lines: string[] = []
@@ -103,7 +101,7 @@ Exit codes: 0 ok; 1 the command failed (or the database/oban_jobs is absent); 2 
 function renderRuns(runs: RunOutcome[], options: TableOptions): string[] {
   const lines: string[] = []
   for (const run of runs) {
-    const where = `in ${run.database}${run.username ? ` as ${run.username}` : ''}`
+    const where = `in ${run.database}${run.server ? ` on server ${run.server}` : ''}${run.username ? ` as ${run.username}` : ''}`
     if (run.dryRun) {
       lines.push(`would run ${run.job} ${where}:`, `  ${run.command}`)
       if (run.note) lines.push(`  (${run.note})`)
@@ -111,7 +109,7 @@ function renderRuns(runs: RunOutcome[], options: TableOptions): string[] {
     }
     if (run.runner === 'oban' && run.obanJob) {
       const j = run.obanJob
-      lines.push(`enqueued ${j.worker} in ${run.database}: oban job ${j.id}, queue ${j.queue}, state ${j.state}, priority ${j.priority ?? 0}, scheduled ${j.scheduledAt?.toISOString() ?? '-'}`)
+      lines.push(`enqueued ${j.worker} in ${run.database}${run.server ? ` on server ${run.server}` : ''}: oban job ${j.id}, queue ${j.queue}, state ${j.state}, priority ${j.priority ?? 0}, scheduled ${j.scheduledAt?.toISOString() ?? '-'}`)
       continue
     }
     const took = run.durationMs === null ? '' : ` in ${run.durationMs < 1000 ? `${run.durationMs} ms` : `${(run.durationMs / 1000).toFixed(2)} s`}`

@@ -4,5 +4,5 @@
  */
 export {isFailing, listJobs, type JobRow, type JobsListResult, type LastRun, type ListOptions} from './list.js'
 export {resolveJob, type ResolvedJob} from './resolve.js'
-export {runCronJob, runObanJob, type RunOutcome} from './run.js'
+export {runCronJob, runObanJob, runResolved, type RunOutcome, type RunTarget} from './run.js'
 export {jobHistory, type HistoryResult, type HistoryRun} from './history.js'

@@ -1,6 +1,6 @@
 import type pg from 'pg'
 
-import {CliError} from '../cli/errors.js'
+import {CliError, UsageError} from '../cli/errors.js'
 import type {Runner} from '../../topology.js'
 import type {JobsContext} from './context.js'
 import {checkObanInsert, findObanTable, insertObanJob, type ObanInsert, type ObanJobRow} from './oban.js'
@@ -23,6 +23,49 @@ export interface RunOutcome {
   obanJob?: ObanJobRow
   error?: {message: string; code: string | null}
   note?: string
+  /** several servers: the server it ran on (the one its database is placed on) */
+  server?: string
+}
+
+/** One resolved job and the context (server) it runs in. */
+export interface RunTarget {
+  ctx: JobsContext
+  job: ResolvedJob
+  /** several servers: the server of ctx */
+  server?: string
+}
+
+/**
+ * `jobs run` once the name is resolved: refuses what cannot run here (a host crontab entry, --args
+ * for pg_cron, an Oban worker of several databases without --db), then runs each pg_cron copy in
+ * its database, or enqueues the one Oban job. Outcomes in the order given, naming their server.
+ */
+export async function runResolved(
+  name: string,
+  targets: RunTarget[],
+  options: {argsGiven: boolean; insert: Omit<ObanInsert, 'worker'>; dryRun?: boolean},
+): Promise<RunOutcome[]> {
+  const first = targets[0].job
+  if (first.runner === 'system-cron') {
+    throw new UsageError(`${first.spec.name} runs from the host's crontab, not in PostgreSQL`, {hint: `run it directly: ${first.spec.command}`})
+  }
+  if (first.runner === 'pg_cron' && options.argsGiven) {
+    throw new UsageError('--args is for Oban workers; a pg_cron job runs its own command', {hint: `see \`singularity jobs list\` for ${name}'s command`})
+  }
+  const on = (t: RunTarget, outcome: RunOutcome): RunOutcome => (t.server === undefined ? outcome : {...outcome, server: t.server})
+  if (first.runner === 'oban') {
+    const obans = targets.filter((t): t is RunTarget & {job: Extract<ResolvedJob, {runner: 'oban'}>} => t.job.runner === 'oban')
+    if (obans.length > 1) {
+      throw new UsageError(`${name} runs in ${obans.length} databases; choose one`, {hint: `add --db ${obans.map((t) => t.job.database.name).join(' or --db ')}`})
+    }
+    return [on(obans[0], await runObanJob(obans[0].ctx, obans[0].job, options.insert, {dryRun: options.dryRun}))]
+  }
+  const runs: RunOutcome[] = []
+  for (const t of targets) {
+    if (t.job.runner !== 'pg_cron') continue
+    runs.push(on(t, await runCronJob(t.ctx, t.job, {dryRun: options.dryRun})))
+  }
+  return runs
 }
 
 /** Runs a pg_cron job's command now, in its database, as its user (SET ROLE when not the admin). */

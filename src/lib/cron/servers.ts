@@ -24,7 +24,7 @@ export interface ServerJobs {
 export type JobsAcrossServers = JobsListResult & {jobs: (JobRow & {server: string})[]; servers: ServerJobs[]}
 
 /** The estate of every server, discovered on the admin server when it answers (else from the config). */
-async function estateOf(config: ResolvedConfig): Promise<Estate> {
+export async function estateOf(config: ResolvedConfig): Promise<Estate> {
   if (config.instances) return configuredEstate(config)
   const admin = await connect(adminTarget(config), {statementTimeoutMs: 10_000, connectTimeoutMs: 10_000, applicationName: 'singularity jobs'}).catch(() => null)
   if (!admin) return estateWithoutAdmin(config)

@@ -77,10 +77,12 @@ export function renderJobs(result: JobsListResult, options: TableOptions, severa
 const FAILED_RUN = new Set(['failed', 'retryable', 'discarded'])
 
 /** The columns of `jobs history`; JOB and DATABASE only when the runs come from several jobs. */
-export function historyColumns(result: HistoryResult): Column<HistoryRun>[] {
+export function historyColumns(result: HistoryResult, severalServers = false): Column<HistoryRun>[] {
   const several = new Set(result.runs.map((r) => `${r.job}@${r.database}`)).size > 1
   return [
     {key: 'run', header: result.runner === 'oban' ? 'job id' : 'run', priority: 0, align: 'right', text: (r) => r.runid},
+    // several servers: whose pg_cron (or database) the run is from; run ids are per server
+    ...(severalServers ? [{key: 'server', header: 'server', priority: 1, text: (r: HistoryRun) => (r as HistoryRun & {server?: string}).server}] : []),
     ...(several
       ? [
           {key: 'job', header: 'job', priority: 2, text: (r: HistoryRun) => r.job},
@@ -95,9 +97,9 @@ export function historyColumns(result: HistoryResult): Column<HistoryRun>[] {
 }
 
 /** The runs of a job, for people. */
-export function renderHistory(name: string, result: HistoryResult, options: TableOptions): string[] {
+export function renderHistory(name: string, result: HistoryResult, options: TableOptions, severalServers = false): string[] {
   if (result.runs.length === 0) return [`no runs of ${name} recorded${result.note ? ` (${result.note})` : ''}`]
-  const lines = formatTable(historyColumns(result), result.runs, options).lines
+  const lines = formatTable(historyColumns(result, severalServers), result.runs, options).lines
   if (result.note && options.format !== 'csv' && options.format !== 'tsv') lines.push('', ...fold(result.note, options.wide ? undefined : options.width, '  '))
   return lines
 }

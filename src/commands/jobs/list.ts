@@ -97,7 +97,6 @@ Times are UTC (pg_cron 1.4 schedules in GMT). Exit codes: 0 ok; 1 a database or 
       const result = {...listed, jobs, counts: {...listed.counts, drifted: jobs.filter((j) => j.drift.length > 0).length}}
       if (this.flags['fail-on-error'] && (result.counts.failing > 0 || result.counts.missing > 0)) this.exitAfterOutput(3)
       if (result.unreadable.length > 0) this.exitAfterOutput(ExitCode.failure)
-      // Rendered here: the base command does not await human().
       if (!this.jsonMode) this.lines = renderJobs(result, await this.tableOptions())
       return result
     } finally {

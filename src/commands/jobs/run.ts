@@ -76,7 +76,7 @@ Exit codes: 0 ok; 1 the command failed (or the database/oban_jobs is absent, or 
     }
   }
 
-  /** Exit 1 when a run failed; the lines for people rendered here (the base command does not await human()). */
+  /** The result: exit 1 when a run failed, and the lines for people. */
   private async done(name: string, alias: string | undefined, runs: RunOutcome[]): Promise<RunResult> {
     if (runs.some((r) => !r.ok)) this.exitAfterOutput(1)
     if (!this.jsonMode) this.lines = [...(alias ? [`${alias} is the seeds' name of ${name}`] : []), ...renderRuns(runs, await this.tableOptions())]

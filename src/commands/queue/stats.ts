@@ -140,7 +140,6 @@ Exit codes: 0 ok, 1 a database (or a server) could not be read (the others are p
     }
     if (breaches.length > 0) this.exitAfterOutput(3)
     const result = {exact: Boolean(flags.exact), count_limit: countLimit, queues, breaches, unavailable, unreadable}
-    // Rendered here: the base command does not await human().
     if (!this.jsonMode) this.table = renderQueueStats(result.queues, await this.tableOptions(), several)
     return result
   }

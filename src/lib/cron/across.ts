@@ -8,7 +8,7 @@
 import {CliError, NotFoundError, UsageError} from '../cli/errors.js'
 import type {ResolvedConfig} from '../config/resolve.js'
 import {selectDatabases, serverNames} from '../estate/targets.js'
-import {DEFAULT_DATABASE_TIMEOUT_MS, visitEach} from '../estate/visit.js'
+import {DEFAULT_DATABASE_TIMEOUT_MS} from '../estate/visit.js'
 import type {JobSpec} from '../../schedules.js'
 import type {Estate, Runner} from '../../topology.js'
 import {openJobsContext, type JobsContext} from './context.js'
@@ -17,7 +17,7 @@ import {cronJobName, plannedCronJobs, resolveJobAlias} from './names.js'
 import {resolveJob, type ResolvedJob} from './resolve.js'
 import {runResolved, type RunOutcome, type RunTarget} from './run.js'
 import type {ObanInsert} from './oban.js'
-import {estateOf} from './servers.js'
+import {estateOf, visitJobsContexts} from './servers.js'
 
 /** A server as a command over several servers saw it. */
 export interface ServerReach {
@@ -103,25 +103,22 @@ export async function jobHistoryAcrossServers(
   const estate = await estateOf(config)
   const selection = selectAcrossServers(estate, options.databases)
   const servers = serversFor(config, estate, selection)
-  const visits = await visitEach(
+  const visits = await visitJobsContexts(
+    config,
+    schedules,
+    estate,
     servers,
-    (name) => `server ${name}`,
-    async (server) => {
-      const ctx = await openJobsContext(config, schedules, {statementTimeoutMs: 15_000, server, estate})
+    async (ctx) => {
+      const {name, alias} = resolveJobAlias(typed, ctx.schedules, estate.prefix)
+      const cronDatabase = ctx.cronInfo?.database
+      // bad input (a host crontab entry) is the command's error; a server's own problem (no pg_cron) is reported with it
+      const here = await resolveHere(ctx, name, selection)
+      if (here.jobs.length === 0) return {name, alias, cronDatabase, notFound: here.notFound, result: null}
       try {
-        const {name, alias} = resolveJobAlias(typed, ctx.schedules, estate.prefix)
-        const cronDatabase = ctx.cronInfo?.database
-        // bad input (a host crontab entry) is the command's error; a server's own problem (no pg_cron) is reported with it
-        const here = await resolveHere(ctx, name, selection)
-        if (here.jobs.length === 0) return {name, alias, cronDatabase, notFound: here.notFound, result: null}
-        try {
-          return {name, alias, cronDatabase, result: await jobHistory(ctx, here.jobs, {limit: options.limit, since: options.since})}
-        } catch (error) {
-          if (error instanceof CliError && !(error instanceof UsageError)) return {name, alias, cronDatabase, problem: error.message.split('\n')[0], result: null}
-          throw error
-        }
-      } finally {
-        await ctx.close()
+        return {name, alias, cronDatabase, result: await jobHistory(ctx, here.jobs, {limit: options.limit, since: options.since})}
+      } catch (error) {
+        if (error instanceof CliError && !(error instanceof UsageError)) return {name, alias, cronDatabase, problem: error.message.split('\n')[0], result: null}
+        throw error
       }
     },
     // a server's deadline leaves room for the per-database deadlines inside it (Oban history)

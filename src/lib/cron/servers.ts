@@ -7,10 +7,10 @@
 import {MAIN_SERVER, type ResolvedConfig} from '../config/resolve.js'
 import {connect} from '../db/connect.js'
 import {adminTarget, configuredEstate, discoverEstate, estateWithoutAdmin, selectDatabases, serverNames} from '../estate/targets.js'
-import {visitEach} from '../estate/visit.js'
+import {visitEach, type Visit, type VisitOptions} from '../estate/visit.js'
 import type {JobSpec} from '../../schedules.js'
 import type {Estate, Runner} from '../../topology.js'
-import {openJobsContext} from './context.js'
+import {openJobsContext, type JobsContext} from './context.js'
 import {jobCounts, listJobs, type JobRow, type JobsListResult, type ListOptions} from './list.js'
 
 export interface ServerJobs {
@@ -35,6 +35,30 @@ export async function estateOf(config: ResolvedConfig): Promise<Estate> {
   }
 }
 
+/** Runs `use` with a jobs context on each server at once (bounded, a deadline each), closing each context after. */
+export function visitJobsContexts<T>(
+  config: ResolvedConfig,
+  schedules: JobSpec[],
+  estate: Estate,
+  servers: string[],
+  use: (ctx: JobsContext, server: string) => Promise<T>,
+  options?: VisitOptions,
+): Promise<Visit<T>[]> {
+  return visitEach(
+    servers,
+    (name) => `server ${name}`,
+    async (server) => {
+      const ctx = await openJobsContext(config, schedules, {statementTimeoutMs: 15_000, server, estate})
+      try {
+        return await use(ctx, server)
+      } finally {
+        await ctx.close()
+      }
+    },
+    options,
+  )
+}
+
 /** Every server's jobs, each row naming its server; `databases` (names or kinds) narrows as --db does. */
 export async function listJobsAcrossServers(
   config: ResolvedConfig,
@@ -44,23 +68,14 @@ export async function listJobsAcrossServers(
   const estate = await estateOf(config)
   const wanted = options.databases && options.databases.length > 0 ? selectDatabases(estate.databases, options.databases).map((d) => d.name) : undefined
   const servers = serverNames(config)
-  const visits = await visitEach(
-    servers,
-    (name) => `server ${name}`,
-    async (server) => {
-      const ctx = await openJobsContext(config, schedules, {statementTimeoutMs: 15_000, server, estate})
-      try {
-        // the host's crontab belongs to the admin server's view only
-        const runners = (options.runners && options.runners.length > 0 ? options.runners : (['pg_cron', 'oban', 'system-cron'] as Runner[])).filter((r) => r !== 'system-cron' || server === MAIN_SERVER)
-        const here = wanted?.filter((n) => ctx.estate.databases.some((d) => d.name === n) || n === ctx.cronInfo?.database)
-        if (wanted && here!.length === 0) return {server, result: null, ctx: {cronDatabase: ctx.cronInfo?.database ?? null, pgCron: {version: ctx.cron ? ctx.cronInfo?.version ?? null : null, problem: ctx.cronProblem ?? null}}}
-        const result = runners.length > 0 ? await listJobs(ctx, {...options, runners, databases: here}) : null
-        return {server, result, ctx: {cronDatabase: ctx.cronInfo?.database ?? null, pgCron: {version: ctx.cron ? ctx.cronInfo?.version ?? null : null, problem: ctx.cronProblem ?? null}}}
-      } finally {
-        await ctx.close()
-      }
-    },
-  )
+  const visits = await visitJobsContexts(config, schedules, estate, servers, async (ctx, server) => {
+    // the host's crontab belongs to the admin server's view only
+    const runners = (options.runners && options.runners.length > 0 ? options.runners : (['pg_cron', 'oban', 'system-cron'] as Runner[])).filter((r) => r !== 'system-cron' || server === MAIN_SERVER)
+    const here = wanted?.filter((n) => ctx.estate.databases.some((d) => d.name === n) || n === ctx.cronInfo?.database)
+    if (wanted && here!.length === 0) return {server, result: null, ctx: {cronDatabase: ctx.cronInfo?.database ?? null, pgCron: {version: ctx.cron ? ctx.cronInfo?.version ?? null : null, problem: ctx.cronProblem ?? null}}}
+    const result = runners.length > 0 ? await listJobs(ctx, {...options, runners, databases: here}) : null
+    return {server, result, ctx: {cronDatabase: ctx.cronInfo?.database ?? null, pgCron: {version: ctx.cron ? ctx.cronInfo?.version ?? null : null, problem: ctx.cronProblem ?? null}}}
+  })
   const jobs: (JobRow & {server: string})[] = []
   const unreadable: JobsListResult['unreadable'] = []
   const serverInfo: ServerJobs[] = visits.map((v, i) => {

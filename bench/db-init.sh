@@ -7,13 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f dist/commands/db/init.js ] || npm run build >/dev/null
 
-dir=$(mktemp -d /tmp/singularity-bench-init-XXXXXX)
-cleanup() { node bin/run.js local stop --data-dir "$dir" >/dev/null 2>&1 || true; rm -rf "$dir"; }
-trap cleanup EXIT
-
-node bin/run.js local start --data-dir "$dir" >/dev/null 2>&1
-export SINGULARITY_LOCAL_DIR="$dir"
-unset SINGULARITY_ADMIN_URL PGHOST PGPORT PGUSER PGDATABASE PGSERVICE
+source bench/lib/throwaway-cluster.sh init
 passwords="$dir/role-passwords.json"
 
 now() { date +%s.%N; }

@@ -17,14 +17,7 @@ cd "$(dirname "$0")/.."
 N=${1:-10000}
 [ -f dist/commands/queue/stats.js ] || npm run build >/dev/null
 
-dir=$(mktemp -d /tmp/singularity-bench-queue-XXXXXX)
-cleanup() { node bin/run.js local stop --data-dir "$dir" >/dev/null 2>&1 || true; rm -rf "$dir"; }
-trap cleanup EXIT
-
-node bin/run.js local start --data-dir "$dir" >/dev/null 2>&1
-unset SINGULARITY_ADMIN_URL PGHOST PGPORT PGUSER PGDATABASE PGSERVICE PGPASSFILE SINGULARITY_PREFIX
-eval "$(node bin/run.js local env --data-dir "$dir")"
-export SINGULARITY_LOCAL_DIR="$dir" NODE_NO_WARNINGS=1
+source bench/lib/throwaway-cluster.sh queue
 node bin/run.js db init --passwords-file "$dir/role-passwords.json" >/dev/null 2>&1
 DB=shared_queue
 psql() { command psql -X -q -v ON_ERROR_STOP=1 -d "$DB" "$@"; }

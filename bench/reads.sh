@@ -10,13 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f dist/commands/doctor.js ] || npm run build >/dev/null
 
-dir=$(mktemp -d /tmp/singularity-bench-reads-XXXXXX)
-cleanup() { node bin/run.js local stop --data-dir "$dir" >/dev/null 2>&1 || true; rm -rf "$dir"; }
-trap cleanup EXIT
-
-node bin/run.js local start --data-dir "$dir" >/dev/null 2>&1
-unset SINGULARITY_ADMIN_URL PGHOST PGPORT PGUSER PGDATABASE PGSERVICE PGPASSFILE SINGULARITY_PREFIX SINGULARITY_CONCURRENCY SINGULARITY_DB_TIMEOUT
-export SINGULARITY_LOCAL_DIR="$dir" NODE_NO_WARNINGS=1
+source bench/lib/throwaway-cluster.sh reads
 # INSTANCES: the estate sizes timed (default 1 and 20; the issue's target is 1, 20 and 60)
 read -r -a sizes <<<"${INSTANCES:-1 20}"
 largest=${sizes[-1]}

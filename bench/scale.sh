@@ -14,14 +14,7 @@ cd "$(dirname "$0")/.."
 SIM_MINUTES=${SIM_MINUTES:-5}
 [ -f dist/commands/db/init.js ] || npm run build >/dev/null
 
-dir=$(mktemp -d /tmp/singularity-bench-scale-XXXXXX)
-cleanup() { node bin/run.js local stop --data-dir "$dir" >/dev/null 2>&1 || true; rm -rf "$dir"; }
-trap cleanup EXIT
-
-node bin/run.js local start --data-dir "$dir" >/dev/null 2>&1
-unset SINGULARITY_ADMIN_URL PGHOST PGPORT PGUSER PGDATABASE PGSERVICE PGPASSFILE SINGULARITY_PREFIX
-eval "$(node bin/run.js local env --data-dir "$dir")"
-export SINGULARITY_LOCAL_DIR="$dir" NODE_NO_WARNINGS=1
+source bench/lib/throwaway-cluster.sh scale
 
 now() { date +%s.%N; }
 # seconds one command takes (its output and exit code are not the figure)

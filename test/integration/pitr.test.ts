@@ -17,6 +17,7 @@ import {repoCipherPass} from '../../src/lib/backup/physical/cipher.js'
 import {destroyCluster, startCluster} from '../../src/lib/local-cluster/cluster.js'
 import {readLocalState} from '../../src/lib/local-cluster/paths.js'
 import {runCli, type CliOptions} from '../helpers/cli.js'
+import {withClient} from '../helpers/db.js'
 
 const root = mkdtempSync(join(tmpdir(), 'singularity-pitr-'))
 // as root, the postgres OS user must pass through the temp dir to reach its data directory
@@ -37,16 +38,8 @@ function url(database: string, dir = localDir): string {
   return u.toString()
 }
 
-async function sql<T extends pg.QueryResultRow = any>(database: string, text: string, values: unknown[] = [], dir = localDir): Promise<T[]> {
-  const client = new pg.Client({connectionString: url(database, dir)})
-  client.on('error', () => {})
-  await client.connect()
-  try {
-    return (await client.query<T>(text, values)).rows
-  } finally {
-    await client.end()
-  }
-}
+const sql = <T extends pg.QueryResultRow = any>(database: string, text: string, values: unknown[] = [], dir = localDir): Promise<T[]> =>
+  withClient(url(database, dir), async (client) => (await client.query<T>(text, values)).rows)
 
 /** Polls until fn is true; a timeout fails naming what was awaited. */
 async function waitFor(what: string, fn: () => Promise<boolean> | boolean, timeoutMs = 180_000): Promise<void> {

@@ -15,7 +15,7 @@ import {destroyCluster, startCluster, stopCluster} from '../../src/lib/local-clu
 import {readLocalState} from '../../src/lib/local-cluster/paths.js'
 import {runCli, type CliOptions} from '../helpers/cli.js'
 import {promtool} from '../helpers/promtool.js'
-import {adminUrl, uniqueSuffix, urlFor} from '../helpers/db.js'
+import {adminUrl, uniqueSuffix, urlFor, withClient} from '../helpers/db.js'
 
 const root = mkdtempSync(join(tmpdir(), 'singularity-servers-'))
 // as root, the postgres OS user must pass through the temp dir to reach its data directory
@@ -47,16 +47,7 @@ function roleUrl(role: string, base: string, database: string): string {
   return u.toString()
 }
 
-async function query<T extends pg.QueryResultRow = any>(url: string, text: string, values: unknown[] = []): Promise<T[]> {
-  const client = new pg.Client({connectionString: url})
-  client.on('error', () => {})
-  await client.connect()
-  try {
-    return (await client.query<T>(text, values)).rows
-  } finally {
-    await client.end()
-  }
-}
+const query = <T extends pg.QueryResultRow = any>(url: string, text: string, values: unknown[] = []): Promise<T[]> => withClient(url, async (client) => (await client.query<T>(text, values)).rows)
 
 /** The SQLSTATE of a refused connection or statement; 'ok' when it went through. */
 async function attempt(url: string, text = 'SELECT 1'): Promise<string> {

@@ -3,8 +3,8 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 
-import {CliError} from '../../src/lib/cli/errors.js'
 import {resolveConfig} from '../../src/lib/config/resolve.js'
+import {cliErrorOf} from '../helpers/errors.js'
 
 const none = {XDG_CONFIG_HOME: '/nonexistent', SINGULARITY_LOCAL_DIR: '/nonexistent/local'}
 
@@ -15,15 +15,6 @@ function configFile(content: unknown): string {
   return file
 }
 
-function usageErrorOf(fn: () => unknown): CliError {
-  try {
-    fn()
-  } catch (error) {
-    expect(error).toBeInstanceOf(CliError)
-    return error as CliError
-  }
-  throw new Error('expected an error')
-}
 
 describe('resolveConfig', () => {
   it('takes the admin URL from the flag over env over the config file', () => {
@@ -61,20 +52,20 @@ describe('resolveConfig', () => {
   })
 
   it('refuses a bad value naming the variable, never echoing it', () => {
-    const error = usageErrorOf(() => resolveConfig({}, {...none, DATABASE_URL: 'mysql://root:topsecret@h/db'}))
+    const error = cliErrorOf(() => resolveConfig({}, {...none, DATABASE_URL: 'mysql://root:topsecret@h/db'}))
     expect(error.exitCode).toBe(2)
     expect(error.message).toContain('DATABASE_URL')
     expect(error.message + (error.hint ?? '')).not.toContain('topsecret')
-    expect(usageErrorOf(() => resolveConfig({}, {...none, SHARED_QUEUE_HOST: 'h', SHARED_QUEUE_PORT: '99999'})).message).toContain('SHARED_QUEUE_PORT')
-    expect(usageErrorOf(() => resolveConfig({}, {...none, SINGULARITY_INSTANCES: '0'})).message).toContain('SINGULARITY_INSTANCES')
-    expect(usageErrorOf(() => resolveConfig({}, {...none, SINGULARITY_PREFIX: 'Bad;Name'})).message).toContain('SINGULARITY_PREFIX')
+    expect(cliErrorOf(() => resolveConfig({}, {...none, SHARED_QUEUE_HOST: 'h', SHARED_QUEUE_PORT: '99999'})).message).toContain('SHARED_QUEUE_PORT')
+    expect(cliErrorOf(() => resolveConfig({}, {...none, SINGULARITY_INSTANCES: '0'})).message).toContain('SINGULARITY_INSTANCES')
+    expect(cliErrorOf(() => resolveConfig({}, {...none, SINGULARITY_PREFIX: 'Bad;Name'})).message).toContain('SINGULARITY_PREFIX')
   })
 
   it('validates the config file: unknown keys and bad URLs exit 2 with the key path', () => {
-    expect(usageErrorOf(() => resolveConfig({}, {...none, SINGULARITY_CONFIG: configFile({adminUrl: 'nope'})})).message).toContain('adminUrl')
-    expect(usageErrorOf(() => resolveConfig({}, {...none, SINGULARITY_CONFIG: configFile({colour: true})})).exitCode).toBe(2)
-    expect(usageErrorOf(() => resolveConfig({}, {...none, SINGULARITY_CONFIG: configFile('{not json')})).message).toContain('not valid JSON')
-    expect(usageErrorOf(() => resolveConfig({}, {...none, SINGULARITY_CONFIG: '/nonexistent/x.json'})).message).toContain('not found')
+    expect(cliErrorOf(() => resolveConfig({}, {...none, SINGULARITY_CONFIG: configFile({adminUrl: 'nope'})})).message).toContain('adminUrl')
+    expect(cliErrorOf(() => resolveConfig({}, {...none, SINGULARITY_CONFIG: configFile({colour: true})})).exitCode).toBe(2)
+    expect(cliErrorOf(() => resolveConfig({}, {...none, SINGULARITY_CONFIG: configFile('{not json')})).message).toContain('not valid JSON')
+    expect(cliErrorOf(() => resolveConfig({}, {...none, SINGULARITY_CONFIG: '/nonexistent/x.json'})).message).toContain('not found')
   })
 
   it('flags override env for instances and prefix', () => {
@@ -100,12 +91,12 @@ describe('resolveConfig: how reading commands visit the databases', () => {
       [{SINGULARITY_DB_TIMEOUT: '50ms'}, 'SINGULARITY_DB_TIMEOUT'],
       [{SINGULARITY_DB_TIMEOUT: '1h'}, 'SINGULARITY_DB_TIMEOUT'],
     ] as const) {
-      const error = usageErrorOf(() => resolveConfig({}, {...none, ...env}))
+      const error = cliErrorOf(() => resolveConfig({}, {...none, ...env}))
       expect(error.exitCode).toBe(2)
       expect(error.message).toContain(name)
     }
-    expect(usageErrorOf(() => resolveConfig({'db-timeout': '0s'}, none)).message).toContain('--db-timeout')
-    expect(usageErrorOf(() => resolveConfig({config: configFile({dbTimeout: 'later'})}, none)).message).toContain('dbTimeout')
-    expect(usageErrorOf(() => resolveConfig({config: configFile({concurrency: 1000})}, none)).message).toContain('concurrency')
+    expect(cliErrorOf(() => resolveConfig({'db-timeout': '0s'}, none)).message).toContain('--db-timeout')
+    expect(cliErrorOf(() => resolveConfig({config: configFile({dbTimeout: 'later'})}, none)).message).toContain('dbTimeout')
+    expect(cliErrorOf(() => resolveConfig({config: configFile({concurrency: 1000})}, none)).message).toContain('concurrency')
   })
 })

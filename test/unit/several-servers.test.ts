@@ -3,7 +3,6 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 
-import {CliError} from '../../src/lib/cli/errors.js'
 import {redact} from '../../src/lib/cli/redact.js'
 import {resolveConfig} from '../../src/lib/config/resolve.js'
 import {configuredEstate, databaseTarget, instancesFrom, placementOf, serverNames} from '../../src/lib/estate/targets.js'
@@ -11,6 +10,7 @@ import {serverParts} from '../../src/lib/reconcile/plan.js'
 import {selectAcrossServers} from '../../src/lib/cron/across.js'
 import {historyColumns} from '../../src/lib/render/jobs.js'
 import {estate} from '../../src/topology.js'
+import {cliErrorOf} from '../helpers/errors.js'
 
 const none = {XDG_CONFIG_HOME: '/nonexistent', SINGULARITY_LOCAL_DIR: '/nonexistent/local'}
 
@@ -21,15 +21,6 @@ function withConfig(content: unknown, extra: Record<string, string> = {}) {
   return resolveConfig({}, {...none, SINGULARITY_CONFIG: file, ...extra})
 }
 
-function errorOf(fn: () => unknown): CliError {
-  try {
-    fn()
-  } catch (error) {
-    expect(error).toBeInstanceOf(CliError)
-    return error as CliError
-  }
-  throw new Error('expected an error')
-}
 
 const A = 'postgres://admin:secret-a@db-a:5432/postgres'
 const B = 'postgres://admin:secret-b@db-b:5432/postgres'
@@ -75,7 +66,7 @@ describe('config: servers and placement', () => {
   })
 
   it('an unknown server in the placement exits 2 naming the servers', () => {
-    const error = errorOf(() => withConfig({servers: {main: A, queues: B}, placement: {shared_queue: 'elsewhere'}}))
+    const error = cliErrorOf(() => withConfig({servers: {main: A, queues: B}, placement: {shared_queue: 'elsewhere'}}))
     expect(error.exitCode).toBe(2)
     expect(error.message).toMatch(/unknown server 'elsewhere'/)
     expect(error.hint).toMatch(/main, queues/)
@@ -83,7 +74,7 @@ describe('config: servers and placement', () => {
 
   it('placing an unknown database exits 2 with a hint; an instance number must be one the estate can have', () => {
     for (const key of ['shared_queues', 'singularity_0', 'singularity_65', 'dev_genesis']) {
-      const error = errorOf(() => withConfig({servers: {main: A, queues: B}, placement: {[key]: 'queues'}}))
+      const error = cliErrorOf(() => withConfig({servers: {main: A, queues: B}, placement: {[key]: 'queues'}}))
       expect(error.exitCode, key).toBe(2)
       expect(error.message, key).toMatch(/placement of an unknown database/)
       expect(error.hint, key).toMatch(/place a kind/)
@@ -91,8 +82,8 @@ describe('config: servers and placement', () => {
   })
 
   it('refuses a bad server name, and adminUrl disagreeing with servers.main (exit 2)', () => {
-    expect(errorOf(() => withConfig({servers: {'Bad Name': B}})).exitCode).toBe(2)
-    const both = errorOf(() => withConfig({adminUrl: A, servers: {main: B}}))
+    expect(cliErrorOf(() => withConfig({servers: {'Bad Name': B}})).exitCode).toBe(2)
+    const both = cliErrorOf(() => withConfig({adminUrl: A, servers: {main: B}}))
     expect(both.exitCode).toBe(2)
     expect(both.message).toMatch(/adminUrl and servers.main/)
   })

@@ -4,6 +4,7 @@ import {BaseCommand} from '../../base-command.js'
 import {connectionFlags, nonBlank} from '../../flags.js'
 import {keyFilePath} from '../../lib/backup/keys.js'
 import {restoreBackup, restoreServer, type RestoreResult} from '../../lib/backup/restore.js'
+import {findBackup} from '../../lib/backup/store.js'
 import {confirmDestructive} from '../../lib/cli/confirm.js'
 import {formatDuration} from '../../lib/cli/format.js'
 
@@ -61,7 +62,8 @@ Exit codes: 0 restored · 1 restore failed (nothing left behind) · 2 bad input 
     const id = this.args.id
     const config = resolveConfig(this.flags)
     const dir = this.flags.dir ?? config.backupDir
-    const server = restoreServer(config, dir, id, this.flags.db, this.flags.server)
+    const entry = findBackup(dir, id)
+    const server = restoreServer(config, entry, this.flags.db, this.flags.server)
     const target = serverTarget(config, server)
     const admin = await connect(target, {applicationName: 'singularity-backup', statementTimeoutMs: 0, lockTimeoutMs: 30_000})
     const interrupt = onInterrupt()
@@ -69,8 +71,7 @@ Exit codes: 0 restored · 1 restore failed (nothing left behind) · 2 bad input 
       const restored = await this.withProgress('restore', (progress) => restoreBackup({
         admin,
         adminTarget: target,
-        dir,
-        id,
+        entry,
         db: this.flags.db,
         as: this.flags.as,
         confirmOverwrite: (name) => progress.aside(() =>

@@ -9,7 +9,7 @@ import {resolveConfig} from '../../lib/config/resolve.js'
 import {connect, withClient} from '../../lib/db/connect.js'
 import {KeptClient, parseWatchInterval, perSecond, runWatch, watchFlag, withWatchDefault, type Tick} from '../../lib/cli/watch.js'
 import {CliError, UsageError} from '../../lib/cli/errors.js'
-import {adminTarget, discoverEstate, estateWithoutAdmin, serverNames, serverTarget, severalServers} from '../../lib/estate/targets.js'
+import {adminTarget, discoverEstate, discoverEstateUnlessDown, serverNames, serverTarget, severalServers} from '../../lib/estate/targets.js'
 import {DEFAULT_DATABASE_TIMEOUT_MS, visitWithClient} from '../../lib/estate/visit.js'
 import {slotCapFinding} from '../../lib/cdc/cap.js'
 import {listSlots, slotsOverRetention, withGrowth, type SlotsReport} from '../../lib/cdc/slots.js'
@@ -127,7 +127,7 @@ export default class CdcSlots extends BaseCommand<typeof CdcSlots> {
    * read at once, each row naming its server; a server that does not answer is reported (exit 1).
    */
   private async acrossServers(config: ReturnType<typeof resolveConfig>, sampleSeconds: number, limit: number | undefined): Promise<SlotsResult & {servers: ServerSlots[]}> {
-    const estate = await withClient(adminTarget(config), (client) => discoverEstate(config, client), {applicationName: 'singularity cdc slots', statementTimeoutMs: 30_000}).catch(() => estateWithoutAdmin(config))
+    const estate = await discoverEstateUnlessDown(config, 'singularity cdc slots')
     const names = serverNames(config)
     const slotsOn = (server: string) => estate.databases.filter((d) => (d.server ?? 'main') === server).flatMap((d) => [d.cdcSlot, d.cdcBridgeSlot].filter((x): x is string => x !== undefined))
     if (sampleSeconds > 0 && this.colorfulErr && !this.jsonMode) this.note(`reading the slots twice, ${this.flags.sample} apart, for their growth (--sample 0 skips)…`)

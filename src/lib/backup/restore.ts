@@ -23,14 +23,14 @@ import type {DatabaseEntry} from './manifest.js'
 import {applySourceAccess, markCopy, type DatabaseGrant} from './copies.js'
 import {keyLookup} from './keys.js'
 import {PgRestoreError, restoreArchive, singleStreamNote} from './restore-archive.js'
-import {findBackup, hashFile} from './store.js'
+import {hashFile, type BackupEntry} from './store.js'
 import {findClientTools, parseToolVersion} from './tools.js'
 
 export interface RestoreOptions {
   admin: pg.Client
   adminTarget: Target
-  dir: string
-  id: string
+  /** the backup, as findBackup found it */
+  entry: BackupEntry
   /** database name or kind inside the backup; optional when the backup holds one database */
   db?: string
   /** name of the database to restore into */
@@ -90,13 +90,12 @@ function pickDatabase(databases: DatabaseEntry[], wanted: string | undefined, id
  * was dumped from (the manifest's placement; `main` for a one-server backup), which the config must
  * name: a database restored onto another server than its own would not be where its services look.
  */
-export function restoreServer(config: Pick<ResolvedConfig, 'servers'>, dir: string, id: string, db: string | undefined, chosen?: string): string {
+export function restoreServer(config: Pick<ResolvedConfig, 'servers'>, entry: BackupEntry, db: string | undefined, chosen?: string): string {
   const configured = serverNames(config)
   if (chosen !== undefined) {
     if (!configured.includes(chosen)) throw new UsageError(`unknown server '${chosen}'`, {hint: `choose one of: ${configured.join(', ')}`})
     return chosen
   }
-  const entry = findBackup(dir, id)
   if (!entry.manifest) return MAIN_SERVER // incomplete: restoreBackup says so
   const source = pickDatabase(entry.manifest.databases, db, entry.id)
   const server = entry.manifest.placement?.[source.name] ?? MAIN_SERVER
@@ -131,7 +130,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   const t0 = Date.now()
 
   // 1. Checks that change nothing: the backup, the database in it, the target name, tools.
-  const entry = findBackup(options.dir, options.id)
+  const entry = options.entry
   if (entry.status !== 'complete' || !entry.manifest) {
     throw new CliError(`backup ${entry.id} is ${entry.status} (${entry.problem ?? 'no manifest'}) and cannot be restored`, {
       hint: 'choose a complete backup: `singularity backup list`',

@@ -7,7 +7,7 @@
  */
 import {CliError, NotFoundError, UsageError} from '../cli/errors.js'
 import type {ResolvedConfig} from '../config/resolve.js'
-import {selectDatabases, serverNames} from '../estate/targets.js'
+import {discoverEstateUnlessDown, selectDatabases, serverNames} from '../estate/targets.js'
 import {DEFAULT_DATABASE_TIMEOUT_MS} from '../estate/visit.js'
 import type {JobSpec} from '../../schedules.js'
 import type {Estate, Runner} from '../../topology.js'
@@ -17,7 +17,7 @@ import {cronJobName, plannedCronJobs, resolveJobAlias} from './names.js'
 import {resolveJob, type ResolvedJob} from './resolve.js'
 import {runResolved, type RunOutcome, type RunTarget} from './run.js'
 import type {ObanInsert} from './oban.js'
-import {estateOf, visitJobsContexts} from './servers.js'
+import {visitJobsContexts} from './servers.js'
 
 /** A server as a command over several servers saw it. */
 export interface ServerReach {
@@ -100,7 +100,7 @@ export async function jobHistoryAcrossServers(
   typed: string,
   options: {limit: number; since?: Date; databases?: string[]},
 ): Promise<HistoryAcrossServers> {
-  const estate = await estateOf(config)
+  const estate = await discoverEstateUnlessDown(config, 'singularity jobs')
   const selection = selectAcrossServers(estate, options.databases)
   const servers = serversFor(config, estate, selection)
   const visits = await visitJobsContexts(
@@ -162,7 +162,7 @@ export async function runJobAcrossServers(
   typed: string,
   options: {databases?: string[]; argsGiven: boolean; insert: Omit<ObanInsert, 'worker'>; dryRun?: boolean},
 ): Promise<{name: string; alias?: string; runs: RunOutcome[]}> {
-  const estate = await estateOf(config)
+  const estate = await discoverEstateUnlessDown(config, 'singularity jobs')
   const selection = selectAcrossServers(estate, options.databases)
   const servers = serversFor(config, estate, selection)
   const contexts: {server: string; ctx: JobsContext}[] = []

@@ -5,8 +5,7 @@
  * a deadline each); one that does not answer is reported, the others are still listed.
  */
 import {MAIN_SERVER, type ResolvedConfig} from '../config/resolve.js'
-import {connect} from '../db/connect.js'
-import {adminTarget, configuredEstate, discoverEstate, estateWithoutAdmin, selectDatabases, serverNames} from '../estate/targets.js'
+import {discoverEstateUnlessDown, selectDatabases, serverNames} from '../estate/targets.js'
 import {visitEach, type Visit, type VisitOptions} from '../estate/visit.js'
 import type {JobSpec} from '../../schedules.js'
 import type {Estate, Runner} from '../../topology.js'
@@ -22,18 +21,6 @@ export interface ServerJobs {
 }
 
 export type JobsAcrossServers = JobsListResult & {jobs: (JobRow & {server: string})[]; servers: ServerJobs[]}
-
-/** The estate of every server, discovered on the admin server when it answers (else from the config). */
-export async function estateOf(config: ResolvedConfig): Promise<Estate> {
-  if (config.instances) return configuredEstate(config)
-  const admin = await connect(adminTarget(config), {statementTimeoutMs: 10_000, connectTimeoutMs: 10_000, applicationName: 'singularity jobs'}).catch(() => null)
-  if (!admin) return estateWithoutAdmin(config)
-  try {
-    return await discoverEstate(config, admin)
-  } finally {
-    await admin.end().catch(() => {})
-  }
-}
 
 /** Runs `use` with a jobs context on each server at once (bounded, a deadline each), closing each context after. */
 export function visitJobsContexts<T>(
@@ -65,7 +52,7 @@ export async function listJobsAcrossServers(
   schedules: JobSpec[],
   options: Omit<ListOptions, 'databases'> & {databases?: string[]} = {},
 ): Promise<JobsAcrossServers> {
-  const estate = await estateOf(config)
+  const estate = await discoverEstateUnlessDown(config, 'singularity jobs')
   const wanted = options.databases && options.databases.length > 0 ? selectDatabases(estate.databases, options.databases).map((d) => d.name) : undefined
   const servers = serverNames(config)
   const visits = await visitJobsContexts(config, schedules, estate, servers, async (ctx, server) => {

@@ -1,6 +1,6 @@
 import {MAIN_SERVER, type ResolvedConfig} from '../config/resolve.js'
 import {connect} from '../db/connect.js'
-import {adminTarget, configuredEstate, databaseTarget, onDatabase, serverTarget, severalServers} from '../estate/targets.js'
+import {adminUnlessDown, configuredEstate, databaseTarget, onDatabase, serverTarget} from '../estate/targets.js'
 import {readBound, SharedClients, unreadable, visitWithClient, type ReadBound, type Unreadable} from '../estate/visit.js'
 import {estateStatus, type EstateStatus} from '../provision/status.js'
 import {activeKeyCount, cronLauncherCheck, databaseChecks, encryptionKeyCheck} from './estate-checks.js'
@@ -49,10 +49,7 @@ export function serversCheck(status: EstateStatus): CheckResult {
 export async function runDoctor(config: ResolvedConfig, thresholds: DoctorThresholds): Promise<DoctorReport> {
   // the bound of every read below, decided once on the admin server: databases at once, and the deadline of each
   // (several servers and the admin server down: the default bound, and the others are still checked)
-  const boundAdmin = await connect(adminTarget(config), {applicationName: 'singularity doctor', statementTimeoutMs: 15_000}).catch((error) => {
-    if (!severalServers(config)) throw error
-    return null
-  })
+  const boundAdmin = await adminUnlessDown(config, {applicationName: 'singularity doctor', statementTimeoutMs: 15_000})
   const bound = await readBound(boundAdmin, config.read).finally(() => boundAdmin?.end().catch(() => {}))
   const unreadableOnes: Unreadable[] = []
   // one connection per database for the checks that read every database (status, Oban jobs,

@@ -1,4 +1,7 @@
+import type pg from 'pg'
+
 import {CliError, UsageError} from '../cli/errors.js'
+import {connect, type ConnectOptions} from '../db/connect.js'
 import {MAIN_SERVER, type ResolvedConfig, type Target} from '../config/resolve.js'
 import {SHARED_QUEUE_DISABLED_REASON} from '../config/shared-queue.js'
 import {estate, type ConcreteDatabase, type DatabaseKind, type Estate} from '../../topology.js'
@@ -99,6 +102,31 @@ export async function discoverEstate(
     for (const visit of seen) if (visit.ok) for (const r of visit.value) names.add(r.datname)
   }
   return configuredEstate(config, instancesFrom([...names], config))
+}
+
+/**
+ * The admin connection; null when it cannot be opened and other servers are configured, so a
+ * reader still reads those (with one server, the error is the command's).
+ */
+export async function adminUnlessDown(config: ResolvedConfig, options: ConnectOptions): Promise<pg.Client | null> {
+  try {
+    return await connect(adminTarget(config), options)
+  } catch (error) {
+    if (!severalServers(config)) throw error
+    return null
+  }
+}
+
+/** Several servers: the estate discovered on the admin server when it answers, else from the config (estateWithoutAdmin). */
+export async function discoverEstateUnlessDown(config: ResolvedConfig, applicationName: string): Promise<Estate> {
+  if (config.instances) return configuredEstate(config)
+  const admin = await adminUnlessDown(config, {statementTimeoutMs: 10_000, connectTimeoutMs: 10_000, applicationName})
+  if (!admin) return estateWithoutAdmin(config)
+  try {
+    return await discoverEstate(config, admin)
+  } finally {
+    await admin.end().catch(() => {})
+  }
 }
 
 /**

@@ -4,7 +4,7 @@ import {CliError, NotFoundError, UsageError} from '../cli/errors.js'
 import type {ResolvedConfig} from '../config/resolve.js'
 import {connect, type ConnectOptions} from '../db/connect.js'
 import {disabledParts} from '../estate/disabled.js'
-import {adminTarget, configuredEstate, databaseTarget, discoverEstate, estateWithoutAdmin, placementOf, selectDatabases, severalServers} from '../estate/targets.js'
+import {adminUnlessDown, configuredEstate, databaseTarget, discoverEstate, estateWithoutAdmin, placementOf, selectDatabases, severalServers} from '../estate/targets.js'
 import {readBound, unreadable, visitWithClient, type ReadBound, type SharedClients, type Unreadable} from '../estate/visit.js'
 import type {ConcreteDatabase} from '../../topology.js'
 import {closestNames, findQueue, listQueues, type QueueCatalog, type QueueRef} from './catalog.js'
@@ -27,10 +27,7 @@ export async function queueDatabasesToRead(config: ResolvedConfig, wanted: strin
   let bound: ReadBound
   if (config.admin || !config.databases.shared_queue) {
     // several servers and the admin server down: its databases are reported unreachable, the others read
-    const admin = await connect(adminTarget(config), {statementTimeoutMs: 10_000, applicationName: 'singularity queue'}).catch((error) => {
-      if (!severalServers(config)) throw error
-      return null
-    })
+    const admin = await adminUnlessDown(config, {statementTimeoutMs: 10_000, applicationName: 'singularity queue'})
     try {
       estate = admin ? await discoverEstate(config, admin) : estateWithoutAdmin(config)
       bound = await readBound(admin, config.read)

@@ -108,13 +108,7 @@ export default class CdcSlots extends BaseCommand<typeof CdcSlots> {
           report = withGrowth(report, {...(await listSlots(client, estateSlots)), diskFreeBytes})
         }
         const missing = estateSlots.filter((name) => !report.slots.some((s) => s.name === name))
-        let threshold: SlotsResult['threshold'] = null
-        if (limit !== undefined) {
-          const exceeded = slotsOverRetention(report, limit).map((s) => s.name)
-          threshold = {bytes: limit, human: formatBytes(limit), exceeded}
-          if (exceeded.length > 0) this.exitAfterOutput(3)
-        }
-        const result = {...report, missing, threshold}
+        const result = {...report, missing, threshold: this.threshold(report, limit)}
         if (!this.jsonMode) this.table = renderSlots(result, await this.tableOptions())
         return result
       },
@@ -152,12 +146,7 @@ export default class CdcSlots extends BaseCommand<typeof CdcSlots> {
     const report: SlotsReport = {...base, slots: reports.flatMap((r) => r.report.slots.map((slot) => ({...slot, server: r.server})))}
     const reachableSlots = names.filter((n, i) => visits[i].ok).flatMap(slotsOn)
     const missing = reachableSlots.filter((name) => !report.slots.some((s) => s.name === name))
-    let threshold: SlotsResult['threshold'] = null
-    if (limit !== undefined) {
-      const exceeded = slotsOverRetention(report, limit).map((s) => s.name)
-      threshold = {bytes: limit, human: formatBytes(limit), exceeded}
-      if (exceeded.length > 0) this.exitAfterOutput(3)
-    }
+    const threshold = this.threshold(report, limit)
     if (servers.some((s) => !s.reachable)) this.exitAfterOutput(1)
     const result = {...report, missing, threshold, servers}
     if (!this.jsonMode) {
@@ -165,6 +154,14 @@ export default class CdcSlots extends BaseCommand<typeof CdcSlots> {
       this.unreachable = servers.filter((s) => !s.reachable).map((s) => `server ${s.name}: UNREACHABLE (${s.error}): its slots are not listed`)
     }
     return result
+  }
+
+  /** --fail-if-retained-gt: the slots above it (exit 3 when there are any); null without the flag. */
+  private threshold(report: SlotsReport, limit: number | undefined): SlotsResult['threshold'] {
+    if (limit === undefined) return null
+    const exceeded = slotsOverRetention(report, limit).map((s) => s.name)
+    if (exceeded.length > 0) this.exitAfterOutput(3)
+    return {bytes: limit, human: formatBytes(limit), exceeded}
   }
 
   private unreachable: string[] = []

@@ -117,6 +117,9 @@ async function cliInProcess(args: string[], options: CliOptions): Promise<CliRes
       if (typeof done === 'function') queueMicrotask(() => done())
       return true
     }) as typeof process.stdout.write
+  // oclif's flush() leaves a once('drain') listener on stdout when the write did not block: one per
+  // run, harmless in a CLI process, a leak (MaxListenersExceededWarning) in a test worker's
+  const drainListeners = new Set(process.stdout.listeners('drain'))
   const saved = {env: process.env, exitCode: process.exitCode, stdout: process.stdout.write, stderr: process.stderr.write, exit: process.exit, log: console.log, info: console.info, warn: console.warn, error: console.error}
   process.env = cliEnvironment(options)
   process.exitCode = undefined
@@ -147,5 +150,6 @@ async function cliInProcess(args: string[], options: CliOptions): Promise<CliRes
     process.stderr.write = saved.stderr
     process.exit = saved.exit
     Object.assign(console, {log: saved.log, info: saved.info, warn: saved.warn, error: saved.error})
+    for (const listener of process.stdout.listeners('drain')) if (!drainListeners.has(listener)) process.stdout.removeListener('drain', listener as (...args: unknown[]) => void)
   }
 }

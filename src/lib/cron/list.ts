@@ -2,7 +2,7 @@ import type pg from 'pg'
 
 import {JOB_PREFIX, type Runner} from '../../topology.js'
 import type {JobSpec} from '../../schedules.js'
-import {diffCron, matchInstalled} from '../reconcile/cron.js'
+import {diffCron, installedByName, matchInstalled} from '../reconcile/cron.js'
 import {CRON_IN_OTHER_DATABASES_SQL} from '../reconcile/managed.js'
 import {unreadable, type Unreadable} from '../estate/visit.js'
 import type {JobsContext} from './context.js'
@@ -159,8 +159,9 @@ async function pgCronRows(ctx: JobsContext, specs: JobSpec[], options: ListOptio
   const rows: JobRow[] = []
   const matched = new Set<number>()
   const drift = cronDrift(planned, installed, cronDatabase, ctx.adminUser, ctx.cron ? await schedulesInOtherDatabases(ctx.cron) : true)
+  const byName = installedByName(installed)
   for (const job of planned) {
-    const current = matchInstalled(job, installed, ctx.adminUser)
+    const current = matchInstalled(job, byName, ctx.adminUser)
     if (current) matched.add(current.jobid)
     const {lastRun, streak} = cronLastRun(current ? runs.get(current.jobid) : undefined)
     rows.push({

@@ -63,37 +63,53 @@ function relationTarget(kind: 'table' | 'sequence', schema: string, name: string
   return {kind, schema, display: `${schema}.${name}`, sql: `${quoteIdent(schema)}.${quoteIdent(name)}`, owner, acl}
 }
 
+const targetKey = (kind: ObjectKind, display: string) => `${kind}:${display}`
+
 /** The objects whose ACLs we judge, plus the declared queue tables and schemas not created yet (so a plan can show their grants). */
 function targets(db: ConcreteDatabase, observed: DatabaseObservation): Target[] {
-  const out: Target[] = observed.schemas.map((s) => ({kind: 'schema', schema: s.name, display: s.name, sql: quoteIdent(s.name), owner: s.owner, acl: s.acl}))
+  const out: Target[] = []
+  // keyed by kind and display: a singularity database has hundreds of objects, diffed once per database
+  const seen = new Set<string>()
+  const add = (target: Target) => {
+    seen.add(targetKey(target.kind, target.display))
+    out.push(target)
+  }
+  for (const s of observed.schemas) add({kind: 'schema', schema: s.name, display: s.name, sql: quoteIdent(s.name), owner: s.owner, acl: s.acl})
   const virtualSchema = (name: string, acl: AclEntry[]) => {
-    if (!out.some((t) => t.kind === 'schema' && t.schema === name)) out.push({kind: 'schema', schema: name, display: name, sql: quoteIdent(name), owner: '', acl})
+    if (!seen.has(targetKey('schema', name))) add({kind: 'schema', schema: name, display: name, sql: quoteIdent(name), owner: '', acl})
   }
   if (!observed.exists) virtualSchema('public', [{grantee: 'PUBLIC', privilege: 'USAGE'}])
   if (db.spec.queues.length > 0) virtualSchema('pgmq', [])
-  for (const r of observed.relations) out.push(relationTarget(r.kind, r.schema, r.name, r.owner, r.acl))
+  for (const r of observed.relations) add(relationTarget(r.kind, r.schema, r.name, r.owner, r.acl))
   for (const f of observed.routines) {
-    out.push({kind: 'routine', schema: f.schema, display: `${f.schema}.${f.name}(${f.args})`, sql: `${quoteIdent(f.schema)}.${quoteIdent(f.name)}(${f.args})`, owner: f.owner, acl: f.acl})
+    add({kind: 'routine', schema: f.schema, display: `${f.schema}.${f.name}(${f.args})`, sql: `${quoteIdent(f.schema)}.${quoteIdent(f.name)}(${f.args})`, owner: f.owner, acl: f.acl})
   }
+  const sequenceOwners = new Set(observed.relations.filter((r) => r.kind === 'sequence' && r.schema === 'pgmq' && r.ownedBy !== null).map((r) => r.ownedBy))
   for (const queue of db.spec.queues) {
     for (const kind of ['q', 'a'] as const) {
       const name = queueTable(queue, kind)
-      if (!out.some((t) => t.kind === 'table' && t.schema === 'pgmq' && t.display === `pgmq.${name}`)) out.push(relationTarget('table', 'pgmq', name, '', []))
+      if (!seen.has(targetKey('table', `pgmq.${name}`))) add(relationTarget('table', 'pgmq', name, '', []))
     }
-    const sequence = `${queueTable(queue, 'q')}_msg_id_seq`
-    if (!observed.relations.some((r) => r.kind === 'sequence' && r.schema === 'pgmq' && r.ownedBy === queueTable(queue, 'q'))) {
-      out.push(relationTarget('sequence', 'pgmq', sequence, '', []))
-    }
+    if (!sequenceOwners.has(queueTable(queue, 'q'))) add(relationTarget('sequence', 'pgmq', `${queueTable(queue, 'q')}_msg_id_seq`, '', []))
   }
   return out
 }
 
-/** Privileges the topology gives, per target (display) and role. */
+/** Privileges the topology gives, per target (targetKey) and role. */
 function desiredPrivileges(db: ConcreteDatabase, observed: DatabaseObservation, all: Target[]): Map<string, Map<string, Set<string>>> {
+  const byKey = new Map<string, Target>()
+  const inSchema = new Map<string, Target[]>()
+  for (const t of all) {
+    const key = targetKey(t.kind, t.display)
+    if (!byKey.has(key)) byKey.set(key, t)
+    const schema = inSchema.get(t.schema)
+    if (schema) schema.push(t)
+    else inSchema.set(t.schema, [t])
+  }
   const want = new Map<string, Map<string, Set<string>>>()
   const give = (target: Target | undefined, role: string, privileges: readonly string[]) => {
     if (!target || privileges.length === 0) return
-    const key = `${target.kind}:${target.display}`
+    const key = targetKey(target.kind, target.display)
     const byRole = want.get(key) ?? new Map<string, Set<string>>()
     const set = byRole.get(role) ?? new Set<string>()
     for (const p of privileges) set.add(p)
@@ -101,14 +117,16 @@ function desiredPrivileges(db: ConcreteDatabase, observed: DatabaseObservation, 
     want.set(key, byRole)
   }
   for (const g of db.grants) {
-    give(all.find((t) => t.kind === 'schema' && t.schema === g.schema), g.role, ['USAGE'])
-    for (const t of all.filter((x) => x.schema === g.schema)) {
+    give(byKey.get(targetKey('schema', g.schema)), g.role, ['USAGE'])
+    for (const t of inSchema.get(g.schema) ?? []) {
       if (t.kind === 'table') give(t, g.role, TABLE_PRIVILEGES[g.access])
       if (t.kind === 'sequence') give(t, g.role, SEQUENCE_PRIVILEGES[g.access])
       if (t.kind === 'routine' && g.access === 'readwrite') give(t, g.role, ['EXECUTE'])
     }
   }
-  const table = (name: string) => all.find((t) => t.kind === 'table' && t.display === `pgmq.${name}`)
+  const table = (name: string) => byKey.get(targetKey('table', `pgmq.${name}`))
+  const sequenceOf = new Map<string, string>()
+  for (const r of observed.relations) if (r.kind === 'sequence' && r.schema === 'pgmq' && r.ownedBy !== null && !sequenceOf.has(r.ownedBy)) sequenceOf.set(r.ownedBy, r.name)
   const users = new Set<string>()
   const readers = new Set<string>(db.archiveReaders)
   // A queue's dead-letter queue (<queue>_dlq, made by `queue dead-letter` when it exists) has the
@@ -117,8 +135,7 @@ function desiredPrivileges(db: ConcreteDatabase, observed: DatabaseObservation, 
     for (const queue of [access.queue, deadLetterQueueName(access.queue)]) {
       const q = table(queueTable(queue, 'q'))
       const a = table(queueTable(queue, 'a'))
-      const observedSequence = observed.relations.find((r) => r.kind === 'sequence' && r.schema === 'pgmq' && r.ownedBy === queueTable(queue, 'q'))
-      const seq = all.find((t) => t.kind === 'sequence' && t.display === `pgmq.${observedSequence?.name ?? `${queueTable(queue, 'q')}_msg_id_seq`}`)
+      const seq = byKey.get(targetKey('sequence', `pgmq.${sequenceOf.get(queueTable(queue, 'q')) ?? `${queueTable(queue, 'q')}_msg_id_seq`}`))
       for (const direction of ['publish', 'consume', 'observe'] as const) {
         for (const role of access[direction]) {
           users.add(role)
@@ -130,11 +147,12 @@ function desiredPrivileges(db: ConcreteDatabase, observed: DatabaseObservation, 
     }
   }
   for (const queue of db.spec.queues.flatMap((name) => [name, deadLetterQueueName(name)])) for (const role of readers) give(table(queueTable(queue, 'a')), role, QUEUE_PRIVILEGES['archive-read'].archive)
-  const pgmq = all.find((t) => t.kind === 'schema' && t.schema === 'pgmq')
+  const pgmq = byKey.get(targetKey('schema', 'pgmq'))
   for (const role of [...users, ...readers]) give(pgmq, role, ['USAGE'])
+  const pgmqRoutines = (inSchema.get('pgmq') ?? []).filter((x) => x.kind === 'routine')
   for (const role of users) {
     give(table('meta'), role, ['SELECT'])
-    for (const t of all.filter((x) => x.kind === 'routine' && x.schema === 'pgmq')) give(t, role, ['EXECUTE'])
+    for (const t of pgmqRoutines) give(t, role, ['EXECUTE'])
   }
   return want
 }
@@ -160,7 +178,7 @@ export function diffGrants(estate: Estate, db: ConcreteDatabase, observed: Datab
   const want = desiredPrivileges(db, observed, all)
   const changes: Change[] = []
   for (const target of all) {
-    const desired = want.get(`${target.kind}:${target.display}`) ?? new Map<string, Set<string>>()
+    const desired = want.get(targetKey(target.kind, target.display)) ?? new Map<string, Set<string>>()
     const roles = new Set([...desired.keys(), ...target.acl.map((a) => a.grantee).filter(judged)])
     for (const role of roles) {
       if (role === target.owner) continue
@@ -179,7 +197,9 @@ function groupChanges(db: ConcreteDatabase, changes: Change[]): Action[] {
   const groups = new Map<string, Change[]>()
   for (const c of changes) {
     const key = [c.direction, c.target.kind, c.target.schema, c.role, privilegeList(c.privileges)].join('|')
-    groups.set(key, [...(groups.get(key) ?? []), c])
+    const group = groups.get(key)
+    if (group) group.push(c)
+    else groups.set(key, [c])
   }
   const actions: Action[] = []
   for (const group of groups.values()) {

@@ -6,7 +6,7 @@ import {quoteIdent, quoteLiteral} from '../sql/quote.js'
 import type {Estate} from '../../topology.js'
 import {roleAttributes} from './roles.js'
 import type {Action, Privilege} from './action.js'
-import {matchInstalled} from './cron.js'
+import {installedByName, matchInstalled} from './cron.js'
 
 /**
  * Managed servers: the admin is not a superuser (RDS's rds_superuser, Cloud SQL's
@@ -193,7 +193,7 @@ function adaptCron(action: Action, facts: AdminFacts, cron: CronFacts | null, ou
     return
   }
   // drifted: cron.alter_job is kept for superusers; the admin's own job is scheduled again (a new id, its history stays)
-  const current = matchInstalled(job, cron.installed, facts.user)
+  const current = matchInstalled(job, installedByName(cron.installed), facts.user)
   if (current && current.username === facts.user) {
     out.actions.push(sql(action, [`SELECT cron.unschedule(${current.jobid}::bigint)`, schedule], 'owner', {description: `${action.description} (scheduled again, run as ${facts.user})`}))
   } else {

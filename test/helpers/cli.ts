@@ -4,7 +4,7 @@ import {fileURLToPath, pathToFileURL} from 'node:url'
 
 import {adminUrl} from './db.js'
 
-const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'run.js')
+export const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'run.js')
 const CLI = pathToFileURL(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli.js')).href
 
 export interface CliResult {
@@ -61,7 +61,7 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
 }
 
 /** The environment a test's CLI run sees: the developer's PG* and SINGULARITY_* settings never leak in. */
-function cliEnvironment(options: CliOptions): Record<string, string> {
+export function cliEnvironment(options: Pick<CliOptions, 'env' | 'noAdmin'>): Record<string, string> {
   const env: Record<string, string> = {}
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !INHERITED_NOISE.test(k)) env[k] = v
   env.SINGULARITY_LOCAL_DIR = '/nonexistent/singularity-test-local'

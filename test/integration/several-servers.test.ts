@@ -15,6 +15,7 @@ import {destroyCluster, startCluster, stopCluster} from '../../src/lib/local-clu
 import {readLocalState} from '../../src/lib/local-cluster/paths.js'
 import {runCli, type CliOptions} from '../helpers/cli.js'
 import {promtool} from '../helpers/promtool.js'
+import {watchCli} from '../helpers/watch.js'
 import {adminUrl, uniqueSuffix, urlFor, withClient} from '../helpers/db.js'
 
 const root = mkdtempSync(join(tmpdir(), 'singularity-servers-'))
@@ -334,6 +335,46 @@ describe('an estate over two servers', {timeout: 900_000}, () => {
     const missing = await cli(['cdc', 'slots', 'drop', `${P}nowhere`, '--confirm', `${P}nowhere`])
     expect(missing.exitCode).toBe(4)
     expect(missing.stderr).toMatch(/replication slot not found/)
+  })
+
+  it('--watch over both servers: jobs list and cdc slots tick with each server\'s rows; with B stopped a tick names it and still shows A; Ctrl-C exits 130', async () => {
+    const jobs = watchCli(['jobs', 'list', '--runner', 'pg_cron', '--watch', '1s', '--prefix', P], {env: env()})
+    const slots = watchCli(['cdc', 'slots', '--watch', '1s', '--json', '--prefix', P], {env: env()})
+    const serversOf = (rows: {server: string}[]) => [...new Set(rows.map((r) => r.server))].sort()
+    try {
+      const listed = await jobs.waitFor('jobs of both servers', (d) => Array.isArray(d.jobs) && serversOf(d.jobs).length === 2)
+      expect(listed.jobs.find((j: {job: string}) => j.job === `singularity:${P}prune-queue-archives`)).toMatchObject({server: 'queues', database: `${P}shared_queue`})
+      expect(listed.servers.map((s: {name: string; reachable: boolean}) => [s.name, s.reachable])).toEqual([['main', true], ['queues', true]])
+      const first = await slots.waitFor('slots of both servers', (d) => Array.isArray(d.slots) && serversOf(d.slots).length === 2)
+      expect(first.slots.find((s: {name: string}) => s.name === `${P}singularity_2_centralcloud_cdc`)).toMatchObject({server: 'queues', retained_bytes_per_sec: null})
+      // from the second tick on, each server's WAL and each slot have a rate (the slot known by server and name)
+      const second = await slots.waitFor('a second tick', (d) => Array.isArray(d.servers), first._index + 1)
+      for (const s of second.servers) expect(typeof s.wal_bytes_per_sec).toBe('number')
+      expect(typeof second.slots.find((s: {name: string}) => s.name === `${P}singularity_2_centralcloud_cdc`).retained_bytes_per_sec).toBe('number')
+      expect(second.missing).toEqual([])
+
+      await stopCluster(dirB)
+      try {
+        const [jobsNow, slotsNow] = [jobs.docs().length, slots.docs().length]
+        const jobsDown = await jobs.waitFor('a tick naming queues unreachable', (d) => d.servers?.some((s: {name: string; reachable: boolean}) => s.name === 'queues' && !s.reachable), jobsNow)
+        expect(jobsDown.jobs.some((j: {database: string}) => j.database === `${P}singularity_1`)).toBe(true)
+        expect(jobsDown.jobs.some((j: {server: string}) => j.server === 'queues')).toBe(false)
+        expect(jobsDown.unreadable).toEqual(expect.arrayContaining([expect.objectContaining({database: `${P}shared_queue`})]))
+        const slotsDown = await slots.waitFor('a tick naming queues unreachable', (d) => d.servers?.some((s: {name: string; reachable: boolean}) => s.name === 'queues' && !s.reachable), slotsNow)
+        expect(slotsDown.slots.map((s: {server: string}) => s.server)).toContain('main')
+        expect(slotsDown.slots.some((s: {server: string}) => s.server === 'queues')).toBe(false)
+      } finally {
+        await startCluster({dir: dirB, progress: () => {}})
+      }
+      const back = slots.docs().length
+      await slots.waitFor('B back in a tick', (d) => d.servers?.every((s: {reachable: boolean}) => s.reachable), back)
+      expect(await jobs.interrupt()).toEqual({code: 130, signal: null})
+      expect(await slots.interrupt()).toEqual({code: 130, signal: null})
+      expect(jobs.stderr + slots.stderr).not.toMatch(/Error|at .*\.js/)
+    } finally {
+      jobs.kill()
+      slots.kill()
+    }
   })
 
   it('with B down the readers report B and its databases unreachable (db status/plan, doctor: exit 3; queue stats, jobs list/history, cdc slots: exit 1) and still show A; B back, all is well', async () => {

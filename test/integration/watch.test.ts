@@ -1,11 +1,10 @@
-import {spawn} from 'node:child_process'
 import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {dirname, join} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {join} from 'node:path'
 import {beforeAll, describe, expect, it} from 'vitest'
 
 import {runCli} from '../helpers/cli.js'
+import {watchCli} from '../helpers/watch.js'
 import {adminUrl, provisionedEstate, urlFor, withClient} from '../helpers/db.js'
 
 /**
@@ -15,39 +14,9 @@ import {adminUrl, provisionedEstate, urlFor, withClient} from '../helpers/db.js'
 const P = 't_w_'
 const SQ = `${P}shared_queue`
 const scratch = mkdtempSync(join(tmpdir(), 'sing-watch-'))
-const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'run.js')
 
-/** A running `--watch` command whose stdout is read as NDJSON. */
-function watch(args: string[]) {
-  const child = spawn(process.execPath, [BIN, ...args, '--prefix', P], {env: {...process.env, SINGULARITY_ADMIN_URL: adminUrl()}, stdio: ['ignore', 'pipe', 'pipe']})
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d) => (stdout += d))
-  child.stderr.on('data', (d) => (stderr += d))
-  const exited = new Promise<{code: number | null; signal: NodeJS.Signals | null}>((resolve) => child.on('exit', (code, signal) => resolve({code, signal})))
-  const docs = () => stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line))
-  return {
-    docs,
-    get stderr() {
-      return stderr
-    },
-    /** waits (up to 90 s, generous for a loaded machine) for a tick from index `after` on that satisfies pred; its index is `_index` */
-    async waitFor(what: string, pred: (doc: any) => boolean, after = 0): Promise<any> {
-      for (let i = 0; i < 900; i++) {
-        const all = docs()
-        const index = all.findIndex((d, k) => k >= after && pred(d))
-        if (index !== -1) return {...all[index], _index: index}
-        await new Promise((r) => setTimeout(r, 100))
-      }
-      throw new Error(`timed out waiting for a tick with ${what}; stderr: ${stderr}`)
-    },
-    async interrupt() {
-      child.kill('SIGINT')
-      return exited
-    },
-    kill: () => child.kill('SIGKILL'),
-  }
-}
+/** A running `--watch` command on this file's estate. */
+const watch = (args: string[]) => watchCli([...args, '--prefix', P])
 
 beforeAll(async () => {
   // Set-up failure fails the suite.

@@ -12,7 +12,7 @@ import {CliError, UsageError} from '../../lib/cli/errors.js'
 import {adminTarget, discoverEstate, discoverEstateUnlessDown, serverNames, serverTarget, severalServers} from '../../lib/estate/targets.js'
 import {DEFAULT_DATABASE_TIMEOUT_MS, visitWithClient} from '../../lib/estate/visit.js'
 import {slotCapFinding} from '../../lib/cdc/cap.js'
-import {listSlots, slotsOverRetention, withGrowth, type SlotsReport} from '../../lib/cdc/slots.js'
+import {listSlots, slotsOverRetention, withGrowth, type SlotRow, type SlotsReport} from '../../lib/cdc/slots.js'
 import {layout} from '../../lib/local-cluster/paths.js'
 import {renderSlots} from '../../lib/render/slots.js'
 
@@ -33,7 +33,7 @@ export interface ServerSlots {
 
 export default class CdcSlots extends BaseCommand<typeof CdcSlots> {
   static override summary = 'Every replication slot on the server: retained WAL, its growth, wal_status, time left until the cap, consumer, plugin, database.'
-  static override description = `A slot nobody reads keeps WAL until the disk is full. Retained WAL is the current WAL position minus the slot's restart_lsn; its growth comes from two readings --sample apart (default 2s; --sample 0 takes one reading). "time left" is how long, at that growth, until max_slot_wal_keep_size invalidates the slot (wal_status becomes lost: its consumer must resync), or with no cap until the WAL disk is full where its free space is known (the local cluster). "waiting" is how long the oldest unconsumed change has waited, at least (the age of the WAL segment holding it). "inactive since" comes from pg_replication_slots.inactive_since (PostgreSQL 17+); older servers do not record it and show "unknown" (null under --json). With --fail-if-retained-gt the command exits 3 when any slot retains more, for alerting. Several servers (the config's servers and placement): every server's slots, each row naming its server; a server that does not answer is reported and the others still listed (exit 1, as queue stats and jobs list do for what they could not read).`
+  static override description = `A slot nobody reads keeps WAL until the disk is full. Retained WAL is the current WAL position minus the slot's restart_lsn; its growth comes from two readings --sample apart (default 2s; --sample 0 takes one reading). "time left" is how long, at that growth, until max_slot_wal_keep_size invalidates the slot (wal_status becomes lost: its consumer must resync), or with no cap until the WAL disk is full where its free space is known (the local cluster). "waiting" is how long the oldest unconsumed change has waited, at least (the age of the WAL segment holding it). "inactive since" comes from pg_replication_slots.inactive_since (PostgreSQL 17+); older servers do not record it and show "unknown" (null under --json). With --fail-if-retained-gt the command exits 3 when any slot retains more, for alerting. Several servers (the config's servers and placement): every server's slots, each row naming its server; a server that does not answer is reported and the others still listed (exit 1, as queue stats and jobs list do for what they could not read); --watch reads every server on each tick.`
 
   static override examples = [
     {description: 'All slots', command: '<%= config.bin %> cdc slots'},
@@ -54,27 +54,39 @@ export default class CdcSlots extends BaseCommand<typeof CdcSlots> {
     await super.init()
   }
 
-  /** --watch: the slots every interval over one kept connection, with WAL growth per second between ticks; Ctrl-C exits 130. */
+  /**
+   * --watch: the slots every interval, with WAL growth per second between ticks: over one kept
+   * connection, or over several servers each read afresh per tick (one that does not answer is
+   * named, the others shown). Ctrl-C exits 130.
+   */
   private async watch(intervalSec: number, config: ReturnType<typeof resolveConfig>): Promise<never> {
+    const several = severalServers(config)
     const admin = new KeptClient(() => connect(adminTarget(config), {applicationName: 'singularity cdc slots --watch', statementTimeoutMs: 30_000}))
-    return runWatch({
+    return runWatch<WatchedSlots>({
       intervalSec,
       ndjson: this.jsonMode || !process.stdout.isTTY,
-      tick: () =>
-        admin.use(async (client): Promise<SlotsResult> => {
+      tick: async () => {
+        if (several) return this.readAcrossServers(config, 0)
+        return admin.use(async (client): Promise<SlotsResult> => {
           const estate = await discoverEstate(config, client)
-          const estateSlots = estate.databases.flatMap((d) => (d.cdcSlot ? [d.cdcSlot] : []))
+          const estateSlots = estate.databases.flatMap((d) => [d.cdcSlot, d.cdcBridgeSlot].filter((x): x is string => x !== undefined))
           const report: SlotsReport = {...(await listSlots(client, estateSlots)), diskFreeBytes: null}
           return {...report, missing: estateSlots.filter((name) => !report.slots.some((s) => s.name === name)), threshold: null}
-        }),
+        })
+      },
       close: () => admin.close(),
       document: (current, previous) => tickGrowth(current, previous),
       frame: async (current, previous) => {
         const grown = tickGrowth(current, previous)
         const rate = (v: number | null) => (v === null ? '-' : `${formatBytes(Math.abs(v))}/s${v < 0 ? ' (shrinking)' : ''}`)
-        const lines = grown.slots.length === 0 ? ['no replication slots on this server'] : renderSlots(current.value, await this.tableOptions())
-        lines.push('', `server WAL: ${rate(grown.wal_bytes_per_sec)}`)
-        for (const s of grown.slots) lines.push(`  ${s.name}: retained ${s.retained}, growing ${rate(s.retained_bytes_per_sec)}`)
+        const lines = grown.slots.length === 0 ? ['no replication slots on this server'] : renderSlots(current.value, await this.tableOptions(), several)
+        lines.push('')
+        if (grown.servers) {
+          for (const s of grown.servers) lines.push(s.reachable ? `server ${s.name} WAL: ${rate(s.wal_bytes_per_sec)}` : `server ${s.name}: UNREACHABLE (${s.error}): its slots are not listed`)
+        } else {
+          lines.push(`server WAL: ${rate(grown.wal_bytes_per_sec)}`)
+        }
+        for (const s of grown.slots) lines.push(`  ${s.name}${s.server ? ` (${s.server})` : ''}: retained ${s.retained}, growing ${rate(s.retained_bytes_per_sec)}`)
         return lines.join('\n')
       },
     })
@@ -116,15 +128,28 @@ export default class CdcSlots extends BaseCommand<typeof CdcSlots> {
     )
   }
 
-  /**
-   * Several servers: each server's slots (the estate's slots live with their singularity database),
-   * read at once, each row naming its server; a server that does not answer is reported (exit 1).
-   */
+  /** Several servers: every server's slots, each row naming its server; a server that does not answer is reported (exit 1). */
   private async acrossServers(config: ReturnType<typeof resolveConfig>, sampleSeconds: number, limit: number | undefined): Promise<SlotsResult & {servers: ServerSlots[]}> {
+    if (sampleSeconds > 0 && this.colorfulErr && !this.jsonMode) this.note(`reading the slots twice, ${this.flags.sample} apart, for their growth (--sample 0 skips)…`)
+    const read = await this.readAcrossServers(config, sampleSeconds)
+    const result = {...read, threshold: this.threshold(read, limit)}
+    if (read.servers.some((s) => !s.reachable)) this.exitAfterOutput(1)
+    if (!this.jsonMode) {
+      this.table = renderSlots(result, await this.tableOptions(), true)
+      this.unreachable = read.servers.filter((s) => !s.reachable).map((s) => `server ${s.name}: UNREACHABLE (${s.error}): its slots are not listed`)
+    }
+    return result
+  }
+
+  /**
+   * Each server's slots (the estate's slots live with their singularity database), read at once,
+   * each row naming its server; a server that does not answer is in `servers`. Throws only when no
+   * server answers.
+   */
+  private async readAcrossServers(config: ReturnType<typeof resolveConfig>, sampleSeconds: number): Promise<SlotsResult & {servers: ServerSlots[]}> {
     const estate = await discoverEstateUnlessDown(config, 'singularity cdc slots')
     const names = serverNames(config)
     const slotsOn = (server: string) => estate.databases.filter((d) => (d.server ?? 'main') === server).flatMap((d) => [d.cdcSlot, d.cdcBridgeSlot].filter((x): x is string => x !== undefined))
-    if (sampleSeconds > 0 && this.colorfulErr && !this.jsonMode) this.note(`reading the slots twice, ${this.flags.sample} apart, for their growth (--sample 0 skips)…`)
     const visits = await visitWithClient(
       names,
       (server) => serverTarget(config, server),
@@ -146,14 +171,7 @@ export default class CdcSlots extends BaseCommand<typeof CdcSlots> {
     const report: SlotsReport = {...base, slots: reports.flatMap((r) => r.report.slots.map((slot) => ({...slot, server: r.server})))}
     const reachableSlots = names.filter((n, i) => visits[i].ok).flatMap(slotsOn)
     const missing = reachableSlots.filter((name) => !report.slots.some((s) => s.name === name))
-    const threshold = this.threshold(report, limit)
-    if (servers.some((s) => !s.reachable)) this.exitAfterOutput(1)
-    const result = {...report, missing, threshold, servers}
-    if (!this.jsonMode) {
-      this.table = renderSlots(result, await this.tableOptions(), true)
-      this.unreachable = servers.filter((s) => !s.reachable).map((s) => `server ${s.name}: UNREACHABLE (${s.error}): its slots are not listed`)
-    }
-    return result
+    return {...report, missing, threshold: null, servers}
   }
 
   /** --fail-if-retained-gt: the slots above it (exit 3 when there are any); null without the flag. */
@@ -207,13 +225,20 @@ function lsnBytes(lsn: string | null): number | null {
   return m ? Number((BigInt(`0x${m[1]}`) << 32n) + BigInt(`0x${m[2]}`)) : null
 }
 
-/** WAL growth between two --watch ticks: of the server, and of what each slot retains. */
-function tickGrowth(current: Tick<SlotsResult>, previous: Tick<SlotsResult> | undefined) {
+/** One --watch tick: one server's slots, or several servers' (each slot and server named). */
+type WatchedSlots = SlotsResult & {servers?: ServerSlots[]}
+
+/** WAL growth between two --watch ticks: of each server, and of what each slot retains (a slot is its server and name). */
+function tickGrowth(current: Tick<WatchedSlots>, previous: Tick<WatchedSlots> | undefined) {
   const seconds = previous ? (current.at - previous.at) / 1000 : 0
-  const before = new Map((previous?.value.slots ?? []).map((s) => [s.name, s]))
+  const slotKey = (s: SlotRow) => `${s.server ?? ''}/${s.name}`
+  const before = new Map((previous?.value.slots ?? []).map((s) => [slotKey(s), s]))
+  const lsnBefore = new Map((previous?.value.servers ?? []).map((s) => [s.name, s.currentLsn]))
+  const servers = current.value.servers?.map((s) => ({...s, wal_bytes_per_sec: perSecond(lsnBytes(s.currentLsn), lsnBytes(lsnBefore.get(s.name) ?? null), seconds)}))
   return {
     ...current.value,
+    servers,
     wal_bytes_per_sec: perSecond(lsnBytes(current.value.currentLsn), lsnBytes(previous?.value.currentLsn ?? null), seconds),
-    slots: current.value.slots.map((s) => ({...s, retained_bytes_per_sec: perSecond(s.retainedBytes, before.get(s.name)?.retainedBytes, seconds)})),
+    slots: current.value.slots.map((s) => ({...s, retained_bytes_per_sec: perSecond(s.retainedBytes, before.get(slotKey(s))?.retainedBytes, seconds)})),
   }
 }

@@ -24,7 +24,7 @@ System cron: schedule, next run, the crontab line and whether the installed /etc
 
 The services' databases are read at once, at most --concurrency at a time (default 8, never more than a quarter of the server's free connections), each within --db-timeout (default 10s): one that refuses or does not answer in time is named (its rows say so; "unreadable" under --json) and the others are still listed.
 
-Several servers (the config's servers and placement): each server's pg_cron is read for the databases placed there, each row names its server; a server that does not answer is named ("servers" under --json) and the others are still listed (exit 1, as for a database that could not be read).
+Several servers (the config's servers and placement): each server's pg_cron is read for the databases placed there, each row names its server; a server that does not answer is named ("servers" under --json) and the others are still listed (exit 1, as for a database that could not be read); --watch reads every server on each tick.
 
 Times are UTC (pg_cron 1.4 schedules in GMT). Exit codes: 0 ok; 1 a database or a server could not be read (the rest is printed); 2 bad flags or unknown --db; 3 with --fail-on-error when a job's last run failed or a declared pg_cron job is missing.`
   static override examples = [
@@ -61,12 +61,25 @@ Times are UTC (pg_cron 1.4 schedules in GMT). Exit codes: 0 ok; 1 a database or 
     return [...(rest.length > 0 ? selectDatabases(all, rest).map((d) => d.name) : []), ...(wantsCron ? [cronDb] : [])]
   }
 
-  /** --watch: the list every interval over kept connections (reopened when lost); Ctrl-C exits 130. */
-  private async watch(intervalSec: number): Promise<never> {
+  /**
+   * --watch: the list every interval over kept connections (reopened when lost); over several
+   * servers, each tick reads every server afresh and names one that does not answer. Ctrl-C exits 130.
+   */
+  private async watch(intervalSec: number, config: ResolvedConfig): Promise<never> {
+    const ndjson = this.jsonMode || !process.stdout.isTTY
+    if (severalServers(config)) {
+      return runWatch({
+        intervalSec,
+        ndjson,
+        tick: () => this.readAcrossServers(config),
+        document: (current) => current.value,
+        frame: async (current) => (await this.acrossServersLines(current.value)).join('\n'),
+      })
+    }
     let ctx: JobsContext | null = null
     return runWatch({
       intervalSec,
-      ndjson: this.jsonMode || !process.stdout.isTTY,
+      ndjson,
       tick: async () => {
         ctx ??= await openJobsContextFor(this.flags)
         try {
@@ -84,8 +97,8 @@ Times are UTC (pg_cron 1.4 schedules in GMT). Exit codes: 0 ok; 1 a database or 
   }
 
   protected async execute(): Promise<JobsListResult> {
-    if (this.flags.watch !== undefined) return this.watch(parseWatchInterval(this.flags.watch))
     const config = resolveConfig({'admin-url': this.flags['admin-url'], config: this.flags.config, prefix: this.flags.prefix})
+    if (this.flags.watch !== undefined) return this.watch(parseWatchInterval(this.flags.watch), config)
     if (severalServers(config)) return this.acrossServers(config)
     const ctx = await openJobsContextFor(this.flags)
     try {
@@ -104,23 +117,32 @@ Times are UTC (pg_cron 1.4 schedules in GMT). Exit codes: 0 ok; 1 a database or 
     }
   }
 
-  /** Several servers: every server's jobs, each row naming its server; a server down is reported (exit 3). */
+  /** Several servers: every server's jobs, each row naming its server; a server down is reported (exit 1). */
   private async acrossServers(config: ResolvedConfig): Promise<JobsAcrossServers> {
+    const result = await this.readAcrossServers(config)
+    if (this.flags['fail-on-error'] && (result.counts.failing > 0 || result.counts.missing > 0)) this.exitAfterOutput(3)
+    // a server (or a database) that could not be read: the rest is printed, exit 1 (as with one server)
+    if (result.servers.some((s) => !s.reachable) || result.unreadable.length > 0) this.exitAfterOutput(1)
+    if (!this.jsonMode) this.lines = await this.acrossServersLines(result)
+    return result
+  }
+
+  /** Every server's jobs with the host's backup lines annotated; a server that does not answer is in `servers`, never thrown. */
+  private async readAcrossServers(config: ResolvedConfig): Promise<JobsAcrossServers> {
     const [{listJobsAcrossServers}, {schedulesFor}, {annotateBackupRows, backupCronFile}] = await Promise.all([
       import('../../lib/cron/servers.js'), import('../../schedules.js'), import('../../lib/backup/schedule.js'),
     ])
     const schedules = schedulesFor(process.env)
     const listed = await listJobsAcrossServers(config, schedules, {runners: this.flags.runner as Runner[] | undefined, failing: this.flags.failing, databases: this.flags.db})
     const jobs = annotateBackupRows(listed.jobs, schedules, backupCronFile())
-    const result = {...listed, jobs, counts: {...listed.counts, drifted: jobs.filter((j) => j.drift.length > 0).length}}
-    if (this.flags['fail-on-error'] && (result.counts.failing > 0 || result.counts.missing > 0)) this.exitAfterOutput(3)
-    // a server (or a database) that could not be read: the rest is printed, exit 1 (as with one server)
-    if (result.servers.some((s) => !s.reachable) || result.unreadable.length > 0) this.exitAfterOutput(1)
-    if (!this.jsonMode) {
-      this.lines = renderJobs(result, await this.tableOptions(), true)
-      for (const s of result.servers.filter((x) => !x.reachable)) this.lines.push(`server ${s.name}: UNREACHABLE (${s.error}): its jobs are not listed`)
-    }
-    return result
+    return {...listed, jobs, counts: {...listed.counts, drifted: jobs.filter((j) => j.drift.length > 0).length}}
+  }
+
+  /** The table with a SERVER column, then a line per server that did not answer. */
+  private async acrossServersLines(result: JobsAcrossServers): Promise<string[]> {
+    const lines = renderJobs(result, await this.tableOptions(), true)
+    for (const s of result.servers.filter((x) => !x.reachable)) lines.push(`server ${s.name}: UNREACHABLE (${s.error}): its jobs are not listed`)
+    return lines
   }
 
   private lines: string[] = []

@@ -43,6 +43,8 @@ export interface SlotRow {
   /** seconds until the cap invalidates the slot (or the disk is full, see timeLeftUntil) at that growth */
   timeLeftSeconds: number | null
   timeLeftUntil: 'cap' | 'disk' | null
+  /** several servers: the server that holds the slot */
+  server?: string
 }
 
 export interface SlotsReport {

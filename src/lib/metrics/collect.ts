@@ -80,7 +80,7 @@ function hangUp(clients: (pg.Client | undefined)[]): void {
 interface Collected {
   queues: QueueStats[]
   jobs: (JobRow & {server?: string})[]
-  slots: (SlotRow & {server?: string})[]
+  slots: SlotRow[]
   /** pg_stat_archiver (WAL archiving for point-in-time recovery), of each server read (server null: the only one) */
   archivers: {server: string | null; status: ArchiverStatus}[]
   backups: BackupEntry[] | null
@@ -253,7 +253,7 @@ function families(c: Collected, sections: SectionOutcome[], options: CollectOpti
   // several servers: jobs and slots say whose they are
   const server = (row: {server?: string}): Record<string, string> => (row.server ? {server: row.server} : {})
   const job = (j: JobRow & {server?: string}) => ({job: j.name, database: j.database ?? '', ...server(j)})
-  const slot = (s: SlotRow & {server?: string}) => ({slot: s.name, database: s.database ?? '', ...server(s)})
+  const slot = (s: SlotRow) => ({slot: s.name, database: s.database ?? '', ...server(s)})
   const sectionLabels = (s: SectionOutcome) => ({section: s.section, ...(s.database ? {database: s.database} : {}), ...server(s)})
   const newestVerified = (kind: string) =>
     (c.backups ?? [])

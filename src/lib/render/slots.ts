@@ -69,6 +69,6 @@ export function slotColumns(report: SlotsReport): Column<SlotRow>[] {
 export function renderSlots(report: SlotsReport, options: TableOptions, several = false): string[] {
   const columns = slotColumns(report)
   // several servers: which server holds each slot
-  const server: Column<SlotRow> = {key: 'server', header: 'server', priority: 1, text: (s) => (s as SlotRow & {server?: string}).server ?? 'main'}
+  const server: Column<SlotRow> = {key: 'server', header: 'server', priority: 1, text: (s) => s.server ?? 'main'}
   return formatTable(several ? [columns[0], server, ...columns.slice(1)] : columns, report.slots, options).lines
 }

@@ -308,6 +308,32 @@ describe('point-in-time recovery (pgBackRest)', {timeout: 900_000}, () => {
     expect(verify.json()).toMatchObject({kind: 'physical', ok: true, label})
   })
 
+  it('a flipped byte in an encrypted physical backup fails verify (exit 1); put back, the backup verifies again', async () => {
+    const label = (await physical()).backups.find((b: {status: string}) => b.status === 'complete').label as string
+    const dataDir = join(backupDir, 'physical', 'repo', 'backup', 'singularity-local', label, 'pg_data')
+    const files = (readdirSync(dataDir, {recursive: true}) as string[]).map((f) => join(dataDir, f)).filter((f) => statSync(f).isFile())
+    const largest = files.sort((a, b) => statSync(b).size - statSync(a).size)[0]
+    const original = readFileSync(largest)
+    const flipped = Buffer.from(original)
+    const at = Math.floor(flipped.length / 2)
+    flipped[at] ^= 0xff
+    writeFileSync(largest, flipped)
+    try {
+      const bad = await cli(['backup', 'verify', label, '--json'])
+      expect(bad.exitCode, bad.stdout).toBe(1)
+      expect(bad.json()).toMatchObject({kind: 'physical', ok: false, label})
+      expect(bad.json().report.join('\n')).toMatch(/checksum invalid: 1|other: 1/)
+      const human = await cli(['backup', 'verify', label])
+      expect(human.exitCode).toBe(1)
+      expect(human.stdout).toContain(`physical ${label} of singularity-local FAILED verification`)
+    } finally {
+      writeFileSync(largest, original)
+    }
+    const good = await cli(['backup', 'verify', label, '--json'])
+    expect(good.exitCode, good.stdout).toBe(0)
+    expect(good.json()).toMatchObject({ok: true, label})
+  })
+
   it('doctor fails the archive row while archive_command is broken, and is ok once it is fixed', async () => {
     await sql('postgres', "ALTER SYSTEM SET archive_command = '/bin/false'")
     await sql('postgres', 'SELECT pg_reload_conf()')

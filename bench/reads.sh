@@ -4,7 +4,8 @@
 # printed, with the default bound (8 at once); SEQUENTIAL=1 adds --concurrency 1 on the largest estate (one
 # database after another, as before issue 19). BEFORE=<dir of another built checkout> adds columns timed with that build.
 # Usage: bash bench/reads.sh   INSTANCES="1 20 60" BEFORE=/path/to/other/build SEQUENTIAL=1 COMMANDS="doctor|db status"
-# The ratio columns are the largest estate's time over the smallest's (issue 19: <= 2x at 60).
+# The ratio columns are the largest estate's time over the smallest's (issue 19: <= 2x at 60). A last
+# row times only connecting to each database (node-postgres alone, 8 at a time): the floor of any reader.
 # Target (issue 19, measured fully by bench/scale.sh): reads flat in instance count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,4 +66,22 @@ for c in "${commands[@]}"; do
   echo "$line"
   unset now was
 done
+# Reference: connect + SELECT 1 to every database of the estate, 8 at a time, with node-postgres
+# alone (bench/lib/connect-each.cjs): the floor any reader of every database pays.
+line=$(printf '%-22s' "connect each (ref.)")
+declare -A ref=()
+for n in "${sizes[@]}"; do
+  times=()
+  for _ in 1 2 3; do
+    start=$(date +%s.%N)
+    node bench/lib/connect-each.cjs "i${n}_" 8 2>/dev/null
+    end=$(date +%s.%N)
+    times+=("$(echo "$end - $start" | bc | xargs printf '%.2f')")
+  done
+  ref[$n]=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 2p)
+  line+=$(printf ' %8ss' "${ref[$n]}")
+  [ -n "${BEFORE:-}" ] && line+=$(printf ' %9s' '')
+done
+line+=$(printf ' %8sx' "$(echo "scale=2; ${ref[$largest]} / ${ref[${sizes[0]}]}" | bc)")
+echo "$line"
 echo "(2-core machine shared with other work: figures are noisy; load average $(cut -d' ' -f1-3 /proc/loadavg))"

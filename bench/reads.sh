@@ -19,19 +19,21 @@ for n in "${sizes[@]}"; do
   node bin/run.js db init --prefix "i${n}_" --instances "$n" --queue-engine bundled --passwords-file "$dir/pw$n.json" >/dev/null 2>&1
 done
 
-# median wall time of 3 runs of: <bin> <command…>
-median() {
-  local bin=$1; shift
+# median wall time of 3 runs of a command (its output and exit code are not the figure)
+median_run() {
   local times=()
   for _ in 1 2 3; do
     local start end
     start=$(date +%s.%N)
-    node "$bin" "$@" --json >/dev/null 2>&1 || true
+    "$@" >/dev/null 2>&1 || true
     end=$(date +%s.%N)
     times+=("$(echo "$end - $start" | bc | xargs printf '%.2f')")
   done
   printf '%s\n' "${times[@]}" | sort -n | sed -n 2p
 }
+
+# median wall time of 3 runs of: <bin> <command…> --json
+median() { local bin=$1; shift; median_run node "$bin" "$@" --json; }
 
 # COMMANDS: a |-separated list to time instead of all of them, e.g. COMMANDS="doctor|db status"
 IFS='|' read -r -a commands <<<"${COMMANDS:-doctor|queue stats|jobs list|db status|db plan|cdc slots --sample 0|metrics}"
@@ -71,14 +73,7 @@ done
 line=$(printf '%-22s' "connect each (ref.)")
 declare -A ref=()
 for n in "${sizes[@]}"; do
-  times=()
-  for _ in 1 2 3; do
-    start=$(date +%s.%N)
-    node bench/lib/connect-each.cjs "i${n}_" 8 2>/dev/null
-    end=$(date +%s.%N)
-    times+=("$(echo "$end - $start" | bc | xargs printf '%.2f')")
-  done
-  ref[$n]=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 2p)
+  ref[$n]=$(median_run node bench/lib/connect-each.cjs "i${n}_" 8)
   line+=$(printf ' %8ss' "${ref[$n]}")
   [ -n "${BEFORE:-}" ] && line+=$(printf ' %9s' '')
 done

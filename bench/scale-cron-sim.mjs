@@ -89,7 +89,10 @@ const {rows: runs} = await client.query(
 await client.end()
 
 const started = new Map()
-for (const r of runs) started.set(r.jobid, [...(started.get(r.jobid) ?? []), r.start_time.getTime()])
+for (const r of runs) {
+  if (!started.has(r.jobid)) started.set(r.jobid, [])
+  started.get(r.jobid).push(r.start_time.getTime())
+}
 const delays = []
 const byMinute = new Map()
 let notStarted = 0

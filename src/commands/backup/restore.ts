@@ -61,6 +61,7 @@ Exit codes: 0 restored · 1 restore failed (nothing left behind) · 2 bad input 
     if (!this.args.id) throw new UsageError('missing backup id', {hint: 'singularity backup restore <id|latest> --db <name>, or --to-time <timestamp> --into <dir> (see `backup list`)'})
     const id = this.args.id
     const config = resolveConfig(this.flags)
+    this.several = severalServers(config)
     const dir = this.flags.dir ?? config.backupDir
     const entry = findBackup(dir, id)
     const server = restoreServer(config, entry, this.flags.db, this.flags.server)
@@ -124,12 +125,15 @@ Exit codes: 0 restored · 1 restore failed (nothing left behind) · 2 bad input 
     }
   }
 
+  /** the config names several servers: the lines say which server the database went to */
+  private several = false
+
   protected override human(r: (RestoreResult & {server: string}) | RestoreToTimeResult): void {
     if ('stanza' in r) {
       for (const line of restoredLines(r)) this.out(line)
       return
     }
-    const where = severalServers(resolveConfig(this.flags)) ? ` on server ${r.server}` : ''
+    const where = this.several ? ` on server ${r.server}` : ''
     this.out(`${r.replaced ? 'replaced' : 'restored'} ${r.database}${where} from ${r.source} in backup ${r.id}: ${r.tables} table${r.tables === 1 ? '' : 's'}, owner ${r.owner}, ${seconds(r.durationMs)}`)
     const connect = r.access.filter((g) => g.privileges.includes('CONNECT')).map((g) => g.grantee)
     this.out(`access:   as on ${r.source}: CONNECT for ${connect.length > 0 ? connect.join(', ') : 'its owner only'}${connect.includes('PUBLIC') ? '' : ' (not PUBLIC)'}`)

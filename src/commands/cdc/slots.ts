@@ -9,8 +9,8 @@ import {resolveConfig} from '../../lib/config/resolve.js'
 import {connect, withClient} from '../../lib/db/connect.js'
 import {KeptClient, parseWatchInterval, perSecond, runWatch, watchFlag, withWatchDefault, type Tick} from '../../lib/cli/watch.js'
 import {CliError, UsageError} from '../../lib/cli/errors.js'
-import {adminTarget, discoverEstate, discoverEstateUnlessDown, serverNames, serverTarget, severalServers} from '../../lib/estate/targets.js'
-import {DEFAULT_DATABASE_TIMEOUT_MS, visitWithClient} from '../../lib/estate/visit.js'
+import {adminTarget, discoverEstate, discoverEstateUnlessDown, serverNames, severalServers, visitServers} from '../../lib/estate/targets.js'
+import {DEFAULT_DATABASE_TIMEOUT_MS} from '../../lib/estate/visit.js'
 import {slotCapFinding} from '../../lib/cdc/cap.js'
 import {listSlots, slotsOverRetention, withGrowth, type SlotRow, type SlotsReport} from '../../lib/cdc/slots.js'
 import {layout} from '../../lib/local-cluster/paths.js'
@@ -61,12 +61,13 @@ export default class CdcSlots extends BaseCommand<typeof CdcSlots> {
    */
   private async watch(intervalSec: number, config: ReturnType<typeof resolveConfig>): Promise<never> {
     const several = severalServers(config)
-    const admin = new KeptClient(() => connect(adminTarget(config), {applicationName: 'singularity cdc slots --watch', statementTimeoutMs: 30_000}))
+    // one server: one connection kept across ticks; several: each tick reads every server afresh
+    const admin = several ? null : new KeptClient(() => connect(adminTarget(config), {applicationName: 'singularity cdc slots --watch', statementTimeoutMs: 30_000}))
     return runWatch<WatchedSlots>({
       intervalSec,
       ndjson: this.jsonMode || !process.stdout.isTTY,
       tick: async () => {
-        if (several) return this.readAcrossServers(config, 0)
+        if (!admin) return this.readAcrossServers(config, 0)
         return admin.use(async (client): Promise<SlotsResult> => {
           const estate = await discoverEstate(config, client)
           const estateSlots = estate.databases.flatMap((d) => [d.cdcSlot, d.cdcBridgeSlot].filter((x): x is string => x !== undefined))
@@ -74,7 +75,7 @@ export default class CdcSlots extends BaseCommand<typeof CdcSlots> {
           return {...report, missing: estateSlots.filter((name) => !report.slots.some((s) => s.name === name)), threshold: null}
         })
       },
-      close: () => admin.close(),
+      close: async () => admin?.close(),
       document: (current, previous) => tickGrowth(current, previous),
       frame: async (current, previous) => {
         const grown = tickGrowth(current, previous)
@@ -150,10 +151,9 @@ export default class CdcSlots extends BaseCommand<typeof CdcSlots> {
     const estate = await discoverEstateUnlessDown(config, 'singularity cdc slots')
     const names = serverNames(config)
     const slotsOn = (server: string) => estate.databases.filter((d) => (d.server ?? 'main') === server).flatMap((d) => [d.cdcSlot, d.cdcBridgeSlot].filter((x): x is string => x !== undefined))
-    const visits = await visitWithClient(
+    const visits = await visitServers(
+      config,
       names,
-      (server) => serverTarget(config, server),
-      (server) => `server ${server}`,
       async (client, server) => {
         let report: SlotsReport = {...(await listSlots(client, slotsOn(server))), diskFreeBytes: null}
         if (sampleSeconds > 0 && report.slots.length > 0) {

@@ -4,8 +4,8 @@ import {BaseCommand} from '../../base-command.js'
 import {connectionFlags, nonBlank, readFlags, tableFlags} from '../../flags.js'
 import {UsageError} from '../../lib/cli/errors.js'
 import {parseDuration} from '../../lib/cli/format.js'
-import {resolveConfig, type ResolvedConfig} from '../../lib/config/resolve.js'
-import {openJobsContextFor} from '../../lib/cron/context.js'
+import type {ResolvedConfig} from '../../lib/config/resolve.js'
+import {jobsConfig, openJobsContextFor} from '../../lib/cron/context.js'
 import type {HistoryAcrossServers} from '../../lib/cron/across.js'
 import {jobHistory, resolveJob, type HistoryResult} from '../../lib/cron/jobs.js'
 import {resolveJobAlias} from '../../lib/cron/names.js'
@@ -53,9 +53,9 @@ Exit codes: 0 ok (also when there are no runs yet); 1 a server could not be read
   protected async execute(): Promise<HistoryResult & {alias?: string}> {
     const typed = validateName('job', this.args.name)
     const since = this.flags.since === undefined ? undefined : parseSince(this.flags.since)
-    const config = resolveConfig({'admin-url': this.flags['admin-url'], config: this.flags.config, prefix: this.flags.prefix, concurrency: this.flags.concurrency, 'db-timeout': this.flags['db-timeout']})
+    const config = jobsConfig(this.flags)
     if (severalServers(config)) return this.acrossServers(config, typed, since)
-    const ctx = await openJobsContextFor(this.flags)
+    const ctx = await openJobsContextFor(config)
     try {
       const {name, alias} = resolveJobAlias(typed, ctx.schedules, ctx.estate.prefix)
       let databases: string[] | undefined

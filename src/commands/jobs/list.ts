@@ -4,9 +4,9 @@ import {BaseCommand} from '../../base-command.js'
 import {connectionFlags, nonBlank, readFlags, tableFlags} from '../../flags.js'
 import {ExitCode} from '../../lib/cli/errors.js'
 import {parseWatchInterval, runWatch, watchFlag, withWatchDefault} from '../../lib/cli/watch.js'
-import {openJobsContextFor, type JobsContext} from '../../lib/cron/context.js'
+import {jobsConfig, openJobsContextFor, type JobsContext} from '../../lib/cron/context.js'
 import {listJobs, type JobsListResult} from '../../lib/cron/jobs.js'
-import {resolveConfig, type ResolvedConfig} from '../../lib/config/resolve.js'
+import type {ResolvedConfig} from '../../lib/config/resolve.js'
 import type {JobsAcrossServers} from '../../lib/cron/servers.js'
 import {selectDatabases, severalServers} from '../../lib/estate/targets.js'
 import {renderJobs} from '../../lib/render/jobs.js'
@@ -81,7 +81,7 @@ Times are UTC (pg_cron 1.4 schedules in GMT). Exit codes: 0 ok; 1 a database or 
       intervalSec,
       ndjson,
       tick: async () => {
-        ctx ??= await openJobsContextFor(this.flags)
+        ctx ??= await openJobsContextFor(config)
         try {
           return await listJobs(ctx, {runners: this.flags.runner as Runner[] | undefined, failing: this.flags.failing, databases: this.selected(ctx)})
         } catch (error) {
@@ -97,10 +97,10 @@ Times are UTC (pg_cron 1.4 schedules in GMT). Exit codes: 0 ok; 1 a database or 
   }
 
   protected async execute(): Promise<JobsListResult> {
-    const config = resolveConfig({'admin-url': this.flags['admin-url'], config: this.flags.config, prefix: this.flags.prefix})
+    const config = jobsConfig(this.flags)
     if (this.flags.watch !== undefined) return this.watch(parseWatchInterval(this.flags.watch), config)
     if (severalServers(config)) return this.acrossServers(config)
-    const ctx = await openJobsContextFor(this.flags)
+    const ctx = await openJobsContextFor(config)
     try {
       const databases = this.selected(ctx)
       const listed = await listJobs(ctx, {runners: this.flags.runner as Runner[] | undefined, failing: this.flags.failing, databases})

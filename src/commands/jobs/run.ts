@@ -3,8 +3,7 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../../base-command.js'
 import {connectionFlags, nonBlank} from '../../flags.js'
 import {renderTable, type TableOptions} from '../../lib/cli/table.js'
-import {openJobsContextFor} from '../../lib/cron/context.js'
-import {resolveConfig} from '../../lib/config/resolve.js'
+import {jobsConfig, openJobsContextFor} from '../../lib/cron/context.js'
 import {resolveJob, runResolved, type RunOutcome} from '../../lib/cron/jobs.js'
 import {resolveJobAlias} from '../../lib/cron/names.js'
 import {parseObanArgs} from '../../lib/cron/oban.js'
@@ -57,14 +56,14 @@ Exit codes: 0 ok; 1 the command failed (or the database/oban_jobs is absent, or 
       insert: {args: obanArgs, queue: this.flags.queue, priority: this.flags.priority, maxAttempts: this.flags['max-attempts']},
       dryRun: this.flags['dry-run'],
     }
-    const config = resolveConfig({'admin-url': this.flags['admin-url'], config: this.flags.config, prefix: this.flags.prefix})
+    const config = jobsConfig(this.flags)
     if (severalServers(config)) {
       // each job runs on the server its database is placed on
       const [{runJobAcrossServers}, {schedulesFor}] = await Promise.all([import('../../lib/cron/across.js'), import('../../schedules.js')])
       const {name, alias, runs} = await runJobAcrossServers(config, schedulesFor(process.env), typed, {...options, databases: this.flags.db})
       return this.done(name, alias, runs)
     }
-    const ctx = await openJobsContextFor(this.flags, {statementTimeoutMs: 0})
+    const ctx = await openJobsContextFor(config, {statementTimeoutMs: 0})
     try {
       const {name, alias} = resolveJobAlias(typed, ctx.schedules, ctx.estate.prefix)
       const databases = this.flags.db && this.flags.db.length > 0 ? this.databaseNames(ctx.estate.databases, ctx.cronInfo?.database) : undefined

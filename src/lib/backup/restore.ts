@@ -17,7 +17,7 @@ import {CliError, ExitCode, UsageError} from '../cli/errors.js'
 import {MAIN_SERVER, type ResolvedConfig, type Target} from '../config/resolve.js'
 import {dropDatabaseForceSupported} from '../db/catalog-version.js'
 import {connect} from '../db/connect.js'
-import {onDatabase, serverNames} from '../estate/targets.js'
+import {knownServer, onDatabase, serverNames} from '../estate/targets.js'
 import {validateName} from '../names.js'
 import type {DatabaseEntry} from './manifest.js'
 import {applySourceAccess, markCopy, type DatabaseGrant} from './copies.js'
@@ -91,11 +91,8 @@ function pickDatabase(databases: DatabaseEntry[], wanted: string | undefined, id
  * name: a database restored onto another server than its own would not be where its services look.
  */
 export function restoreServer(config: Pick<ResolvedConfig, 'servers'>, entry: BackupEntry, db: string | undefined, chosen?: string): string {
+  if (chosen !== undefined) return knownServer(config, chosen)
   const configured = serverNames(config)
-  if (chosen !== undefined) {
-    if (!configured.includes(chosen)) throw new UsageError(`unknown server '${chosen}'`, {hint: `choose one of: ${configured.join(', ')}`})
-    return chosen
-  }
   if (!entry.manifest) return MAIN_SERVER // incomplete: restoreBackup says so
   const source = pickDatabase(entry.manifest.databases, db, entry.id)
   const server = entry.manifest.placement?.[source.name] ?? MAIN_SERVER

@@ -1,7 +1,6 @@
 import {NotFoundError, UsageError} from '../cli/errors.js'
 import {MAIN_SERVER, type ResolvedConfig} from '../config/resolve.js'
-import {serverNames, serverTarget} from '../estate/targets.js'
-import {visitWithClient} from '../estate/visit.js'
+import {knownServer, serverNames, visitServers} from '../estate/targets.js'
 
 /**
  * The server that holds replication slot `name`: `chosen` (--server) when given; with one server,
@@ -9,16 +8,12 @@ import {visitWithClient} from '../estate/visit.js'
  * must be chosen; one found nowhere names the servers that could not be asked.
  */
 export async function slotServer(config: ResolvedConfig, name: string, chosen?: string): Promise<string> {
+  if (chosen !== undefined) return knownServer(config, chosen)
   const servers = serverNames(config)
-  if (chosen !== undefined) {
-    if (!servers.includes(chosen)) throw new UsageError(`unknown server '${chosen}'`, {hint: `choose one of: ${servers.join(', ')}`})
-    return chosen
-  }
   if (servers.length === 1) return MAIN_SERVER
-  const visits = await visitWithClient(
+  const visits = await visitServers(
+    config,
     servers,
-    (server) => serverTarget(config, server),
-    (server) => `server ${server}`,
     async (client) => (await client.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [name])).rowCount! > 0,
     {timeoutMs: 10_000, connect: {applicationName: 'singularity cdc slots drop'}},
   )

@@ -1,11 +1,11 @@
 import type pg from 'pg'
 
-import {MAIN_SERVER, type ResolvedConfig} from '../config/resolve.js'
+import {MAIN_SERVER, resolveConfig, type ResolvedConfig} from '../config/resolve.js'
 import {connect} from '../db/connect.js'
 import {databaseTarget, discoverEstate, onDatabase, serverTarget, severalServers} from '../estate/targets.js'
 import {readBound, visitWithClient, type ReadBound, type SharedClients, type Visit} from '../estate/visit.js'
 import type {ConcreteDatabase, Estate} from '../../topology.js'
-import {schedulesForPgCron, type JobSpec} from '../../schedules.js'
+import {schedulesFor, schedulesForPgCron, type JobSpec} from '../../schedules.js'
 import {cronDatabaseInfo, validateSchedules, type CronDatabaseInfo} from './install.js'
 
 /**
@@ -117,12 +117,21 @@ export async function openJobsContext(
   }
 }
 
-/** The context for the jobs commands from their connection flags (schedules with SHARED_QUEUE_RETENTION_DAYS applied). */
-export async function openJobsContextFor(
-  flags: {'admin-url'?: string; config?: string; prefix?: string; concurrency?: number; 'db-timeout'?: string},
-  options: {statementTimeoutMs?: number} = {},
-): Promise<JobsContext> {
-  const [{resolveConfig}, {schedulesFor}] = await Promise.all([import('../config/resolve.js'), import('../../schedules.js')])
-  const config = resolveConfig({'admin-url': flags['admin-url'], config: flags.config, prefix: flags.prefix, concurrency: flags.concurrency, 'db-timeout': flags['db-timeout']})
+/** The flags a jobs command's config comes from: the connection, the prefix and the read bound. */
+export interface JobsFlags {
+  'admin-url'?: string
+  config?: string
+  prefix?: string
+  concurrency?: number
+  'db-timeout'?: string
+}
+
+/** The config of a jobs command, resolved once for both its one-server and several-server paths. */
+export function jobsConfig(flags: JobsFlags): ResolvedConfig {
+  return resolveConfig({'admin-url': flags['admin-url'], config: flags.config, prefix: flags.prefix, concurrency: flags.concurrency, 'db-timeout': flags['db-timeout']})
+}
+
+/** The context for a jobs command (schedules with SHARED_QUEUE_RETENTION_DAYS applied). */
+export async function openJobsContextFor(config: ResolvedConfig, options: {statementTimeoutMs?: number} = {}): Promise<JobsContext> {
   return openJobsContext(config, schedulesFor(process.env), options)
 }

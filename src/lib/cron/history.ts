@@ -8,6 +8,8 @@ import type {ResolvedJob} from './resolve.js'
 /** `jobs history`: the last runs of a job. */
 
 export interface HistoryRun {
+  /** several servers: the server whose cron.job_run_details (or database) the run comes from */
+  server?: string
   job: string
   database: string | null
   runid: number

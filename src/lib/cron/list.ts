@@ -24,6 +24,8 @@ export interface LastRun {
 
 export interface JobRow {
   runner: Runner
+  /** several servers: the server whose pg_cron (or database) the row comes from */
+  server?: string
   /** schedule name (declared), or the parsed name of an unknown job */
   name: string
   /** pg_cron job name, Oban worker module, or the host command */

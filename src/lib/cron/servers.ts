@@ -59,9 +59,10 @@ export async function listJobsAcrossServers(
     // the host's crontab belongs to the admin server's view only
     const runners = (options.runners && options.runners.length > 0 ? options.runners : (['pg_cron', 'oban', 'system-cron'] as Runner[])).filter((r) => r !== 'system-cron' || server === MAIN_SERVER)
     const here = wanted?.filter((n) => ctx.estate.databases.some((d) => d.name === n) || n === ctx.cronInfo?.database)
-    if (wanted && here!.length === 0) return {server, result: null, ctx: {cronDatabase: ctx.cronInfo?.database ?? null, pgCron: {version: ctx.cron ? ctx.cronInfo?.version ?? null : null, problem: ctx.cronProblem ?? null}}}
-    const result = runners.length > 0 ? await listJobs(ctx, {...options, runners, databases: here}) : null
-    return {server, result, ctx: {cronDatabase: ctx.cronInfo?.database ?? null, pgCron: {version: ctx.cron ? ctx.cronInfo?.version ?? null : null, problem: ctx.cronProblem ?? null}}}
+    const info = {cronDatabase: ctx.cronInfo?.database ?? null, pgCron: {version: ctx.cron ? ctx.cronInfo?.version ?? null : null, problem: ctx.cronProblem ?? null}}
+    // --db names nothing placed here: the server is still reported, with no rows
+    const result = runners.length > 0 && !(wanted && here!.length === 0) ? await listJobs(ctx, {...options, runners, databases: here}) : null
+    return {server, result, ctx: info}
   })
   const jobs: (JobRow & {server: string})[] = []
   const unreadable: JobsListResult['unreadable'] = []

@@ -2,6 +2,7 @@ import type pg from 'pg'
 
 import {CliError, UsageError} from '../cli/errors.js'
 import {connect, type ConnectOptions} from '../db/connect.js'
+import {visitWithClient, type Visit, type VisitOptions} from './visit.js'
 import {MAIN_SERVER, type ResolvedConfig, type Target} from '../config/resolve.js'
 import {SHARED_QUEUE_DISABLED_REASON} from '../config/shared-queue.js'
 import {estate, type ConcreteDatabase, type DatabaseKind, type Estate} from '../../topology.js'
@@ -38,9 +39,28 @@ export function severalServers(config: Pick<ResolvedConfig, 'servers'>): boolean
 /** The admin connection of a server by name (`main`: the admin connection). */
 export function serverTarget(config: ResolvedConfig, server: string): Target {
   if (server === MAIN_SERVER) return adminTarget(config)
-  const target = config.servers?.[server]
-  if (!target) throw new UsageError(`unknown server '${server}'`, {hint: `choose one of: ${serverNames(config).join(', ')}`, code: 'BAD_CONFIG'})
-  return target
+  knownServer(config, server, 'BAD_CONFIG')
+  return config.servers![server]
+}
+
+/**
+ * Runs `fn` on a client of each server at once (bounded, a deadline each): outcomes in the order
+ * given; a server that does not answer is its own failed visit, never the others'.
+ */
+export function visitServers<T>(
+  config: ResolvedConfig,
+  servers: readonly string[],
+  fn: (client: pg.Client, server: string) => Promise<T>,
+  options: VisitOptions & {connect?: ConnectOptions} = {},
+): Promise<Visit<T>[]> {
+  return visitWithClient(servers, (server) => serverTarget(config, server), (server) => `server ${server}`, fn, options)
+}
+
+/** `server` when the config names it (main always); else exit 2 naming the servers there are. */
+export function knownServer(config: Pick<ResolvedConfig, 'servers'>, server: string, code?: string): string {
+  const names = serverNames(config)
+  if (!names.includes(server)) throw new UsageError(`unknown server '${server}'`, {hint: `choose one of: ${names.join(', ')}`, ...(code ? {code} : {})})
+  return server
 }
 
 /** The server a database is placed on: by name first, then by kind, else `main`. */

@@ -8,7 +8,7 @@ import {openJobsContext} from '../cron/context.js'
 import {listJobs, type JobRow} from '../cron/jobs.js'
 import {listJobsAcrossServers} from '../cron/servers.js'
 import {connect} from '../db/connect.js'
-import {adminTarget, databaseTarget, discoverEstate, serverNames, serverTarget, severalServers} from '../estate/targets.js'
+import {adminTarget, databaseTarget, discoverEstate, serverNames, severalServers, visitServers} from '../estate/targets.js'
 import {readBound, visitWithClient} from '../estate/visit.js'
 import {estateStatus} from '../provision/status.js'
 import {listQueues} from '../queue/catalog.js'
@@ -79,7 +79,7 @@ function hangUp(clients: (pg.Client | undefined)[]): void {
 
 interface Collected {
   queues: QueueStats[]
-  jobs: (JobRow & {server?: string})[]
+  jobs: JobRow[]
   slots: SlotRow[]
   /** pg_stat_archiver (WAL archiving for point-in-time recovery), of each server read (server null: the only one) */
   archivers: {server: string | null; status: ArchiverStatus}[]
@@ -169,10 +169,9 @@ export async function collectEstateMetrics(config: ResolvedConfig, options: Coll
     if (several) {
       const servers = serverNames(config)
       const slotsOn = (server: string) => estate.value.databases.filter((d) => (d.server ?? MAIN_SERVER) === server && d.cdcSlot).map((d) => d.cdcSlot!)
-      const visits = await visitWithClient(
+      const visits = await visitServers(
+        config,
         servers,
-        (server) => serverTarget(config, server),
-        (server) => `server ${server}`,
         async (client, server) => ({slots: (await listSlots(client, slotsOn(server))).slots, archiver: await archiverStatus(client)}),
         {timeoutMs: ms, connect: settings},
       )
@@ -252,7 +251,7 @@ function families(c: Collected, sections: SectionOutcome[], options: CollectOpti
   const q = (pick: (s: QueueStats) => number) => c.queues.map((s) => ({labels: {database: s.database, queue: s.queue}, value: pick(s)}))
   // several servers: jobs and slots say whose they are
   const server = (row: {server?: string}): Record<string, string> => (row.server ? {server: row.server} : {})
-  const job = (j: JobRow & {server?: string}) => ({job: j.name, database: j.database ?? '', ...server(j)})
+  const job = (j: JobRow) => ({job: j.name, database: j.database ?? '', ...server(j)})
   const slot = (s: SlotRow) => ({slot: s.name, database: s.database ?? '', ...server(s)})
   const sectionLabels = (s: SectionOutcome) => ({section: s.section, ...(s.database ? {database: s.database} : {}), ...server(s)})
   const newestVerified = (kind: string) =>

@@ -60,7 +60,7 @@ export function renderJobs(result: JobsListResult, options: TableOptions, severa
   const staggered = result.jobs.some((j) => j.offsetMinutes) || options.format === 'csv' || options.format === 'tsv'
   const shown = staggered ? JOB_COLUMNS : JOB_COLUMNS.filter((c) => c.key !== 'offset')
   // several servers: which server runs each job (the host's system cron is the admin server's)
-  const server: Column<JobRow> = {key: 'server', header: 'server', priority: 1, text: (j) => (j as JobRow & {server?: string}).server ?? 'main'}
+  const server: Column<JobRow> = {key: 'server', header: 'server', priority: 1, text: (j) => j.server ?? 'main'}
   const columns = several ? [shown[0], server, ...shown.slice(1)] : shown
   const lines = formatTable(columns, result.jobs, options).lines
   if (options.format === 'csv' || options.format === 'tsv') return lines
@@ -82,7 +82,7 @@ export function historyColumns(result: HistoryResult, severalServers = false): C
   return [
     {key: 'run', header: result.runner === 'oban' ? 'job id' : 'run', priority: 0, align: 'right', text: (r) => r.runid},
     // several servers: whose pg_cron (or database) the run is from; run ids are per server
-    ...(severalServers ? [{key: 'server', header: 'server', priority: 1, text: (r: HistoryRun) => (r as HistoryRun & {server?: string}).server}] : []),
+    ...(severalServers ? [{key: 'server', header: 'server', priority: 1, text: (r: HistoryRun) => r.server}] : []),
     ...(several
       ? [
           {key: 'job', header: 'job', priority: 2, text: (r: HistoryRun) => r.job},

@@ -33,6 +33,7 @@ export default class CdcSlotsDrop extends BaseCommand<typeof CdcSlotsDrop> {
   protected async execute(): Promise<DropResult & {server: string}> {
     const name = validateName('slot', this.args.name)
     const config = resolveConfig(this.flags)
+    this.several = severalServers(config)
     const server = await slotServer(config, name, this.flags.server)
     return withClient(
       serverTarget(config, server),
@@ -54,7 +55,7 @@ export default class CdcSlotsDrop extends BaseCommand<typeof CdcSlotsDrop> {
         if (this.flags['dry-run']) return result
         const consumer = slot.estate ? 'CentralCloud loses its change-capture position' : 'its consumer loses its position'
         await confirmDestructive({
-          action: `drop replication slot ${name} (${slot.plugin ?? slot.slotType}, database ${slot.database ?? '-'}${severalServers(config) ? ` on server ${server}` : ''}, retains ${slot.retained} of WAL); ${consumer}`,
+          action: `drop replication slot ${name} (${slot.plugin ?? slot.slotType}, database ${slot.database ?? '-'}${this.several ? ` on server ${server}` : ''}, retains ${slot.retained} of WAL); ${consumer}`,
           name,
           confirmFlag: this.flags.confirm,
           command: `singularity cdc slots drop ${name}`,
@@ -66,8 +67,11 @@ export default class CdcSlotsDrop extends BaseCommand<typeof CdcSlotsDrop> {
     )
   }
 
+  /** the config names several servers: the lines say which server held the slot */
+  private several = false
+
   protected override human(r: DropResult & {server: string}): void {
-    const on = severalServers(resolveConfig(this.flags)) ? ` on server ${r.server}` : ''
+    const on = this.several ? ` on server ${r.server}` : ''
     if (r.dryRun) {
       this.out(`would drop slot ${r.slot}${on} (${r.plugin ?? '-'}, database ${r.database ?? '-'}), releasing ${r.retained} of WAL${r.estate ? '; it is an estate slot: CentralCloud would lose its position' : ''}`)
       this.out(`run: singularity cdc slots drop ${r.slot} --confirm ${r.slot}`)

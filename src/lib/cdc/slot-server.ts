@@ -1,6 +1,7 @@
 import {NotFoundError, UsageError} from '../cli/errors.js'
 import {MAIN_SERVER, type ResolvedConfig} from '../config/resolve.js'
-import {knownServer, serverNames, visitServers} from '../estate/targets.js'
+import {knownServer, serverNames} from '../estate/targets.js'
+import {visitServers} from '../estate/visit.js'
 
 /**
  * The server that holds replication slot `name`: `chosen` (--server) when given; with one server,

@@ -2,7 +2,6 @@ import type pg from 'pg'
 
 import {CliError, UsageError} from '../cli/errors.js'
 import {connect, type ConnectOptions} from '../db/connect.js'
-import {visitWithClient, type Visit, type VisitOptions} from './visit.js'
 import {MAIN_SERVER, type ResolvedConfig, type Target} from '../config/resolve.js'
 import {SHARED_QUEUE_DISABLED_REASON} from '../config/shared-queue.js'
 import {estate, type ConcreteDatabase, type DatabaseKind, type Estate} from '../../topology.js'
@@ -41,19 +40,6 @@ export function serverTarget(config: ResolvedConfig, server: string): Target {
   if (server === MAIN_SERVER) return adminTarget(config)
   knownServer(config, server, 'BAD_CONFIG')
   return config.servers![server]
-}
-
-/**
- * Runs `fn` on a client of each server at once (bounded, a deadline each): outcomes in the order
- * given; a server that does not answer is its own failed visit, never the others'.
- */
-export function visitServers<T>(
-  config: ResolvedConfig,
-  servers: readonly string[],
-  fn: (client: pg.Client, server: string) => Promise<T>,
-  options: VisitOptions & {connect?: ConnectOptions} = {},
-): Promise<Visit<T>[]> {
-  return visitWithClient(servers, (server) => serverTarget(config, server), (server) => `server ${server}`, fn, options)
 }
 
 /** `server` when the config names it (main always); else exit 2 naming the servers there are. */

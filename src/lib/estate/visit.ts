@@ -6,8 +6,9 @@
 import type pg from 'pg'
 
 import {CliError} from '../cli/errors.js'
-import type {Target} from '../config/resolve.js'
+import type {ResolvedConfig, Target} from '../config/resolve.js'
 import {connect, type ConnectOptions} from '../db/connect.js'
+import {serverTarget} from './targets.js'
 
 /** Databases visited at once when nothing else is configured. */
 export const DEFAULT_READ_CONCURRENCY = 8
@@ -235,4 +236,17 @@ export async function readBound(client: Pick<pg.Client, 'query'> | null, setting
     timeoutMs: settings.timeoutMs ?? DEFAULT_DATABASE_TIMEOUT_MS,
     freeConnections: free,
   }
+}
+
+/**
+ * Runs `fn` on a client of each server at once (bounded, a deadline each): outcomes in the order
+ * given; a server that does not answer is its own failed visit, never the others'.
+ */
+export function visitServers<T>(
+  config: ResolvedConfig,
+  servers: readonly string[],
+  fn: (client: pg.Client, server: string) => Promise<T>,
+  options: VisitOptions & {connect?: ConnectOptions} = {},
+): Promise<Visit<T>[]> {
+  return visitWithClient(servers, (server) => serverTarget(config, server), (server) => `server ${server}`, fn, options)
 }
